@@ -1,0 +1,134 @@
+//! The single-node adapter: every answer comes from this process's memory.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use dashmap::DashMap;
+use serde_json::Value;
+
+use super::{Adapter, ChannelStats, NewMember, SubscribeError, Subscribed, Unsubscribed};
+use crate::app::App;
+use crate::channels::cache::CachedEvent;
+use crate::channels::Namespace;
+use crate::protocol::codes;
+use crate::protocol::frames::Frame;
+use crate::protocol::socket_id::SocketId;
+use crate::ws::handle::ConnHandle;
+
+/// Per-app namespaces of this node.
+#[derive(Debug, Default)]
+pub struct LocalAdapter {
+    namespaces: DashMap<String, Arc<Namespace>>,
+}
+
+impl LocalAdapter {
+    pub fn new() -> Arc<LocalAdapter> {
+        Arc::new(LocalAdapter::default())
+    }
+
+    /// The namespace of an app, created on first use. The shard lock is released before the
+    /// caller touches the namespace.
+    pub fn namespace(&self, app_id: &str) -> Arc<Namespace> {
+        if let Some(ns) = self.namespaces.get(app_id) {
+            return ns.clone();
+        }
+        self.namespaces
+            .entry(app_id.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// Periodically drops expired cache entries and idle namespaces.
+    pub fn spawn_sweeper(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                let Some(this) = weak.upgrade() else { break };
+                for ns in this.namespaces.iter() {
+                    ns.sweep_cache();
+                }
+                this.namespaces
+                    .retain(|_, ns| !ns.is_idle() || Arc::strong_count(ns) > 1);
+            }
+        });
+    }
+}
+
+#[async_trait]
+impl Adapter for LocalAdapter {
+    async fn add_connection(&self, app: &App, conn: Arc<ConnHandle>) -> bool {
+        self.namespace(&app.id)
+            .add_connection(conn, app.max_connections)
+    }
+
+    async fn remove_connection(&self, app: &App, socket_id: SocketId, user_id: Option<&str>) {
+        self.namespace(&app.id)
+            .remove_connection(socket_id, user_id)
+    }
+
+    async fn subscribe(
+        &self,
+        app: &App,
+        channel: &str,
+        conn: &Arc<ConnHandle>,
+        member: Option<NewMember>,
+    ) -> Result<Subscribed, SubscribeError> {
+        self.namespace(&app.id).subscribe(
+            channel,
+            conn,
+            member,
+            app.max_presence_members_per_channel,
+        )
+    }
+
+    async fn unsubscribe(&self, app: &App, channel: &str, socket_id: SocketId) -> Unsubscribed {
+        self.namespace(&app.id).unsubscribe(channel, socket_id)
+    }
+
+    async fn broadcast(&self, app: &App, channel: &str, frame: Frame, except: Option<SocketId>) {
+        self.namespace(&app.id).broadcast(channel, &frame, except);
+    }
+
+    async fn set_cache(&self, app: &App, channel: &str, event: CachedEvent) {
+        self.namespace(&app.id).set_cache(channel, event)
+    }
+
+    async fn get_cache(&self, app: &App, channel: &str) -> Option<CachedEvent> {
+        self.namespace(&app.id).get_cache(channel)
+    }
+
+    async fn channels(&self, app: &App) -> Vec<(String, ChannelStats)> {
+        self.namespace(&app.id).channels()
+    }
+
+    async fn channel_stats(&self, app: &App, channel: &str) -> ChannelStats {
+        self.namespace(&app.id).channel_stats(channel)
+    }
+
+    async fn presence_users(&self, app: &App, channel: &str) -> Vec<Value> {
+        self.namespace(&app.id).presence_users(channel)
+    }
+
+    async fn add_user(&self, app: &App, user_id: &str, socket_id: SocketId) {
+        self.namespace(&app.id).add_user(user_id, socket_id)
+    }
+
+    async fn remove_user(&self, app: &App, user_id: &str, socket_id: SocketId) {
+        self.namespace(&app.id).remove_user(user_id, socket_id)
+    }
+
+    async fn terminate_user(&self, app: &App, user_id: &str) {
+        self.namespace(&app.id).terminate_user(
+            user_id,
+            codes::UNAUTHORIZED,
+            "Connection terminated by the application",
+        );
+    }
+
+    async fn connection_count(&self, app: &App) -> u64 {
+        self.namespace(&app.id).connection_count()
+    }
+}

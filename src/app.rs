@@ -1,0 +1,163 @@
+//! Apps: credentials, switches and limits, and the registry that finds an app by id or key.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+/// One application, as configured in an `[[apps]]` table. Every limit is enforced; for the
+/// count and size limits, 0 means unlimited.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct App {
+    /// App id, used in HTTP API paths (`/apps/{id}/…`).
+    pub id: String,
+    /// Public key, used in the WebSocket path (`/app/{key}`) and in every signature.
+    pub key: String,
+    /// Secret that signs channel auth, user sign-in, HTTP requests and webhooks.
+    pub secret: String,
+    /// A disabled app refuses connections (4003) and HTTP calls (403).
+    pub enabled: bool,
+    /// Whether `client-*` events (Echo's whispers) are allowed.
+    pub enable_client_messages: bool,
+    /// Whether every connection must sign in (`pusher:signin`) within
+    /// `user_authentication_timeout` seconds, or be closed with 4009.
+    pub enable_user_authentication: bool,
+    /// Seconds a connection has to sign in when `enable_user_authentication` is on.
+    pub user_authentication_timeout: u64,
+    /// Simultaneous connections for the app (0 = unlimited); over it, new ones get 4004.
+    pub max_connections: u64,
+    /// Distinct users per presence channel (0 = unlimited).
+    pub max_presence_members_per_channel: u64,
+    /// Bytes of a presence member's `channel_data` (0 = unlimited).
+    pub max_presence_member_size: usize,
+    /// Characters of a channel name (at least 1).
+    pub max_channel_name_length: usize,
+    /// Characters of an event name (at least 1).
+    pub max_event_name_length: usize,
+    /// Bytes of an event's `data`, HTTP or client event (0 = unlimited).
+    pub max_event_payload_size: usize,
+    /// Channels one HTTP trigger may name (0 = unlimited).
+    pub max_event_channels: usize,
+    /// Events in one `batch_events` call (0 = unlimited).
+    pub max_event_batch_size: usize,
+    /// Client events per second per connection (0 = unlimited).
+    pub max_client_events_per_second: u32,
+}
+
+impl Default for App {
+    fn default() -> Self {
+        App {
+            id: String::new(),
+            key: String::new(),
+            secret: String::new(),
+            enabled: true,
+            enable_client_messages: false,
+            enable_user_authentication: false,
+            user_authentication_timeout: 30,
+            max_connections: 0,
+            max_presence_members_per_channel: 100,
+            max_presence_member_size: 1024,
+            max_channel_name_length: 200,
+            max_event_name_length: 200,
+            max_event_payload_size: 10 * 1024,
+            max_event_channels: 100,
+            max_event_batch_size: 10,
+            max_client_events_per_second: 10,
+        }
+    }
+}
+
+impl App {
+    /// The development app a newcomer gets when nothing is configured (Soketi's defaults, so an
+    /// existing Soketi `.env` works).
+    pub fn development() -> App {
+        App {
+            id: "app-id".into(),
+            key: "app-key".into(),
+            secret: "app-secret".into(),
+            enable_client_messages: true,
+            ..App::default()
+        }
+    }
+
+    /// Checks one app's fields; `at` names it in messages (`apps[2]`).
+    pub fn validate(&self, at: &str) -> Result<(), String> {
+        for (field, value) in [
+            ("id", &self.id),
+            ("key", &self.key),
+            ("secret", &self.secret),
+        ] {
+            if value.trim().is_empty() {
+                return Err(format!("{at}.{field}: must be set and non-empty"));
+            }
+        }
+        if self.key.contains('/') || self.key.contains(':') {
+            return Err(format!("{at}.key: must not contain '/' or ':'"));
+        }
+        if self.id.contains('/') {
+            return Err(format!("{at}.id: must not contain '/'"));
+        }
+        if self.max_channel_name_length == 0 {
+            return Err(format!("{at}.max_channel_name_length: must be at least 1"));
+        }
+        if self.max_event_name_length == 0 {
+            return Err(format!("{at}.max_event_name_length: must be at least 1"));
+        }
+        if self.enable_user_authentication && self.user_authentication_timeout == 0 {
+            return Err(format!("{at}.user_authentication_timeout: must be at least 1 when enable_user_authentication is on"));
+        }
+        Ok(())
+    }
+
+    /// Whether `n` is within a limit where 0 means unlimited.
+    pub fn within(limit: u64, n: u64) -> bool {
+        limit == 0 || n <= limit
+    }
+}
+
+/// All configured apps, looked up by id (HTTP API) or key (WebSocket).
+#[derive(Debug, Default)]
+pub struct AppRegistry {
+    by_id: HashMap<String, Arc<App>>,
+    by_key: HashMap<String, Arc<App>>,
+}
+
+impl AppRegistry {
+    /// Builds the registry; ids and keys must be unique.
+    pub fn new(apps: Vec<App>) -> Result<AppRegistry, String> {
+        let mut reg = AppRegistry::default();
+        for (i, app) in apps.into_iter().enumerate() {
+            app.validate(&format!("apps[{i}]"))?;
+            if reg.by_id.contains_key(&app.id) {
+                return Err(format!("apps[{i}].id: {:?} is used by another app", app.id));
+            }
+            if reg.by_key.contains_key(&app.key) {
+                return Err(format!(
+                    "apps[{i}].key: {:?} is used by another app",
+                    app.key
+                ));
+            }
+            let app = Arc::new(app);
+            reg.by_id.insert(app.id.clone(), app.clone());
+            reg.by_key.insert(app.key.clone(), app);
+        }
+        Ok(reg)
+    }
+
+    pub fn by_id(&self, id: &str) -> Option<&Arc<App>> {
+        self.by_id.get(id)
+    }
+
+    pub fn by_key(&self, key: &str) -> Option<&Arc<App>> {
+        self.by_key.get(key)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+}

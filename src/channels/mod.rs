@@ -1,0 +1,7 @@
+//! One node's subscriptions: who is connected, who listens on which channel, who is present,
+//! what each cache channel last carried. The adapter layer builds cluster behaviour on top.
+
+pub mod cache;
+pub mod namespace;
+
+pub use namespace::Namespace;

@@ -1,0 +1,323 @@
+//! The local state of one app on one node.
+//!
+//! Each map is a `DashMap` (sharded locks) and every operation takes one shard lock for a short,
+//! synchronous critical section: nothing here awaits, so no lock is ever held across I/O.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use dashmap::DashMap;
+use serde_json::{Map, Value};
+
+use super::cache::CachedEvent;
+use crate::protocol::frames::Frame;
+use crate::protocol::socket_id::SocketId;
+use crate::ws::handle::ConnHandle;
+
+/// A presence member about to join: `key` is the string form of `user_id`.
+#[derive(Clone, Debug)]
+pub struct NewMember {
+    pub key: String,
+    pub user_id: Value,
+    pub user_info: Value,
+}
+
+/// What a subscribe changed.
+#[derive(Debug, Default)]
+pub struct Subscribed {
+    /// This connection is the channel's first subscriber (channel_occupied).
+    pub occupied: bool,
+    /// This is the user's first connection on the presence channel (member_added).
+    pub member_added: bool,
+    /// Presence channels: every member (`ids`, `hash`), the subscriber included.
+    pub presence: Option<(Vec<Value>, Map<String, Value>)>,
+}
+
+/// Why a subscribe was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SubscribeError {
+    /// The presence channel already has `limit` distinct users.
+    ChannelFull { limit: u64 },
+}
+
+/// What an unsubscribe changed.
+#[derive(Debug, Default)]
+pub struct Unsubscribed {
+    /// The connection was subscribed (so something changed at all).
+    pub was_subscribed: bool,
+    /// The channel has no subscribers left (channel_vacated).
+    pub vacated: bool,
+    /// The user's last connection left the presence channel (member_removed).
+    pub member_removed: Option<Value>,
+}
+
+/// Counts for one channel.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChannelStats {
+    pub subscription_count: usize,
+    pub user_count: usize,
+}
+
+#[derive(Debug)]
+struct Member {
+    user_id: Value,
+    user_info: Value,
+    connections: u32,
+}
+
+#[derive(Debug)]
+struct Subscriber {
+    handle: Arc<ConnHandle>,
+    member_key: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct Channel {
+    subscribers: HashMap<SocketId, Subscriber>,
+    members: HashMap<String, Member>,
+}
+
+/// One app's connections, channels, signed-in users and cache on this node.
+#[derive(Debug, Default)]
+pub struct Namespace {
+    connections: DashMap<SocketId, Arc<ConnHandle>>,
+    connection_count: AtomicU64,
+    channels: DashMap<String, Channel>,
+    users: DashMap<String, Vec<SocketId>>,
+    cache: DashMap<String, CachedEvent>,
+}
+
+impl Namespace {
+    /// Registers a connection unless that would exceed `max` (0 = unlimited).
+    pub fn add_connection(&self, conn: Arc<ConnHandle>, max: u64) -> bool {
+        let n = self.connection_count.fetch_add(1, Ordering::SeqCst) + 1;
+        if max != 0 && n > max {
+            self.connection_count.fetch_sub(1, Ordering::SeqCst);
+            return false;
+        }
+        self.connections.insert(conn.socket_id, conn);
+        true
+    }
+
+    /// Forgets a connection and its sign-in. Idempotent.
+    pub fn remove_connection(&self, socket_id: SocketId, user_id: Option<&str>) {
+        if self.connections.remove(&socket_id).is_some() {
+            self.connection_count.fetch_sub(1, Ordering::SeqCst);
+        }
+        if let Some(user) = user_id {
+            self.remove_user(user, socket_id);
+        }
+    }
+
+    /// Forgets that `socket_id` is signed in as `user_id`. Idempotent.
+    pub fn remove_user(&self, user_id: &str, socket_id: SocketId) {
+        if let Some(mut sockets) = self.users.get_mut(user_id) {
+            sockets.retain(|s| *s != socket_id);
+        }
+        self.users.remove_if(user_id, |_, s| s.is_empty());
+    }
+
+    pub fn connection_count(&self) -> u64 {
+        self.connection_count.load(Ordering::SeqCst)
+    }
+
+    /// Records that `socket_id` signed in as `user_id`.
+    pub fn add_user(&self, user_id: &str, socket_id: SocketId) {
+        let mut sockets = self.users.entry(user_id.to_string()).or_default();
+        if !sockets.contains(&socket_id) {
+            sockets.push(socket_id);
+        }
+    }
+
+    /// Closes every connection signed in as `user_id`.
+    pub fn terminate_user(&self, user_id: &str, code: u16, reason: &str) -> usize {
+        let sockets: Vec<SocketId> = self
+            .users
+            .get(user_id)
+            .map(|s| s.clone())
+            .unwrap_or_default();
+        let mut closed = 0;
+        for sid in sockets {
+            if let Some(conn) = self.connections.get(&sid) {
+                conn.close(code, reason);
+                closed += 1;
+            }
+        }
+        closed
+    }
+
+    /// Adds a subscriber (and, for presence, a member).
+    pub fn subscribe(
+        &self,
+        channel: &str,
+        conn: &Arc<ConnHandle>,
+        member: Option<NewMember>,
+        max_members: u64,
+    ) -> Result<Subscribed, SubscribeError> {
+        let result = {
+            let mut entry = self.channels.entry(channel.to_string()).or_default();
+            let ch = entry.value_mut();
+            subscribe_in(ch, conn, member, max_members)
+        };
+        if result.is_err() {
+            self.channels
+                .remove_if(channel, |_, c| c.subscribers.is_empty());
+        }
+        result
+    }
+
+    /// Removes a subscriber; reports vacancy and the presence member leaving.
+    pub fn unsubscribe(&self, channel: &str, socket_id: SocketId) -> Unsubscribed {
+        let mut out = Unsubscribed::default();
+        if let Some(mut ch) = self.channels.get_mut(channel) {
+            if let Some(sub) = ch.subscribers.remove(&socket_id) {
+                out.was_subscribed = true;
+                if let Some(key) = sub.member_key {
+                    let gone = match ch.members.get_mut(&key) {
+                        Some(m) => {
+                            m.connections = m.connections.saturating_sub(1);
+                            m.connections == 0
+                        }
+                        None => false,
+                    };
+                    if gone {
+                        out.member_removed = ch.members.remove(&key).map(|m| m.user_id);
+                    }
+                }
+                out.vacated = ch.subscribers.is_empty();
+            }
+        }
+        if out.vacated {
+            self.channels
+                .remove_if(channel, |_, c| c.subscribers.is_empty());
+        }
+        out
+    }
+
+    /// Queues `frame` for every subscriber except `except`. Returns how many got it.
+    pub fn broadcast(&self, channel: &str, frame: &Frame, except: Option<SocketId>) -> usize {
+        let Some(ch) = self.channels.get(channel) else {
+            return 0;
+        };
+        let mut sent = 0;
+        for (id, sub) in ch.subscribers.iter() {
+            if Some(*id) != except && sub.handle.send(frame.clone()) {
+                sent += 1;
+            }
+        }
+        sent
+    }
+
+    /// Counts for a channel (zeros when nobody is subscribed).
+    pub fn channel_stats(&self, channel: &str) -> ChannelStats {
+        self.channels
+            .get(channel)
+            .map(|c| stats(&c))
+            .unwrap_or_default()
+    }
+
+    /// Every occupied channel with its counts.
+    pub fn channels(&self) -> Vec<(String, ChannelStats)> {
+        self.channels
+            .iter()
+            .filter(|c| !c.subscribers.is_empty())
+            .map(|c| (c.key().clone(), stats(c.value())))
+            .collect()
+    }
+
+    /// The distinct user ids on a presence channel.
+    pub fn presence_users(&self, channel: &str) -> Vec<Value> {
+        self.channels
+            .get(channel)
+            .map(|c| c.members.values().map(|m| m.user_id.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Stores the last event of a cache channel.
+    pub fn set_cache(&self, channel: &str, event: CachedEvent) {
+        self.cache.insert(channel.to_string(), event);
+    }
+
+    /// The cached event of a cache channel, if it has not expired.
+    pub fn get_cache(&self, channel: &str) -> Option<CachedEvent> {
+        let now = Instant::now();
+        let hit = self.cache.get(channel).map(|e| e.clone());
+        match hit {
+            Some(e) if e.ttl_left(now).is_some() => Some(e),
+            Some(_) => {
+                self.cache
+                    .remove_if(channel, |_, e| e.ttl_left(now).is_none());
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Drops expired cache entries so that memory does not hold events nobody will read.
+    pub fn sweep_cache(&self) {
+        let now = Instant::now();
+        self.cache.retain(|_, e| e.ttl_left(now).is_some());
+    }
+
+    /// Whether nothing at all is held for the app (used to drop empty namespaces).
+    pub fn is_idle(&self) -> bool {
+        self.connection_count() == 0 && self.channels.is_empty() && self.cache.is_empty()
+    }
+}
+
+fn stats(c: &Channel) -> ChannelStats {
+    ChannelStats {
+        subscription_count: c.subscribers.len(),
+        user_count: c.members.len(),
+    }
+}
+
+fn subscribe_in(
+    ch: &mut Channel,
+    conn: &Arc<ConnHandle>,
+    member: Option<NewMember>,
+    max_members: u64,
+) -> Result<Subscribed, SubscribeError> {
+    let mut out = Subscribed {
+        occupied: ch.subscribers.is_empty(),
+        ..Subscribed::default()
+    };
+    let already = ch.subscribers.contains_key(&conn.socket_id);
+    if let Some(m) = &member {
+        let known = ch.members.contains_key(&m.key);
+        if !already && !known && max_members != 0 && ch.members.len() as u64 >= max_members {
+            return Err(SubscribeError::ChannelFull { limit: max_members });
+        }
+    }
+    if !already {
+        let member_key = member.as_ref().map(|m| m.key.clone());
+        ch.subscribers.insert(
+            conn.socket_id,
+            Subscriber {
+                handle: conn.clone(),
+                member_key,
+            },
+        );
+        if let Some(m) = member.as_ref() {
+            let entry = ch.members.entry(m.key.clone()).or_insert_with(|| Member {
+                user_id: m.user_id.clone(),
+                user_info: m.user_info.clone(),
+                connections: 0,
+            });
+            entry.connections += 1;
+            out.member_added = entry.connections == 1;
+        }
+    }
+    if member.is_some() {
+        let mut ids = Vec::with_capacity(ch.members.len());
+        let mut hash = Map::new();
+        for (key, m) in &ch.members {
+            ids.push(m.user_id.clone());
+            hash.insert(key.clone(), m.user_info.clone());
+        }
+        out.presence = Some((ids, hash));
+    }
+    Ok(out)
+}

@@ -1,0 +1,77 @@
+//! Command-line flags. Each server setting is also read from a `CLARION_*` environment
+//! variable; clap gives a flag precedence over its variable, and `config.rs` puts both above the
+//! file and the file above the defaults.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Clarion: a self-hosted real-time server for the Pusher Channels protocol
+/// (Laravel broadcasting, Laravel Echo, pusher-js).
+#[derive(Parser, Debug, Default, Clone)]
+#[command(name = "clarion", version, about, long_about = None)]
+pub struct Cli {
+    /// TOML configuration file (see config.example.toml).
+    #[arg(short, long, env = "CLARION_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Address to listen on [default: 0.0.0.0].
+    #[arg(long, env = "CLARION_HOST")]
+    pub host: Option<String>,
+
+    /// Port for WebSocket and HTTP API [default: 6001].
+    #[arg(short, long, env = "CLARION_PORT")]
+    pub port: Option<u16>,
+
+    /// Path prefix the server is mounted under, e.g. `/ws` (stripped before routing and before
+    /// signature checks) [default: none].
+    #[arg(long, env = "CLARION_PATH_PREFIX")]
+    pub path_prefix: Option<String>,
+
+    /// Seconds of silence before the server pings a client; announced in
+    /// connection_established [default: 120].
+    #[arg(long, env = "CLARION_ACTIVITY_TIMEOUT")]
+    pub activity_timeout: Option<u64>,
+
+    /// Seconds to wait for any frame after a server ping before closing with 4201 [default: 30].
+    #[arg(long, env = "CLARION_PONG_TIMEOUT")]
+    pub pong_timeout: Option<u64>,
+
+    /// Largest inbound WebSocket message in bytes; larger ones close the connection with 1009
+    /// [default: 102400].
+    #[arg(long, env = "CLARION_MAX_MESSAGE_SIZE")]
+    pub max_message_size: Option<usize>,
+
+    /// Frames queued for one connection before it counts as a slow consumer and is closed with
+    /// 4100 [default: 1000].
+    #[arg(long, env = "CLARION_OUTBOUND_QUEUE_SIZE")]
+    pub outbound_queue_size: Option<usize>,
+
+    /// Largest HTTP API request body in bytes; larger ones get 413 [default: 262144].
+    #[arg(long, env = "CLARION_MAX_HTTP_BODY_SIZE")]
+    pub max_http_body_size: Option<usize>,
+
+    /// Log format: `text` or `json` [default: text]. Levels come from RUST_LOG.
+    #[arg(long, env = "CLARION_LOG_FORMAT")]
+    pub log_format: Option<String>,
+
+    /// Id of one app defined from the command line or environment (needs key and secret too).
+    #[arg(long, env = "CLARION_APP_ID")]
+    pub app_id: Option<String>,
+
+    /// Key of the app given by --app-id.
+    #[arg(long, env = "CLARION_APP_KEY")]
+    pub app_key: Option<String>,
+
+    /// Secret of the app given by --app-id.
+    #[arg(long, env = "CLARION_APP_SECRET", hide_env_values = true)]
+    pub app_secret: Option<String>,
+
+    /// Allow client events (whispers) for the app given by --app-id [default: false].
+    #[arg(long, env = "CLARION_APP_ENABLE_CLIENT_MESSAGES")]
+    pub app_enable_client_messages: Option<bool>,
+
+    /// Require user sign-in for the app given by --app-id [default: false].
+    #[arg(long, env = "CLARION_APP_ENABLE_USER_AUTHENTICATION")]
+    pub app_enable_user_authentication: Option<bool>,
+}

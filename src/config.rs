@@ -1,0 +1,222 @@
+//! Configuration: defaults, then the TOML file, then environment variables, then flags.
+//!
+//! A file that does not parse or validate is an error at start, named by key: a mounted config
+//! that is silently ignored is worse than no server at all.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::app::{App, AppRegistry};
+use crate::cli::Cli;
+
+/// Server-wide settings plus the app list.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Listen address.
+    pub host: String,
+    /// Listen port for WebSocket and HTTP API (0 picks a free port).
+    pub port: u16,
+    /// Path prefix the server is mounted under (`""` or like `/ws`).
+    pub path_prefix: String,
+    /// Seconds of silence before a server ping (announced to clients).
+    pub activity_timeout: u64,
+    /// Seconds to wait for life after a server ping before closing with 4201.
+    pub pong_timeout: u64,
+    /// Largest inbound WebSocket message, in bytes (close 1009 above it).
+    pub max_message_size: usize,
+    /// Outbound frames queued per connection before it is closed as a slow consumer (4100).
+    pub outbound_queue_size: usize,
+    /// Largest HTTP API request body, in bytes (413 above it).
+    pub max_http_body_size: usize,
+    /// `text` or `json`.
+    pub log_format: String,
+    /// The apps; when empty, the development app is used.
+    pub apps: Vec<App>,
+    /// Set when the development app was added because nothing was configured.
+    #[serde(skip)]
+    pub using_development_app: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            host: "0.0.0.0".into(),
+            port: 6001,
+            path_prefix: String::new(),
+            activity_timeout: 120,
+            pong_timeout: 30,
+            max_message_size: 100 * 1024,
+            outbound_queue_size: 1000,
+            max_http_body_size: 256 * 1024,
+            log_format: "text".into(),
+            apps: Vec::new(),
+            using_development_app: false,
+        }
+    }
+}
+
+impl Config {
+    /// Parses a TOML document (without validating it).
+    pub fn from_toml(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Reads a config file.
+    pub fn from_file(path: &Path) -> Result<Config, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+        Config::from_toml(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+    }
+
+    /// Builds the effective configuration from flags/env (already merged by clap) over the file
+    /// over the defaults, then validates it.
+    pub fn load(cli: &Cli) -> Result<Config, String> {
+        let mut cfg = match &cli.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        cfg.apply_overrides(cli)?;
+        cfg.finish()?;
+        Ok(cfg)
+    }
+
+    fn apply_overrides(&mut self, cli: &Cli) -> Result<(), String> {
+        fn set<T: Clone>(slot: &mut T, v: &Option<T>) {
+            if let Some(v) = v {
+                *slot = v.clone();
+            }
+        }
+        set(&mut self.host, &cli.host);
+        set(&mut self.port, &cli.port);
+        set(&mut self.path_prefix, &cli.path_prefix);
+        set(&mut self.activity_timeout, &cli.activity_timeout);
+        set(&mut self.pong_timeout, &cli.pong_timeout);
+        set(&mut self.max_message_size, &cli.max_message_size);
+        set(&mut self.outbound_queue_size, &cli.outbound_queue_size);
+        set(&mut self.max_http_body_size, &cli.max_http_body_size);
+        set(&mut self.log_format, &cli.log_format);
+        match (&cli.app_id, &cli.app_key, &cli.app_secret) {
+            (None, None, None) => {}
+            (Some(id), Some(key), Some(secret)) => {
+                let mut app = App {
+                    id: id.clone(),
+                    key: key.clone(),
+                    secret: secret.clone(),
+                    ..App::default()
+                };
+                set(&mut app.enable_client_messages, &cli.app_enable_client_messages);
+                set(&mut app.enable_user_authentication, &cli.app_enable_user_authentication);
+                self.apps.push(app);
+            }
+            _ => {
+                return Err(
+                    "CLARION_APP_ID, CLARION_APP_KEY and CLARION_APP_SECRET (or --app-id, --app-key, --app-secret) must be given together"
+                        .into(),
+                )
+            }
+        }
+        Ok(())
+    }
+
+    /// Validates and normalises; adds the development app when no app is configured.
+    pub fn finish(&mut self) -> Result<(), String> {
+        if self.host.trim().is_empty() {
+            return Err("host: must not be empty".into());
+        }
+        if !self.path_prefix.is_empty() {
+            let p = self.path_prefix.trim_end_matches('/');
+            if !p.starts_with('/') && !p.is_empty() {
+                return Err(format!(
+                    "path_prefix: {:?} must start with '/'",
+                    self.path_prefix
+                ));
+            }
+            self.path_prefix = p.to_string();
+        }
+        if self.activity_timeout == 0 {
+            return Err("activity_timeout: must be at least 1 (pusher-js refuses 0)".into());
+        }
+        if self.pong_timeout == 0 {
+            return Err("pong_timeout: must be at least 1".into());
+        }
+        if self.max_message_size < 1024 {
+            return Err("max_message_size: must be at least 1024 bytes".into());
+        }
+        if self.outbound_queue_size == 0 {
+            return Err("outbound_queue_size: must be at least 1".into());
+        }
+        if self.max_http_body_size < 1024 {
+            return Err("max_http_body_size: must be at least 1024 bytes".into());
+        }
+        if self.log_format != "text" && self.log_format != "json" {
+            return Err(format!(
+                "log_format: {:?} is neither \"text\" nor \"json\"",
+                self.log_format
+            ));
+        }
+        if self.apps.is_empty() {
+            self.apps.push(App::development());
+            self.using_development_app = true;
+        }
+        AppRegistry::new(self.apps.clone())?;
+        Ok(())
+    }
+
+    /// The app registry for this configuration (validated by `finish`).
+    pub fn registry(&self) -> Result<AppRegistry, String> {
+        AppRegistry::new(self.apps.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_give_the_development_app() {
+        let mut c = Config::default();
+        c.finish().expect("valid");
+        assert!(c.using_development_app);
+        assert_eq!(c.apps[0].key, "app-key");
+        assert!(c.apps[0].enable_client_messages);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = Config::from_toml("prot = 5").expect_err("unknown key");
+        assert!(e.contains("prot"), "{e}");
+        let e = Config::from_toml("[[apps]]\nid='1'\nkey='k'\nsecret='s'\nmax_conections=1")
+            .expect_err("unknown app key");
+        assert!(e.contains("max_conections"), "{e}");
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        let mut c = Config::from_toml("[[apps]]\nid='1'\nkey='k'\nsecret=''").expect("parses");
+        assert!(c
+            .finish()
+            .expect_err("empty secret")
+            .contains("apps[0].secret"));
+        let mut c = Config::from_toml(
+            "[[apps]]\nid='1'\nkey='k'\nsecret='s'\n[[apps]]\nid='2'\nkey='k'\nsecret='s'",
+        )
+        .expect("parses");
+        assert!(c.finish().expect_err("dup key").contains("apps[1].key"));
+        let mut c = Config::from_toml("activity_timeout = 0").expect("parses");
+        assert!(c.finish().expect_err("zero").contains("activity_timeout"));
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let mut c = Config::from_toml("port = 7000\nhost = '127.0.0.1'").expect("parses");
+        let cli = Cli {
+            port: Some(7001),
+            ..Cli::default()
+        };
+        c.apply_overrides(&cli).expect("ok");
+        assert_eq!(c.port, 7001);
+        assert_eq!(c.host, "127.0.0.1");
+    }
+}

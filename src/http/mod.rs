@@ -1,0 +1,178 @@
+//! The HTTP side of the single port: routing, health, and the signed `/apps/{id}/…` API.
+
+pub mod auth;
+pub mod channels;
+pub mod events;
+pub mod response;
+pub mod users;
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use http_body_util::{BodyExt, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::json;
+
+use crate::app::App;
+use crate::state::State;
+use response::{ApiError, Body};
+
+/// Routes one request: the WebSocket endpoint, health, or the HTTP API.
+pub async fn route(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
+    let prefix = state.config.path_prefix.as_str();
+    let Some(path) = req.uri().path().strip_prefix(prefix).map(str::to_string) else {
+        return response::error(StatusCode::NOT_FOUND, "Not found");
+    };
+    let path = if path.is_empty() {
+        "/".to_string()
+    } else {
+        path
+    };
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["app", key] => crate::ws::upgrade::upgrade(state.clone(), req, auth::decode(key)),
+        [""] | ["up"] => health(&req),
+        ["ready"] => health(&req),
+        ["apps", app_id, rest @ ..] => {
+            let app_id = auth::decode(app_id);
+            let rest: Vec<String> = rest.iter().map(|s| auth::decode(s)).collect();
+            match api(&state, req, &path, &app_id, &rest).await {
+                Ok(r) => r,
+                Err(e) => e.into_response(),
+            }
+        }
+        _ => response::error(StatusCode::NOT_FOUND, format!("Not found: {path}")),
+    }
+}
+
+fn health(req: &Request<Incoming>) -> Response<Body> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return response::error(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed");
+    }
+    response::ok(json!({"health": "OK"}))
+}
+
+/// A signed API call: find the app, read the body within its limit, check the signature, then
+/// hand over to the endpoint.
+async fn api(
+    state: &Arc<State>,
+    req: Request<Incoming>,
+    path: &str,
+    app_id: &str,
+    rest: &[String],
+) -> Result<Response<Body>, ApiError> {
+    let apps = state.apps();
+    let app = apps.by_id(app_id).cloned().ok_or_else(|| {
+        ApiError(
+            StatusCode::NOT_FOUND,
+            format!("No matching application for ID {app_id:?}"),
+        )
+    })?;
+    if !app.enabled {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            format!("Application {app_id:?} is disabled"),
+        ));
+    }
+    let method = req.method().clone();
+    let query = auth::parse_query(req.uri().query().unwrap_or(""));
+    let body = read_body(req, state.config.max_http_body_size).await?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    auth::verify(
+        &app,
+        method.as_str(),
+        &auth::decode(path),
+        &query,
+        &body,
+        now,
+    )
+    .map_err(|e| ApiError(StatusCode::UNAUTHORIZED, e))?;
+    dispatch(state, &app, &method, rest, &query, &body).await
+}
+
+async fn dispatch(
+    state: &Arc<State>,
+    app: &Arc<App>,
+    method: &Method,
+    rest: &[String],
+    query: &[(String, String)],
+    body: &[u8],
+) -> Result<Response<Body>, ApiError> {
+    let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+    let expect = |m: Method| {
+        if *method == m {
+            Ok(())
+        } else {
+            Err(ApiError(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("Method not allowed: use {m} for this endpoint"),
+            ))
+        }
+    };
+    match rest.as_slice() {
+        ["events"] => {
+            expect(Method::POST)?;
+            events::trigger(state, app, body).await
+        }
+        ["batch_events"] => {
+            expect(Method::POST)?;
+            events::batch(state, app, body).await
+        }
+        ["channels"] => {
+            expect(Method::GET)?;
+            channels::list(state, app, query).await
+        }
+        ["channels", name] => {
+            expect(Method::GET)?;
+            channels::show(state, app, name, query).await
+        }
+        ["channels", name, "users"] => {
+            expect(Method::GET)?;
+            channels::users(state, app, name).await
+        }
+        ["users", user_id, "terminate_connections"] => {
+            expect(Method::POST)?;
+            users::terminate(state, app, user_id).await
+        }
+        ["connections"] => {
+            expect(Method::GET)?;
+            let n = state.adapter.connection_count(app).await;
+            Ok(response::ok(json!({"connections": n})))
+        }
+        _ => Err(ApiError(
+            StatusCode::NOT_FOUND,
+            "Not found: unknown API endpoint".into(),
+        )),
+    }
+}
+
+/// Reads the whole body, refusing (413) anything larger than `limit`.
+async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("Request body too large: the limit is {limit} bytes"),
+        )
+    };
+    if let Some(len) = req
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        if len > limit {
+            return Err(too_large());
+        }
+    }
+    match Limited::new(req.into_body(), limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(e) => Err(ApiError::bad_request(format!(
+            "Could not read the request body: {e}"
+        ))),
+    }
+}

@@ -1,0 +1,18 @@
+//! Clarion: a self-hosted real-time broadcast server that speaks the Pusher Channels protocol.
+//!
+//! The crate is a library so that integration tests (and the `clarion` binary) can start a real
+//! server in-process on a free port; `main.rs` only parses the command line.
+
+pub mod adapter;
+pub mod app;
+pub mod channels;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod protocol;
+pub mod rate_limit;
+pub mod server;
+pub mod state;
+pub mod ws;
+
+pub use server::Server;

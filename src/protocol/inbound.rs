@@ -1,0 +1,158 @@
+//! Client → server messages: parse a text frame into one typed command, or say why not.
+//!
+//! This is the first thing that touches client bytes, so it never panics: every shape problem
+//! becomes an `InboundError` that the connection answers with a non-fatal 4200.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// One decoded client message.
+#[derive(Debug)]
+pub enum Inbound {
+    Ping,
+    Pong,
+    Subscribe(Subscribe),
+    Unsubscribe {
+        channel: String,
+    },
+    Signin {
+        auth: String,
+        user_data: String,
+    },
+    /// Any event that is not `pusher:*`; the client-event rules decide what happens to it.
+    ClientEvent {
+        event: String,
+        channel: Option<String>,
+        data: Option<Box<RawValue>>,
+    },
+}
+
+/// The `data` of `pusher:subscribe`.
+#[derive(Debug, Deserialize)]
+pub struct Subscribe {
+    pub channel: String,
+    #[serde(default)]
+    pub auth: Option<String>,
+    /// A JSON string, signed as received; never re-serialized.
+    #[serde(default)]
+    pub channel_data: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    event: String,
+    #[serde(default)]
+    channel: Option<String>,
+    #[serde(default)]
+    data: Option<Box<RawValue>>,
+}
+
+#[derive(Deserialize)]
+struct ChannelOnly {
+    channel: String,
+}
+
+#[derive(Deserialize)]
+struct Signin {
+    auth: String,
+    user_data: String,
+}
+
+/// Why a frame could not be understood; the text is sent back to the client.
+#[derive(Debug, PartialEq, Eq)]
+pub struct InboundError(pub String);
+
+/// Parses one text frame.
+pub fn parse(text: &str) -> Result<Inbound, InboundError> {
+    let env: Envelope = serde_json::from_str(text)
+        .map_err(|e| InboundError(format!("Invalid message format: {e}")))?;
+    if let Some(name) = env.event.strip_prefix("pusher:") {
+        return match name {
+            "ping" => Ok(Inbound::Ping),
+            "pong" => Ok(Inbound::Pong),
+            "subscribe" => Ok(Inbound::Subscribe(pusher_data(&env, "pusher:subscribe")?)),
+            "unsubscribe" => {
+                let d: ChannelOnly = pusher_data(&env, "pusher:unsubscribe")?;
+                Ok(Inbound::Unsubscribe { channel: d.channel })
+            }
+            "signin" => {
+                let d: Signin = pusher_data(&env, "pusher:signin")?;
+                Ok(Inbound::Signin {
+                    auth: d.auth,
+                    user_data: d.user_data,
+                })
+            }
+            _ => Err(InboundError(format!(
+                "Invalid message format: unknown event {:?}",
+                env.event
+            ))),
+        };
+    }
+    if env.event.starts_with("pusher_internal:") {
+        return Err(InboundError(format!(
+            "Invalid message format: clients may not send {:?}",
+            env.event
+        )));
+    }
+    Ok(Inbound::ClientEvent {
+        event: env.event,
+        channel: env.channel,
+        data: env.data,
+    })
+}
+
+/// Decodes the `data` of a `pusher:` event. pusher-js sends an object; a string holding JSON is
+/// accepted too (some clients double-encode).
+fn pusher_data<T: for<'de> Deserialize<'de>>(
+    env: &Envelope,
+    event: &str,
+) -> Result<T, InboundError> {
+    let bad =
+        |e: serde_json::Error| InboundError(format!("Invalid message format: {event} data: {e}"));
+    let raw = env
+        .data
+        .as_ref()
+        .ok_or_else(|| InboundError(format!("Invalid message format: {event} needs data")))?;
+    if raw.get().trim_start().starts_with('"') {
+        let inner: String = serde_json::from_str(raw.get()).map_err(bad)?;
+        serde_json::from_str(&inner).map_err(bad)
+    } else {
+        serde_json::from_str(raw.get()).map_err(bad)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_subscribe_object_and_string() {
+        let m = parse(r#"{"event":"pusher:subscribe","data":{"auth":"","channel":"a"}}"#);
+        assert!(
+            matches!(m, Ok(Inbound::Subscribe(Subscribe { ref channel, .. })) if channel == "a")
+        );
+        let m = parse(r#"{"event":"pusher:subscribe","data":"{\"channel\":\"b\",\"auth\":null}"}"#);
+        assert!(
+            matches!(m, Ok(Inbound::Subscribe(Subscribe { ref channel, auth: None, .. })) if channel == "b")
+        );
+    }
+
+    #[test]
+    fn rejects_malformed() {
+        assert!(parse("not json").is_err());
+        assert!(parse("[]").is_err());
+        assert!(parse(r#"{"event":5}"#).is_err());
+        assert!(parse(r#"{"event":"pusher:subscribe"}"#).is_err());
+        assert!(parse(r#"{"event":"pusher:subscribe","data":{"channel":7}}"#).is_err());
+        assert!(parse(r#"{"event":"pusher:bogus","data":{}}"#).is_err());
+        assert!(parse(r#"{"event":"pusher_internal:member_added","data":{}}"#).is_err());
+    }
+
+    #[test]
+    fn client_event_keeps_raw_data() {
+        match parse(r#"{"event":"client-x","channel":"private-a","data":{"a": 1}}"#) {
+            Ok(Inbound::ClientEvent { data: Some(d), .. }) => assert_eq!(d.get(), r#"{"a": 1}"#),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

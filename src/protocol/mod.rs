@@ -1,0 +1,10 @@
+//! The wire contract: message shapes, channel names, close codes and signatures.
+//!
+//! Nothing in here does I/O; every function is pure so it can be unit-tested and fuzzed.
+
+pub mod channel_name;
+pub mod codes;
+pub mod frames;
+pub mod inbound;
+pub mod signature;
+pub mod socket_id;

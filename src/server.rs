@@ -1,0 +1,96 @@
+//! Accepts TCP connections and serves HTTP/1.1 (API, health, WebSocket upgrades) on one port.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+
+use crate::adapter::local::LocalAdapter;
+use crate::adapter::Adapter;
+use crate::config::Config;
+use crate::state::State;
+
+/// How long a client may take to send its request headers (bounds slowloris-style clients).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A bound, not yet running server.
+pub struct Server {
+    listener: TcpListener,
+    state: Arc<State>,
+}
+
+impl Server {
+    /// Binds the configured address with the local (single-node) adapter.
+    pub async fn bind(config: Config) -> std::io::Result<Server> {
+        let local = LocalAdapter::new();
+        local.spawn_sweeper();
+        Server::bind_with_adapter(config, local).await
+    }
+
+    /// Binds the configured address with a given adapter.
+    pub async fn bind_with_adapter(
+        config: Config,
+        adapter: Arc<dyn Adapter>,
+    ) -> std::io::Result<Server> {
+        let apps = config
+            .registry()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        let listener = TcpListener::bind((config.host.as_str(), config.port)).await?;
+        let state = Arc::new(State::new(config, apps, adapter));
+        Ok(Server { listener, state })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn state(&self) -> Arc<State> {
+        self.state.clone()
+    }
+
+    /// Serves until `shutdown` completes.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => return,
+                accepted = self.listener.accept() => match accepted {
+                    Ok((stream, _peer)) => {
+                        let _ = stream.set_nodelay(true);
+                        tokio::spawn(serve_connection(self.state.clone(), stream));
+                    }
+                    Err(e) => {
+                        // Typically EMFILE: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+            }
+        }
+    }
+
+    /// Serves forever.
+    pub async fn run(self) {
+        self.run_until(std::future::pending()).await
+    }
+}
+
+async fn serve_connection(state: Arc<State>, stream: tokio::net::TcpStream) {
+    let service = service_fn(move |req| {
+        let state = state.clone();
+        async move { Ok::<_, std::convert::Infallible>(crate::http::route(state, req).await) }
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    if let Err(e) = conn.await {
+        tracing::debug!(error = %e, "http connection ended with an error");
+    }
+}

@@ -1,0 +1,41 @@
+//! What every connection and request shares: the configuration, the apps and the adapter.
+
+use std::sync::{Arc, RwLock};
+
+use crate::adapter::Adapter;
+use crate::app::AppRegistry;
+use crate::config::Config;
+
+pub struct State {
+    pub config: Config,
+    apps: RwLock<Arc<AppRegistry>>,
+    pub adapter: Arc<dyn Adapter>,
+}
+
+impl State {
+    pub fn new(config: Config, apps: AppRegistry, adapter: Arc<dyn Adapter>) -> State {
+        State {
+            config,
+            apps: RwLock::new(Arc::new(apps)),
+            adapter,
+        }
+    }
+
+    /// A snapshot of the app registry. The lock is held only to clone the `Arc`, so a reload
+    /// can swap the registry without stalling anyone.
+    pub fn apps(&self) -> Arc<AppRegistry> {
+        match self.apps.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the app registry (used by config reload).
+    pub fn set_apps(&self, apps: AppRegistry) {
+        let mut g = match self.apps.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *g = Arc::new(apps);
+    }
+}

@@ -1,0 +1,251 @@
+//! The event loop of one connection: one task that reads frames, writes its queue, and keeps
+//! the activity timer. One task (not a reader and a writer) keeps the per-connection cost low.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+use super::handle::ConnHandle;
+use super::session::Session;
+use crate::protocol::codes;
+use crate::protocol::frames::{self, Frame};
+use crate::protocol::socket_id::SocketId;
+use crate::state::State;
+
+/// Frames written per flush at most, so one busy connection cannot starve its own reads.
+const WRITE_BATCH: usize = 64;
+/// How long a close handshake may take before the socket is dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// Protocol versions accepted in `?protocol=` (Pysher sends 6; a missing value means 7).
+fn protocol_supported(p: Option<&str>) -> bool {
+    match p {
+        None => true,
+        Some(v) => matches!(v.parse::<u8>(), Ok(5..=7)),
+    }
+}
+
+/// Runs a freshly upgraded connection to its end.
+pub async fn run<S>(
+    state: Arc<State>,
+    mut ws: WebSocketStream<S>,
+    app_key: String,
+    protocol: Option<String>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let apps = state.apps();
+    let Some(app) = apps.by_key(&app_key).cloned() else {
+        return fatal(&mut ws, codes::APP_NOT_FOUND, "Application does not exist").await;
+    };
+    if !app.enabled {
+        return fatal(&mut ws, codes::APP_DISABLED, "Application is disabled").await;
+    }
+    if !protocol_supported(protocol.as_deref()) {
+        return fatal(
+            &mut ws,
+            codes::UNSUPPORTED_PROTOCOL,
+            "Unsupported protocol version",
+        )
+        .await;
+    }
+    let (handle, rx) = ConnHandle::new(SocketId::random(), state.config.outbound_queue_size);
+    let handle = Arc::new(handle);
+    if !state.adapter.add_connection(&app, handle.clone()).await {
+        return fatal(
+            &mut ws,
+            codes::OVER_QUOTA,
+            "Application is over connection quota",
+        )
+        .await;
+    }
+    handle.send(frames::connection_established(
+        handle.socket_id,
+        state.config.activity_timeout,
+    ));
+    let mut session = Session::new(state, app, handle);
+    event_loop(&mut session, &mut ws, rx).await;
+    session.cleanup().await;
+}
+
+/// Sends a fatal error both ways pusher-js understands: `pusher:error`, then a close frame with
+/// the same code.
+async fn fatal<S>(ws: &mut WebSocketStream<S>, code: u16, message: &str)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let _ = tokio::time::timeout(
+        CLOSE_GRACE,
+        ws.send(Message::Text(frames::error(code, message, None))),
+    )
+    .await;
+    close(ws, code, message).await;
+}
+
+/// Sends a close frame and waits briefly for the peer's, so the close code is not lost to a
+/// reset.
+async fn close<S>(ws: &mut WebSocketStream<S>, code: u16, reason: &str)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let frame = CloseFrame {
+        code: CloseCode::from(code),
+        reason: reason.into(),
+    };
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        if ws.send(Message::Close(Some(frame))).await.is_err() {
+            return;
+        }
+        while let Some(Ok(m)) = ws.next().await {
+            if m.is_close() {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+enum Step {
+    Close(u16, String),
+    Inbound(Option<Result<Message, WsError>>),
+    Outbound(Frame),
+    Timer,
+}
+
+async fn event_loop<S>(
+    session: &mut Session,
+    ws: &mut WebSocketStream<S>,
+    mut rx: mpsc::Receiver<Frame>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let handle = session.handle.clone();
+    let activity = Duration::from_secs(session.state.config.activity_timeout);
+    let pong_wait = Duration::from_secs(session.state.config.pong_timeout);
+    let connected_at = Instant::now();
+    let signin_deadline = session
+        .app
+        .enable_user_authentication
+        .then(|| connected_at + Duration::from_secs(session.app.user_authentication_timeout));
+    let mut last_activity = connected_at;
+    let mut ping_sent: Option<Instant> = None;
+    let first_wake =
+        signin_deadline.map_or(connected_at + activity, |d| d.min(connected_at + activity));
+    let timer = tokio::time::sleep_until(first_wake);
+    tokio::pin!(timer);
+
+    loop {
+        let step = tokio::select! {
+            biased;
+            (code, reason) = handle.closed() => Step::Close(code, reason),
+            m = ws.next() => Step::Inbound(m),
+            f = rx.recv() => match f {
+                Some(f) => Step::Outbound(f),
+                None => return,
+            },
+            () = &mut timer => Step::Timer,
+        };
+        match step {
+            Step::Close(code, reason) => return close(ws, code, &reason).await,
+            Step::Outbound(first) => {
+                let write = async {
+                    ws.feed(Message::Text(first)).await?;
+                    for _ in 0..WRITE_BATCH {
+                        match rx.try_recv() {
+                            Ok(f) => ws.feed(Message::Text(f)).await?,
+                            Err(_) => break,
+                        }
+                    }
+                    ws.flush().await
+                };
+                let written = tokio::select! {
+                    r = write => r.is_ok(),
+                    // The client stopped reading and its queue overflowed: give up on it.
+                    _ = handle.closed() => false,
+                };
+                if !written {
+                    if let Some((code, reason)) = handle.pending_close() {
+                        let _ = tokio::time::timeout(
+                            Duration::from_millis(100),
+                            close(ws, code, &reason),
+                        )
+                        .await;
+                    }
+                    return;
+                }
+            }
+            Step::Inbound(None) => return,
+            Step::Inbound(Some(Err(WsError::Capacity(CapacityError::MessageTooLong {
+                ..
+            })))) => {
+                return close(ws, codes::MESSAGE_TOO_BIG, "Maximum message size exceeded").await;
+            }
+            Step::Inbound(Some(Err(e))) => {
+                tracing::debug!(socket_id = %handle.socket_id, error = %e, "connection read error");
+                return;
+            }
+            Step::Inbound(Some(Ok(msg))) => {
+                last_activity = Instant::now();
+                ping_sent = None;
+                match msg {
+                    Message::Text(text) => session.on_text(text.as_str()).await,
+                    Message::Binary(_) => {
+                        session.send(frames::error(
+                            codes::RECONNECT,
+                            "Invalid message format: binary frames are not part of the protocol",
+                            None,
+                        ));
+                    }
+                    // tungstenite queues the pong; flushing sends it now.
+                    Message::Ping(_) => {
+                        if ws.flush().await.is_err() {
+                            return;
+                        }
+                    }
+                    Message::Close(_) => return,
+                    Message::Pong(_) | Message::Frame(_) => {}
+                }
+            }
+            Step::Timer => {
+                let now = Instant::now();
+                if let Some(deadline) = signin_deadline {
+                    if session.user_id().is_none() && now >= deadline {
+                        return close(
+                            ws,
+                            codes::UNAUTHORIZED,
+                            "Connection not signed in within the user authentication timeout",
+                        )
+                        .await;
+                    }
+                }
+                let next = match ping_sent {
+                    Some(sent) if now >= sent + pong_wait => {
+                        return close(ws, codes::PONG_NOT_RECEIVED, "Pong reply not received")
+                            .await;
+                    }
+                    Some(sent) => sent + pong_wait,
+                    None if now >= last_activity + activity => {
+                        ping_sent = Some(now);
+                        session.send(frames::ping());
+                        now + pong_wait
+                    }
+                    None => last_activity + activity,
+                };
+                let next = match signin_deadline {
+                    Some(d) if session.user_id().is_none() && d > now => next.min(d),
+                    _ => next,
+                };
+                timer.as_mut().reset(next);
+            }
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! `pusher:subscribe` and `pusher:unsubscribe` for every channel type.
+
+use serde_json::Value;
+
+use super::session::Session;
+use crate::adapter::{NewMember, SubscribeError};
+use crate::protocol::channel_name::{self, ChannelKind, SERVER_TO_USER_PREFIX};
+use crate::protocol::codes::subscription as status;
+use crate::protocol::frames;
+use crate::protocol::inbound::Subscribe;
+use crate::protocol::signature;
+
+impl Session {
+    pub(super) async fn subscribe(&mut self, s: Subscribe) {
+        let channel = s.channel.as_str();
+        if let Err(e) = channel_name::validate(channel, self.app.max_channel_name_length) {
+            return self.send(frames::subscription_error(
+                channel,
+                "InvalidChannel",
+                &format!("Invalid channel name: {e}"),
+                status::INVALID_CHANNEL,
+            ));
+        }
+        let kind = ChannelKind::of(channel);
+        if kind.server_to_user {
+            let allowed = self
+                .user_id()
+                .is_some_and(|id| channel.strip_prefix(SERVER_TO_USER_PREFIX) == Some(id));
+            if !allowed {
+                return self.auth_error(
+                    channel,
+                    "Only the connection signed in (pusher:signin) as this user may subscribe to its #server-to-user- channel",
+                );
+            }
+        } else if kind.private {
+            let auth = s.auth.as_deref().unwrap_or("");
+            let data = s.channel_data.as_deref();
+            if !signature::verify_channel_auth(
+                &self.app.key,
+                &self.app.secret,
+                &self.socket_id,
+                channel,
+                data,
+                auth,
+            ) {
+                let signed = match data {
+                    Some(d) => format!("{}:{channel}:{d}", self.socket_id),
+                    None => format!("{}:{channel}", self.socket_id),
+                };
+                return self.auth_error(
+                    channel,
+                    &format!("Invalid signature: expected \"{}:\" followed by the HMAC-SHA256 hex digest of {signed:?} with the app secret", self.app.key),
+                );
+            }
+        }
+        let member = if kind.presence {
+            match self.presence_member(channel, s.channel_data.as_deref()) {
+                Ok(m) => Some(m),
+                Err(()) => return,
+            }
+        } else {
+            None
+        };
+        let member_json = member.as_ref().map(|m| m.user_id.to_string());
+        let added = member
+            .as_ref()
+            .map(|m| (m.user_id.clone(), m.user_info.clone()));
+        let result = self
+            .state
+            .adapter
+            .subscribe(&self.app, channel, &self.handle, member)
+            .await;
+        let subscribed = match result {
+            Ok(s) => s,
+            Err(SubscribeError::ChannelFull { limit }) => {
+                return self.send(frames::subscription_error(
+                    channel,
+                    "LimitReached",
+                    &format!(
+                        "Presence channel is full: it already has the maximum of {limit} members"
+                    ),
+                    status::CHANNEL_FULL,
+                ))
+            }
+        };
+        self.channels.insert(channel.to_string(), member_json);
+        match subscribed.presence {
+            Some((ids, hash)) => self.send(frames::presence_succeeded(channel, ids, hash)),
+            None => self.send(frames::subscription_succeeded(channel)),
+        }
+        if let (true, Some((user_id, user_info))) = (subscribed.member_added, added) {
+            let frame = frames::member_added(channel, &user_id, &user_info);
+            self.state
+                .adapter
+                .broadcast(&self.app, channel, frame, Some(self.handle.socket_id))
+                .await;
+        }
+        if kind.cache {
+            match self.state.adapter.get_cache(&self.app, channel).await {
+                Some(cached) => self.send(cached.frame),
+                None => self.send(frames::cache_miss(channel)),
+            }
+        }
+    }
+
+    /// Reads the member from `channel_data` (or from the sign-in when it is absent) and checks
+    /// its size. On error the subscription error has already been sent.
+    fn presence_member(&self, channel: &str, channel_data: Option<&str>) -> Result<NewMember, ()> {
+        let Some(data) = channel_data else {
+            return match &self.user {
+                Some(u) => Ok(NewMember {
+                    key: u.id.clone(),
+                    user_id: Value::String(u.id.clone()),
+                    user_info: u.user_info.clone(),
+                }),
+                None => {
+                    self.auth_error(
+                        channel,
+                        "Presence channels need channel_data (or a signed-in connection)",
+                    );
+                    Err(())
+                }
+            };
+        };
+        let max = self.app.max_presence_member_size;
+        if max != 0 && data.len() > max {
+            self.send(frames::subscription_error(
+                channel,
+                "LimitReached",
+                &format!(
+                    "Presence member data is {} bytes; the limit is {max} bytes",
+                    data.len()
+                ),
+                status::MEMBER_TOO_BIG,
+            ));
+            return Err(());
+        }
+        let parsed: Option<Value> = serde_json::from_str(data).ok();
+        let user_id = parsed.as_ref().and_then(|v| v.get("user_id")).cloned();
+        let key = match &user_id {
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => {
+                self.auth_error(
+                    channel,
+                    "channel_data must be a JSON object with a user_id (a non-empty string or a number)",
+                );
+                return Err(());
+            }
+        };
+        let user_info = parsed
+            .as_ref()
+            .and_then(|v| v.get("user_info"))
+            .cloned()
+            .unwrap_or(Value::Null);
+        Ok(NewMember {
+            key,
+            user_id: user_id.unwrap_or(Value::Null),
+            user_info,
+        })
+    }
+
+    fn auth_error(&self, channel: &str, message: &str) {
+        self.send(frames::subscription_error(
+            channel,
+            "AuthError",
+            message,
+            status::AUTH,
+        ));
+    }
+
+    pub(super) async fn unsubscribe(&mut self, channel: &str) {
+        if self.channels.remove(channel).is_some() {
+            self.leave(channel).await;
+        }
+    }
+
+    /// Removes the subscription from the adapter and tells the others if a member left.
+    pub(super) async fn leave(&mut self, channel: &str) {
+        let left = self
+            .state
+            .adapter
+            .unsubscribe(&self.app, channel, self.handle.socket_id)
+            .await;
+        if let Some(user_id) = left.member_removed {
+            let frame = frames::member_removed(channel, &user_id);
+            self.state
+                .adapter
+                .broadcast(&self.app, channel, frame, None)
+                .await;
+        }
+    }
+}
