@@ -1,0 +1,112 @@
+// Runs the conformance suite. By default it builds Clarion, starts it with a test config on a
+// free port, and runs every test against it. With PT_EXTERNAL=1 it runs against the server
+// described by PT_HOST/PT_PORT/PT_APP_* (and PT_SERVER_CMD for the reconnect test) instead.
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repo = path.resolve(here, '..');
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitUp(port, ms = 20000) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    try {
+      const r = await fetch(`http://127.0.0.1:${port}/up`);
+      if (r.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`server on port ${port} did not come up`);
+}
+
+/** A Python virtualenv with the pinned Pusher SDK and Pysher. */
+function pythonEnv() {
+  const venv = path.join(here, '.venv');
+  const py = path.join(venv, 'bin', 'python');
+  const stamp = path.join(venv, '.requirements');
+  const req = fs.readFileSync(path.join(here, 'python', 'requirements.txt'), 'utf8');
+  if (!fs.existsSync(py) || !fs.existsSync(stamp) || fs.readFileSync(stamp, 'utf8') !== req) {
+    const run = (cmd, args) => {
+      const r = spawnSync(cmd, args, { stdio: 'inherit' });
+      if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed`);
+    };
+    run('python3', ['-m', 'venv', venv]);
+    run(py, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '-r', path.join(here, 'python', 'requirements.txt')]);
+    fs.writeFileSync(stamp, req);
+  }
+  return py;
+}
+
+const env = { ...process.env, PT_PYTHON: process.env.PT_PYTHON ?? pythonEnv() };
+let server;
+if (process.env.PT_EXTERNAL !== '1') {
+  const build = spawnSync('cargo', ['build', '--quiet', '--bin', 'clarion'], { cwd: repo, stdio: 'inherit' });
+  if (build.status !== 0) process.exit(build.status ?? 1);
+  const bin = process.env.CLARION_BIN ?? path.join(repo, 'target', 'debug', 'clarion');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'clarion-pt-'));
+  const config = path.join(dir, 'clarion.toml');
+  fs.writeFileSync(
+    config,
+    [
+      '[[apps]]',
+      'id = "123456"',
+      'key = "pt-key"',
+      'secret = "pt-secret"',
+      'enable_client_messages = true',
+      '',
+    ].join('\n'),
+  );
+  const port = await freePort();
+  Object.assign(env, {
+    PT_HOST: '127.0.0.1',
+    PT_PORT: String(port),
+    PT_APP_ID: '123456',
+    PT_APP_KEY: 'pt-key',
+    PT_APP_SECRET: 'pt-secret',
+    PT_SERVER_NAME: 'Clarion',
+    PT_SERVER_CMD: `exec '${bin}' --config '${config}' --host 127.0.0.1 --port {port}`,
+  });
+  server = spawn(bin, ['--config', config, '--host', '127.0.0.1', '--port', String(port)], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
+  });
+  await waitUp(port);
+}
+
+const files = fs
+  .readdirSync(path.join(here, 'tests'))
+  .filter((f) => f.endsWith('.test.mjs'))
+  .map((f) => path.join('tests', f));
+const node = spawn(
+  process.execPath,
+  [
+    '--test',
+    '--test-concurrency=1',
+    '--test-reporter=spec',
+    '--test-reporter-destination=stdout',
+    '--test-reporter=./lib/table-reporter.mjs',
+    '--test-reporter-destination=COMPATIBILITY.md',
+    ...files,
+  ],
+  { cwd: here, stdio: 'inherit', env },
+);
+const code = await new Promise((r) => node.on('exit', (c) => r(c ?? 1)));
+if (server) server.kill('SIGTERM');
+process.exit(code);
