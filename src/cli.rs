@@ -9,7 +9,7 @@ use clap::Parser;
 /// Clarion: a self-hosted real-time server for the Pusher Channels protocol
 /// (Laravel broadcasting, Laravel Echo, pusher-js).
 #[derive(Parser, Debug, Default, Clone)]
-#[command(name = "clarion", version, about, long_about = None)]
+#[command(name = "clarion", version)]
 pub struct Cli {
     /// TOML configuration file (see config.example.toml).
     #[arg(short, long, env = "CLARION_CONFIG", value_name = "FILE")]

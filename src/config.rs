@@ -98,7 +98,14 @@ impl Config {
         set(&mut self.max_http_body_size, &cli.max_http_body_size);
         set(&mut self.log_format, &cli.log_format);
         match (&cli.app_id, &cli.app_key, &cli.app_secret) {
-            (None, None, None) => {}
+            (None, None, None) => {
+                if cli.app_enable_client_messages.is_some() || cli.app_enable_user_authentication.is_some() {
+                    return Err(
+                        "CLARION_APP_ENABLE_* (or --app-enable-*) only apply to the app given by CLARION_APP_ID/KEY/SECRET (or --app-id/--app-key/--app-secret)"
+                            .into(),
+                    );
+                }
+            }
             (Some(id), Some(key), Some(secret)) => {
                 let mut app = App {
                     id: id.clone(),

@@ -21,7 +21,14 @@ use response::{ApiError, Body};
 /// Routes one request: the WebSocket endpoint, health, or the HTTP API.
 pub async fn route(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
     let prefix = state.config.path_prefix.as_str();
-    let Some(path) = req.uri().path().strip_prefix(prefix).map(str::to_string) else {
+    // The prefix must match whole segments: with `/ws`, `/ws/up` is routed but `/wsup` is not.
+    let Some(path) = req
+        .uri()
+        .path()
+        .strip_prefix(prefix)
+        .filter(|rest| rest.is_empty() || rest.starts_with('/'))
+        .map(str::to_string)
+    else {
         return response::error(StatusCode::NOT_FOUND, "Not found");
     };
     let path = if path.is_empty() {
