@@ -1,10 +1,11 @@
 //! The event loop of one connection: one task that reads frames, writes its queue, and keeps
 //! the activity timer. One task (not a reader and a writer) keeps the per-connection cost low.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -73,7 +74,14 @@ pub async fn run<S>(
         state.config.activity_timeout,
     ));
     let mut session = Session::new(state, app, handle);
-    event_loop(&mut session, &mut ws, rx).await;
+    // A panic in a handler must not leave the connection registered: catch it, then clean up
+    // exactly as for a normal disconnect.
+    let outcome = AssertUnwindSafe(event_loop(&mut session, &mut ws, rx))
+        .catch_unwind()
+        .await;
+    if outcome.is_err() {
+        tracing::error!(socket_id = %session.handle.socket_id, "connection handler panicked; connection dropped");
+    }
     session.cleanup().await;
 }
 
