@@ -164,10 +164,15 @@ test('Chromium: presence through the auth endpoint lists the page itself, then a
 test('Chromium: a presence member who disconnects disappears from the page', async () => {
   const p = await openPage();
   await withDiagnostics(async () => {
-    await p.waitForSelector('#members li[data-id="2"]');
-    closeAll(); // the Node member of the previous test
-    await p.waitForSelector('#members li[data-id="2"]', { state: 'detached' });
-    assert.deepEqual(await memberIds(p), ['1']);
+    await p.waitForSelector('body[data-presence="subscribed"]');
+    const leaver = echoClient(authOptions(auth, '3'));
+    leaver.join(PRESENCE);
+    await subscribed(leaver.connector.pusher.channel(`presence-${PRESENCE}`));
+    await p.waitForSelector('#members li[data-id="3"]');
+    leaver.disconnect();
+    await p.waitForSelector('#members li[data-id="3"]', { state: 'detached' });
+    const ids = await memberIds(p);
+    assert.ok(ids.includes('1') && !ids.includes('3'), `members now: ${ids}`);
     assert.equal(await p.getAttribute('body', 'data-connection'), 'connected');
   });
 });
