@@ -150,11 +150,15 @@ async fn event_loop<S>(
         signin_deadline.map_or(connected_at + activity, |d| d.min(connected_at + activity));
     let timer = tokio::time::sleep_until(first_wake);
     tokio::pin!(timer);
+    // One close-request future for the whole loop: re-creating it on every iteration would
+    // re-register its waker for every frame written.
+    let closed = handle.closed();
+    tokio::pin!(closed);
 
     loop {
         let step = tokio::select! {
             biased;
-            (code, reason) = handle.closed() => Step::Close(code, reason),
+            (code, reason) = &mut closed => Step::Close(code, reason),
             m = ws.next() => Step::Inbound(m),
             f = rx.recv() => match f {
                 Some(f) => Step::Outbound(f),
@@ -178,7 +182,7 @@ async fn event_loop<S>(
                 let written = tokio::select! {
                     r = write => r.is_ok(),
                     // The client stopped reading and its queue overflowed: give up on it.
-                    _ = handle.closed() => false,
+                    _ = &mut closed => false,
                 };
                 if !written {
                     if let Some((code, reason)) = handle.pending_close() {

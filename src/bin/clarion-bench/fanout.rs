@@ -1,0 +1,171 @@
+//! `fanout`: S subscribers over C channels; a publisher triggers R events/s over HTTP, each
+//! carrying its send time; subscribers record delivery latency and count what arrives.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde_json::json;
+use tokio::sync::{mpsc, Mutex, Semaphore};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::http_client::ApiClient;
+use crate::proc_stats;
+use crate::report::{self, SharedHistogram};
+use crate::target::{now_micros, Target};
+use crate::ws_client;
+
+pub struct Fanout {
+    pub subscribers: usize,
+    pub channels: usize,
+    pub rate: f64,
+    pub duration: Duration,
+    pub payload: usize,
+    pub publishers: usize,
+    pub source_ips: usize,
+    pub pid: Option<u32>,
+}
+
+pub async fn run(t: Target, o: Fanout) {
+    let channels = o.channels.max(1);
+    let hist = Arc::new(SharedHistogram::new());
+    let received = Arc::new(AtomicU64::new(0));
+    // Subscribe everyone first (bounded concurrency), then start reading.
+    let sem = Arc::new(Semaphore::new(200));
+    let mut connecting = Vec::with_capacity(o.subscribers);
+    for i in 0..o.subscribers {
+        let t = t.clone();
+        let sem = sem.clone();
+        let channel = format!("fanout-{}", i % channels);
+        let source = ws_client::source_ip(i, o.source_ips);
+        connecting.push(tokio::spawn(async move {
+            let _p = sem.acquire_owned().await.map_err(|e| e.to_string())?;
+            let (mut ws, _) = ws_client::connect(&t, source).await?;
+            ws_client::subscribe(&mut ws, &channel, None, None).await?;
+            Ok::<_, String>(ws)
+        }));
+    }
+    let mut readers = Vec::with_capacity(o.subscribers);
+    let mut failures = 0usize;
+    for (i, c) in connecting.into_iter().enumerate() {
+        match c.await {
+            Ok(Ok(mut ws)) => {
+                let hist = hist.clone();
+                let received = received.clone();
+                readers.push(tokio::spawn(async move {
+                    while let Some(Ok(msg)) = ws.next().await {
+                        if let Message::Text(text) = msg {
+                            if let Some(sent) = crate::target::extract_timestamp(text.as_str()) {
+                                hist.record(i, now_micros().saturating_sub(sent));
+                                received.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                }));
+            }
+            _ => failures += 1,
+        }
+    }
+    let subscribed = readers.len();
+    println!("fanout: {subscribed} subscribers on {channels} channels ({failures} failed)");
+
+    let cpu_before = proc_stats::sample(o.pid).cpu;
+    let total_events = (o.rate * o.duration.as_secs_f64()).round() as u64;
+    let (job_tx, job_rx) = mpsc::channel::<u64>(1024);
+    let job_rx = Arc::new(Mutex::new(job_rx));
+    let sent_ok = Arc::new(AtomicU64::new(0));
+    let sent_err = Arc::new(AtomicU64::new(0));
+    let pad = "x".repeat(o.payload.saturating_sub(24));
+    let mut publishers = Vec::new();
+    for _ in 0..o.publishers.max(1) {
+        let t = t.clone();
+        let rx = job_rx.clone();
+        let ok = sent_ok.clone();
+        let err = sent_err.clone();
+        let pad = pad.clone();
+        publishers.push(tokio::spawn(async move {
+            let Ok(mut api) = ApiClient::connect(&t).await else {
+                return;
+            };
+            loop {
+                let job = rx.lock().await.recv().await;
+                let Some(n) = job else { break };
+                let channel = format!("fanout-{}", n % channels as u64);
+                let data = format!("{{\"t\":{},\"p\":\"{pad}\"}}", now_micros());
+                match api.trigger(&channel, "bench", &data).await {
+                    Ok((200, _)) => ok.fetch_add(1, Ordering::Relaxed),
+                    _ => err.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        }));
+    }
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / o.rate.max(0.001)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    for n in 0..total_events {
+        tick.tick().await;
+        if job_tx.send(n).await.is_err() {
+            break;
+        }
+    }
+    drop(job_tx);
+    for p in publishers {
+        let _ = p.await;
+    }
+    let publish_secs = started.elapsed().as_secs_f64();
+    // Give the last deliveries time to arrive, then stop waiting as soon as everything is in.
+    let per_event = (subscribed / channels) as u64;
+    let expected = sent_ok.load(Ordering::Relaxed) * per_event;
+    let drain_until = Instant::now() + Duration::from_secs(5);
+    while received.load(Ordering::Relaxed) < expected && Instant::now() < drain_until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu_after = proc_stats::sample(o.pid).cpu;
+    for r in &readers {
+        r.abort();
+    }
+    let got = received.load(Ordering::Relaxed);
+    let lost = expected.saturating_sub(got);
+    let h = hist.merged();
+    let cpu = match (cpu_before, cpu_after) {
+        (Some(b), Some(a)) => Some(a - b),
+        _ => None,
+    };
+    let cpu_per_million = cpu.filter(|_| got > 0).map(|c| c / (got as f64 / 1e6));
+    println!(
+        "fanout: {} events published in {:.2}s ({} errors), {} deliveries expected, {} received, {} lost, {:.0} deliveries/s",
+        sent_ok.load(Ordering::Relaxed),
+        publish_secs,
+        sent_err.load(Ordering::Relaxed),
+        expected,
+        got,
+        lost,
+        got as f64 / elapsed
+    );
+    println!("fanout: {}", report::latency_line(&h));
+    if let Some(c) = cpu_per_million {
+        println!(
+            "fanout: server CPU {:.2} s, {:.2} CPU-s per million deliveries",
+            cpu.unwrap_or(0.0),
+            c
+        );
+    }
+    report::emit(json!({
+        "scenario": "fanout",
+        "subscribers": subscribed,
+        "channels": channels,
+        "rate": o.rate,
+        "seconds": publish_secs,
+        "published": sent_ok.load(Ordering::Relaxed),
+        "publish_errors": sent_err.load(Ordering::Relaxed),
+        "expected": expected,
+        "received": got,
+        "lost": lost,
+        "deliveries_per_second": got as f64 / elapsed,
+        "latency": report::latency_json(&h),
+        "server_cpu_seconds": cpu,
+        "cpu_seconds_per_million": cpu_per_million,
+    }));
+}

@@ -1,0 +1,98 @@
+//! The server under test and the signing of its HTTP API requests.
+
+use clarion::protocol::signature;
+
+/// Where the server listens and which app to use.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub host: String,
+    pub port: u16,
+    pub app_id: String,
+    pub key: String,
+    pub secret: String,
+}
+
+impl Target {
+    pub fn ws_path(&self) -> String {
+        format!(
+            "/app/{}?protocol=7&client=clarion-bench&version=0.1",
+            self.key
+        )
+    }
+
+    /// The path and signed query of an API request.
+    pub fn signed_path(&self, method: &str, path: &str, body: &[u8]) -> String {
+        let ts = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let mut query = vec![
+            ("auth_key".to_string(), self.key.clone()),
+            ("auth_timestamp".to_string(), ts.to_string()),
+            ("auth_version".to_string(), "1.0".to_string()),
+        ];
+        if !body.is_empty() {
+            query.push(("body_md5".to_string(), signature::body_md5(body)));
+        }
+        let to_sign = signature::http_string_to_sign(method, path, &query);
+        let sig = signature::sign(&self.secret, &to_sign);
+        let q: Vec<String> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!("{path}?{}&auth_signature={sig}", q.join("&"))
+    }
+
+    /// `key:signature` for a private or presence channel subscription.
+    pub fn channel_auth(
+        &self,
+        socket_id: &str,
+        channel: &str,
+        channel_data: Option<&str>,
+    ) -> String {
+        let msg = match channel_data {
+            Some(d) => format!("{socket_id}:{channel}:{d}"),
+            None => format!("{socket_id}:{channel}"),
+        };
+        format!("{}:{}", self.key, signature::sign(&self.secret, &msg))
+    }
+}
+
+/// Microseconds since the Unix epoch: the clock both the sender and the receiver read, so a
+/// latency is the difference of two readings on the same machine.
+pub fn now_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// Finds the send timestamp `t` in a frame. The publisher writes `{"t":<micros>,…}` into the
+/// event data, which reaches us inside a JSON string (`{\"t\":123,…}`), or as an object for
+/// client events (`{"t":123,…}`). A scan is much cheaper than parsing the frame twice.
+pub fn extract_timestamp(frame: &str) -> Option<u64> {
+    let at = frame
+        .find("\"t\\\":")
+        .map(|i| i + 5)
+        .or_else(|| frame.find("\"t\":").map(|i| i + 4))?;
+    let digits: &str = &frame[at..];
+    let end = digits
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(digits.len());
+    digits[..end].parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_timestamps_in_both_encodings() {
+        assert_eq!(
+            extract_timestamp(r#"{"event":"e","data":"{\"t\":123,\"p\":\"x\"}"}"#),
+            Some(123)
+        );
+        assert_eq!(
+            extract_timestamp(r#"{"event":"client-e","data":{"t":77}}"#),
+            Some(77)
+        );
+        assert_eq!(extract_timestamp(r#"{"event":"e","data":"{}"}"#), None);
+    }
+}

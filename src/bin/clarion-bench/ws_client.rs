@@ -1,0 +1,113 @@
+//! A lean WebSocket client: small buffers, one task per connection at most.
+
+use std::net::{IpAddr, SocketAddr};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+use crate::target::Target;
+
+pub type Ws = WebSocketStream<TcpStream>;
+
+/// Opens a connection (from `source` when given, to spread over 127.0.0.x addresses) and reads
+/// `connection_established`; returns the stream and its socket id.
+pub async fn connect(t: &Target, source: Option<IpAddr>) -> Result<(Ws, String), String> {
+    let addr: SocketAddr = tokio::net::lookup_host((t.host.as_str(), t.port))
+        .await
+        .map_err(|e| format!("resolve {}: {e}", t.host))?
+        .next()
+        .ok_or("no address")?;
+    let sock = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(|e| e.to_string())?;
+    if let Some(ip) = source {
+        sock.bind(SocketAddr::new(ip, 0))
+            .map_err(|e| format!("bind {ip}: {e}"))?;
+    }
+    let stream = sock
+        .connect(addr)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let _ = stream.set_nodelay(true);
+    let url = format!("ws://{}:{}{}", t.host, t.port, t.ws_path());
+    let cfg = WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0);
+    let (mut ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(cfg))
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    let first = next_json(&mut ws).await?;
+    if first["event"] != "pusher:connection_established" {
+        return Err(format!("unexpected first message {first}"));
+    }
+    let data: Value =
+        serde_json::from_str(first["data"].as_str().unwrap_or("{}")).map_err(|e| e.to_string())?;
+    let socket_id = data["socket_id"]
+        .as_str()
+        .ok_or("no socket_id")?
+        .to_string();
+    Ok((ws, socket_id))
+}
+
+/// The next text message, parsed.
+pub async fn next_json(ws: &mut Ws) -> Result<Value, String> {
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => {
+                return serde_json::from_str(t.as_str()).map_err(|e| e.to_string())
+            }
+            Some(Ok(Message::Close(f))) => return Err(format!("closed: {f:?}")),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return Err(e.to_string()),
+            None => return Err("connection ended".into()),
+        }
+    }
+}
+
+/// Subscribes and waits for `subscription_succeeded`.
+pub async fn subscribe(
+    ws: &mut Ws,
+    channel: &str,
+    auth: Option<String>,
+    channel_data: Option<String>,
+) -> Result<(), String> {
+    let mut data = json!({"channel": channel});
+    if let Some(a) = auth {
+        data["auth"] = Value::String(a);
+    }
+    if let Some(d) = channel_data {
+        data["channel_data"] = Value::String(d);
+    }
+    let msg = json!({"event": "pusher:subscribe", "data": data}).to_string();
+    ws.send(Message::Text(msg.into()))
+        .await
+        .map_err(|e| e.to_string())?;
+    loop {
+        let m = next_json(ws).await?;
+        match m["event"].as_str() {
+            Some("pusher_internal:subscription_succeeded") if m["channel"] == channel => {
+                return Ok(())
+            }
+            Some("pusher:subscription_error") | Some("pusher:error") => {
+                return Err(format!("subscribe {channel}: {m}"))
+            }
+            _ => continue,
+        }
+    }
+}
+
+/// `127.0.0.(1 + i % n)`: spreads connections over `n` loopback sources (beyond ~28k
+/// connections one source address runs out of ephemeral ports).
+pub fn source_ip(i: usize, n: usize) -> Option<IpAddr> {
+    if n <= 1 {
+        return None;
+    }
+    Some(IpAddr::from([127, 0, 0, (1 + i % n) as u8]))
+}
