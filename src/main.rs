@@ -1,5 +1,9 @@
 //! The `clarion` binary: parse flags, load the config, start the server.
 
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::Parser;
 use clarion::cli::Cli;
 use clarion::config::Config;

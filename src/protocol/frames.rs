@@ -9,47 +9,54 @@ pub use tokio_tungstenite::tungstenite::Utf8Bytes as Frame;
 use super::socket_id::SocketId;
 
 /// Appends `s` as a JSON string literal.
-fn push_json_str(out: &mut String, s: &str) {
-    // Serializing a &str into a String cannot fail.
-    if let Ok(quoted) = serde_json::to_string(s) {
-        out.push_str(&quoted);
-    }
+fn push_json_str(out: &mut Vec<u8>, s: &str) {
+    // Writing a &str into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
 }
 
 /// Builds `{"event":…,"channel":…,"data":…,"user_id":…}`. `data` and `user_id` are raw JSON
 /// text that is copied as is; that is how HTTP-triggered data is forwarded byte for byte.
+/// One allocation in the common case: the capacity covers the fixed text and a little escaping.
 pub fn envelope(
     event: &str,
     channel: Option<&str>,
     data: Option<&str>,
     user_id: Option<&str>,
 ) -> Frame {
-    let mut out = String::with_capacity(
-        32 + event.len() + channel.map_or(0, str::len) + data.map_or(0, str::len),
+    let mut out = Vec::with_capacity(
+        64 + event.len()
+            + channel.map_or(0, str::len)
+            + data.map_or(0, str::len)
+            + user_id.map_or(0, str::len),
     );
-    out.push_str("{\"event\":");
+    out.extend_from_slice(b"{\"event\":");
     push_json_str(&mut out, event);
     if let Some(c) = channel {
-        out.push_str(",\"channel\":");
+        out.extend_from_slice(b",\"channel\":");
         push_json_str(&mut out, c);
     }
     if let Some(d) = data {
-        out.push_str(",\"data\":");
-        out.push_str(d);
+        out.extend_from_slice(b",\"data\":");
+        out.extend_from_slice(d.as_bytes());
     }
     if let Some(u) = user_id {
-        out.push_str(",\"user_id\":");
-        out.push_str(u);
+        out.extend_from_slice(b",\"user_id\":");
+        out.extend_from_slice(u.as_bytes());
     }
-    out.push('}');
-    Frame::from(out)
+    out.push(b'}');
+    // Every piece is valid UTF-8 (JSON-escaped strings and raw JSON text from &str).
+    match String::from_utf8(out) {
+        Ok(text) => Frame::from(text),
+        Err(e) => Frame::from(String::from_utf8_lossy(e.as_bytes()).into_owned()),
+    }
 }
 
 /// A `pusher:`/`pusher_internal:` event whose `data` is the given object encoded as a JSON
 /// string ("double encoding"), as the protocol requires.
 fn internal(event: &str, channel: Option<&str>, data: &Value) -> Frame {
-    let mut encoded = String::new();
+    let mut encoded = Vec::new();
     push_json_str(&mut encoded, &data.to_string());
+    let encoded = String::from_utf8(encoded).unwrap_or_default();
     envelope(event, channel, Some(&encoded), None)
 }
 

@@ -65,7 +65,7 @@ pub fn upgrade(state: Arc<State>, mut req: Request<Incoming>, app_key: String) -
                 // tungstenite zeroes its whole read buffer before every read, and clients send
                 // small frames: a small buffer saves memory per connection and a memset per poll.
                 let ws_config = WebSocketConfig::default()
-                    .read_buffer_size(1024)
+                    .read_buffer_size(512)
                     .write_buffer_size(8192)
                     .max_message_size(Some(state.config.max_message_size))
                     .max_frame_size(Some(state.config.max_message_size));

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
@@ -91,11 +91,9 @@ pub async fn run(t: Target, o: ClientEvents) {
             receiver.abort();
         }));
     }
-    let started = Instant::now();
     for task in tasks {
         let _ = task.await;
     }
-    let secs = started.elapsed().as_secs_f64();
     let (s, r) = (
         sent.load(Ordering::Relaxed),
         received.load(Ordering::Relaxed),
@@ -108,7 +106,7 @@ pub async fn run(t: Target, o: ClientEvents) {
         s,
         r,
         rejected.load(Ordering::Relaxed),
-        r as f64 / secs
+        r as f64 / o.duration.as_secs_f64().max(0.001)
     );
     println!("client-events: {}", report::latency_line(&h));
     report::emit(json!({
@@ -118,7 +116,7 @@ pub async fn run(t: Target, o: ClientEvents) {
         "delivered": r,
         "lost": s.saturating_sub(r),
         "rejected": rejected.load(Ordering::Relaxed),
-        "delivered_per_second": r as f64 / secs,
+        "delivered_per_second": r as f64 / o.duration.as_secs_f64().max(0.001),
         "latency": report::latency_json(&h),
     }));
 }

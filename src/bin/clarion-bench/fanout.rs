@@ -48,9 +48,12 @@ pub async fn run(t: Target, o: Fanout) {
     }
     let mut readers = Vec::with_capacity(o.subscribers);
     let mut failures = 0usize;
+    // Subscribers per channel: the expected deliveries of an event depend on its channel.
+    let mut per_channel = vec![0u64; channels];
     for (i, c) in connecting.into_iter().enumerate() {
         match c.await {
             Ok(Ok(mut ws)) => {
+                per_channel[i % channels] += 1;
                 let hist = hist.clone();
                 let received = received.clone();
                 readers.push(tokio::spawn(async move {
@@ -72,7 +75,11 @@ pub async fn run(t: Target, o: Fanout) {
 
     let cpu_before = proc_stats::sample(o.pid).cpu;
     let total_events = (o.rate * o.duration.as_secs_f64()).round() as u64;
-    let (job_tx, job_rx) = mpsc::channel::<u64>(1024);
+    // A job is (event number, scheduled send time): the latency counts from the schedule, so
+    // time spent waiting for a free publisher is not hidden.
+    let (job_tx, job_rx) = mpsc::channel::<(u64, u64)>(1024);
+    let ok_per_channel: Arc<Vec<AtomicU64>> =
+        Arc::new((0..channels).map(|_| AtomicU64::new(0)).collect());
     let job_rx = Arc::new(Mutex::new(job_rx));
     let sent_ok = Arc::new(AtomicU64::new(0));
     let sent_err = Arc::new(AtomicU64::new(0));
@@ -82,6 +89,7 @@ pub async fn run(t: Target, o: Fanout) {
         let t = t.clone();
         let rx = job_rx.clone();
         let ok = sent_ok.clone();
+        let ok_per_channel = ok_per_channel.clone();
         let err = sent_err.clone();
         let pad = pad.clone();
         publishers.push(tokio::spawn(async move {
@@ -90,12 +98,18 @@ pub async fn run(t: Target, o: Fanout) {
             };
             loop {
                 let job = rx.lock().await.recv().await;
-                let Some(n) = job else { break };
-                let channel = format!("fanout-{}", n % channels as u64);
-                let data = format!("{{\"t\":{},\"p\":\"{pad}\"}}", now_micros());
+                let Some((n, scheduled)) = job else { break };
+                let ch = (n % channels as u64) as usize;
+                let channel = format!("fanout-{ch}");
+                let data = format!("{{\"t\":{scheduled},\"p\":\"{pad}\"}}");
                 match api.trigger(&channel, "bench", &data).await {
-                    Ok((200, _)) => ok.fetch_add(1, Ordering::Relaxed),
-                    _ => err.fetch_add(1, Ordering::Relaxed),
+                    Ok((200, _)) => {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                        ok_per_channel[ch].fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {
+                        err.fetch_add(1, Ordering::Relaxed);
+                    }
                 };
             }
         }));
@@ -105,7 +119,7 @@ pub async fn run(t: Target, o: Fanout) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     for n in 0..total_events {
         tick.tick().await;
-        if job_tx.send(n).await.is_err() {
+        if job_tx.send((n, now_micros())).await.is_err() {
             break;
         }
     }
@@ -115,14 +129,17 @@ pub async fn run(t: Target, o: Fanout) {
     }
     let publish_secs = started.elapsed().as_secs_f64();
     // Give the last deliveries time to arrive, then stop waiting as soon as everything is in.
-    let per_event = (subscribed / channels) as u64;
-    let expected = sent_ok.load(Ordering::Relaxed) * per_event;
+    let expected: u64 = ok_per_channel
+        .iter()
+        .zip(&per_channel)
+        .map(|(ok, subs)| ok.load(Ordering::Relaxed) * subs)
+        .sum();
     let drain_until = Instant::now() + Duration::from_secs(5);
     while received.load(Ordering::Relaxed) < expected && Instant::now() < drain_until {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let elapsed = started.elapsed().as_secs_f64();
     let cpu_after = proc_stats::sample(o.pid).cpu;
+    let elapsed = started.elapsed().as_secs_f64();
     for r in &readers {
         r.abort();
     }
@@ -154,7 +171,9 @@ pub async fn run(t: Target, o: Fanout) {
     }
     report::emit(json!({
         "scenario": "fanout",
+        "subscribers_requested": o.subscribers,
         "subscribers": subscribed,
+        "subscriber_failures": failures,
         "channels": channels,
         "rate": o.rate,
         "seconds": publish_secs,

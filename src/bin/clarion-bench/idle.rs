@@ -54,6 +54,14 @@ pub async fn run(t: Target, o: Idle) {
     }
     let elapsed = started.elapsed().as_secs_f64();
     let rate = open.len() as f64 / elapsed;
+    // Server CPU spent per connection (accept, upgrade, handshake, subscribe).
+    let cpu_per_conn_us = match (before.cpu, proc_stats::sample(o.pid).cpu) {
+        (Some(b), Some(a)) if !open.is_empty() => Some((a - b) / open.len() as f64 * 1e6),
+        _ => None,
+    };
+    if let Some(us) = cpu_per_conn_us {
+        println!("idle: server CPU {us:.1} µs per connection+subscribe");
+    }
     println!(
         "idle: {} connected, {} failed in {:.2}s ({:.0} connections+subscribes/s)",
         open.len(),
@@ -94,5 +102,6 @@ pub async fn run(t: Target, o: Idle) {
         "rss_before": before.rss,
         "rss_after": after.rss,
         "rss_per_connection_bytes": per_conn,
+        "server_cpu_us_per_connection": cpu_per_conn_us,
     }));
 }

@@ -16,6 +16,20 @@ pub type Ws = WebSocketStream<TcpStream>;
 /// Opens a connection (from `source` when given, to spread over 127.0.0.x addresses) and reads
 /// `connection_established`; returns the stream and its socket id.
 pub async fn connect(t: &Target, source: Option<IpAddr>) -> Result<(Ws, String), String> {
+    // A source port can still collide with a TIME_WAIT connection of an earlier run (the
+    // connect then fails with EADDRNOTAVAIL): try a few fresh source addresses.
+    let mut last = String::new();
+    for _ in 0..4 {
+        match connect_once(t, source).await {
+            Ok(c) => return Ok(c),
+            Err(e) if e.contains("os error 99") => last = e,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last)
+}
+
+async fn connect_once(t: &Target, source: Option<IpAddr>) -> Result<(Ws, String), String> {
     let addr: SocketAddr = tokio::net::lookup_host((t.host.as_str(), t.port))
         .await
         .map_err(|e| format!("resolve {}: {e}", t.host))?
@@ -27,7 +41,27 @@ pub async fn connect(t: &Target, source: Option<IpAddr>) -> Result<(Ws, String),
         TcpSocket::new_v6()
     }
     .map_err(|e| e.to_string())?;
-    if let Some(ip) = source {
+    // Choosing the source port ourselves matters: with tens of thousands of connections to one
+    // address, the kernel's own ephemeral-port search dominated the client's CPU (60% of it in
+    // __inet_hash_connect/__inet_check_established), capping the connect rate it could measure.
+    if addr.ip().is_loopback() && addr.is_ipv4() {
+        let _ = sock.set_reuseaddr(true);
+        let (ip, first_port) = next_source(source);
+        let mut bound = sock.bind(SocketAddr::new(ip, first_port)).is_ok();
+        for _ in 0..8 {
+            if bound {
+                break;
+            }
+            bound = sock
+                .bind(SocketAddr::new(ip, next_source(Some(ip)).1))
+                .is_ok();
+        }
+        // Ports still in TIME_WAIT from earlier runs: let the kernel search after all.
+        if !bound {
+            sock.bind(SocketAddr::new(ip, 0))
+                .map_err(|e| format!("bind {ip}: {e}"))?;
+        }
+    } else if let Some(ip) = source {
         sock.bind(SocketAddr::new(ip, 0))
             .map_err(|e| format!("bind {ip}: {e}"))?;
     }
@@ -110,4 +144,24 @@ pub fn source_ip(i: usize, n: usize) -> Option<IpAddr> {
         return None;
     }
     Some(IpAddr::from([127, 0, 0, (1 + i % n) as u8]))
+}
+
+/// The next source address: `source` or one of 127.0.0.1..=127.0.0.16 in turn (distinct
+/// addresses do not compete for ports), with ports handed out round-robin over 20000..=60999
+/// from a random start so that consecutive runs rarely reuse ports still in TIME_WAIT.
+fn next_source(source: Option<IpAddr>) -> (IpAddr, u16) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::OnceLock;
+    static START: OnceLock<u32> = OnceLock::new();
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = *START.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        (nanos ^ std::process::id().wrapping_mul(7919)) % 41_000
+    });
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let ip = source.unwrap_or(IpAddr::from([127, 0, 0, 1 + (n % 16) as u8]));
+    (ip, (20_000 + (start + n / 16) % 41_000) as u16)
 }

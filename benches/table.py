@@ -1,0 +1,243 @@
+#!/usr/bin/env python3
+"""Turns the JSON lines written by benches/run.sh into a Markdown table.
+
+    python3 benches/table.py [results.jsonl [table.md]]
+
+Defaults: benches/results/latest.jsonl -> benches/results/latest.md. One row per figure, with
+its target, the median over the runs and each run's value. Standard library only.
+"""
+
+import json
+import os
+import platform
+import statistics
+import sys
+from collections import defaultdict
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+FANOUT_CASES = [
+    # case, description, p99 target (ms), CPU-s per million target
+    ("fanout-10k-1ch-10eps", "10k subscribers, 1 channel, 10 events/s", 25, 2.5),
+    ("fanout-10k-100ch-100eps", "10k subscribers, 100 channels, 100 events/s", 2, None),
+    ("fanout-1k-1ch-500eps", "1k subscribers, 1 channel, 500 events/s", 20, None),
+]
+
+
+def get(rec, *path):
+    """rec[path[0]][path[1]]..., or None."""
+    v = rec
+    for p in path:
+        if not isinstance(v, dict) or p not in v:
+            return None
+        v = v[p]
+    return v
+
+
+def kb(rec):
+    b = get(rec, "rss_per_connection_bytes")
+    return None if b is None else b / 1024
+
+
+def per_conn_total(n):
+    """Extrapolated memory (GiB) for n connections from the idle per-connection figure."""
+
+    def f(rec):
+        k = kb(rec)
+        return None if k is None else k * n / 1024 / 1024
+
+    return f
+
+
+def field(*path):
+    return lambda rec: get(rec, *path)
+
+
+def fmt_int(v):
+    return f"{v:,.0f}"
+
+
+def fmt_ms(v):
+    return f"{v:.3f}" if v < 1 else f"{v:.2f}"
+
+
+def fmt_2(v):
+    return f"{v:.2f}"
+
+
+def fmt_gib(v):
+    return f"{v:.2f} GiB"
+
+
+# (case, figure, target text, check, extractor, formatter); check is (op, bound) or None.
+def rows():
+    r = [
+        ("idle-19k", "Memory per idle subscribed connection (KB)", "≤ 16 KB",
+         ("<=", 16), kb, fmt_2),
+        ("idle-19k", "Memory for 100,000 connections (computed, not measured)", "—",
+         None, per_conn_total(100_000), fmt_gib),
+        ("idle-19k", "Memory for 1,000,000 connections (computed, not measured)", "—",
+         None, per_conn_total(1_000_000), fmt_gib),
+        ("idle-19k", "Idle connections held (of 19,000)", "19,000",
+         (">=", 19000), field("connected"), fmt_int),
+        ("idle-19k", "Idle connection failures", "0",
+         ("<=", 0), field("failures"), fmt_int),
+        ("idle-19k", "Connect+subscribe rate (/s)", "≥ 15,000/s",
+         (">=", 15000), field("connect_rate"), fmt_int),
+    ]
+    for case, desc, p99, cpu in FANOUT_CASES:
+        r += [
+            (case, f"Fanout {desc}: lost deliveries", "0",
+             ("<=", 0), field("lost"), fmt_int),
+            (case, f"Fanout {desc}: publish errors", "0",
+             ("<=", 0), field("publish_errors"), fmt_int),
+            (case, f"Fanout {desc}: latency p50 (ms)", "—",
+             None, field("latency", "p50_ms"), fmt_ms),
+            (case, f"Fanout {desc}: latency p99 (ms)", f"≤ {p99} ms",
+             ("<=", p99), field("latency", "p99_ms"), fmt_ms),
+            (case, f"Fanout {desc}: deliveries/s", "—",
+             None, field("deliveries_per_second"), fmt_int),
+            (case, f"Fanout {desc}: server CPU-s per million deliveries",
+             f"≤ {cpu}" if cpu is not None else "—",
+             ("<=", cpu) if cpu is not None else None,
+             field("cpu_seconds_per_million"), fmt_2),
+        ]
+    r += [
+        ("trigger-c32", "HTTP trigger throughput, 32 connections (req/s)", "≥ 40,000/s",
+         (">=", 40000), field("requests_per_second"), fmt_int),
+        ("trigger-c32", "HTTP trigger latency p99 (ms)", "—",
+         None, field("latency", "p99_ms"), fmt_ms),
+        ("trigger-c32", "HTTP trigger non-200 responses", "0",
+         ("<=", 0), field("non_200"), fmt_int),
+        ("presence", "Presence join → member_added p50 (ms)", "≤ 2 ms",
+         ("<=", 2), field("member_added", "p50_ms"), fmt_ms),
+        ("presence", "Presence leave → member_removed p50 (ms)", "≤ 5 ms",
+         ("<=", 5), field("member_removed", "p50_ms"), fmt_ms),
+        ("presence", "Presence join rate, 100 at once (joins/s)", "—",
+         None, field("join_rate"), fmt_int),
+        ("presence", "Presence join failures (of 1,000)", "0",
+         ("<=", 0), field("join_failures"), fmt_int),
+        ("client-events", "Client events, 200 pairs × 10/s: delivered/s", "—",
+         None, field("delivered_per_second"), fmt_int),
+        ("client-events", "Client events latency p99 (ms)", "—",
+         None, field("latency", "p99_ms"), fmt_ms),
+        ("client-events", "Client events lost", "0",
+         ("<=", 0), field("lost"), fmt_int),
+    ]
+    return r
+
+
+def meets(check, v):
+    op, bound = check
+    return v <= bound if op == "<=" else v >= bound
+
+
+def machine_now():
+    model = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {"nproc": os.cpu_count(), "cpu_model": model, "kernel": platform.release()}
+
+
+def main():
+    src = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "results", "latest.jsonl")
+    dst = sys.argv[2] if len(sys.argv) > 2 else os.path.splitext(src)[0] + ".md"
+    meta = None
+    runs = defaultdict(dict)  # case -> run number -> record
+    with open(src) as f:
+        for n, line in enumerate(f, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                print(f"table.py: {src}:{n}: not JSON, skipped", file=sys.stderr)
+                continue
+            if rec.get("case") == "_meta":
+                meta = rec
+            elif "case" in rec:
+                runs[rec["case"]][rec.get("run", len(runs[rec["case"]]) + 1)] = rec
+
+    m = meta or {}
+    machine = machine_now() if meta is None else m
+    run_numbers = sorted({r for case in runs.values() for r in case})
+    out = ["# Clarion benchmark results", ""]
+    out.append(f"- Date: {m.get('date', 'unknown (no _meta record)')}")
+    out.append(
+        f"- Machine: {machine.get('nproc')} CPUs, {machine.get('cpu_model')}, "
+        f"Linux {machine.get('kernel')}"
+        + (f"; load average at start {' '.join(m['loadavg_at_start'])}"
+           if m.get("loadavg_at_start") else "")
+    )
+    if m.get("server"):
+        out.append(f"- Server: `{m['server']}`")
+    out.append(
+        f"- Runs per case: {len(run_numbers)}; each case against a fresh server; the load "
+        f"generator (clarion-bench) runs on the same machine"
+        + (f"; {m['duration']} s of load per timed case" if m.get("duration") else "")
+    )
+    out.append("")
+
+    header = ["Figure", "Target", f"Measured (median of {len(run_numbers)})"]
+    header += [f"Run {r}" for r in run_numbers]
+    out.append("| " + " | ".join(header) + " |")
+    out.append("|" + "|".join(["---"] * 2 + ["---:"] * (len(header) - 2)) + "|")
+    errors = []
+    for case, figure, target, check, extract, fmt in rows():
+        if case not in runs:
+            continue
+        cells, values = [], []
+        for r in run_numbers:
+            rec = runs[case].get(r)
+            if rec is None:
+                cells.append("—")
+                continue
+            if "error" in rec:
+                cells.append("error")
+                continue
+            v = extract(rec)
+            if v is None:
+                cells.append("n/a")
+                continue
+            values.append(v)
+            cells.append(fmt(v))
+        if values:
+            med = statistics.median(values)
+            measured = fmt(med)
+            if check is not None:
+                measured += " ✅" if meets(check, med) else " ❌"
+            if len(values) < len(run_numbers):
+                measured += f" ({len(values)} of {len(run_numbers)} runs)"
+        else:
+            measured = "n/a"
+        out.append("| " + " | ".join([figure, target, measured] + cells) + " |")
+    for case, by_run in runs.items():
+        for r, rec in sorted(by_run.items()):
+            if "error" in rec:
+                errors.append(f"- `{case}` run {r}: {rec['error']}")
+
+    out += [
+        "",
+        "✅/❌: the median meets / misses the target. \"n/a\": the figure was not reported "
+        "(e.g. no server PID for memory and CPU). Memory per connection is the server's RSS "
+        "growth while holding the idle connections, divided by their number; the 100k and 1M "
+        "rows multiply it and were not measured (KB = 1024 bytes, GiB = 1024³ bytes). Fanout latency runs from just before the HTTP "
+        "publish to the subscriber reading the frame.",
+    ]
+    if errors:
+        out += ["", "Failed runs:", ""] + errors
+    text = "\n".join(out) + "\n"
+    with open(dst, "w") as f:
+        f.write(text)
+    print(text, end="")
+
+
+if __name__ == "__main__":
+    main()
