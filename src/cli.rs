@@ -55,6 +55,20 @@ pub struct Cli {
     #[arg(long, env = "CLARION_LOG_FORMAT")]
     pub log_format: Option<String>,
 
+    /// Where subscribers live: `local` (one node) or `redis` (nodes sharing one Redis)
+    /// [default: local].
+    #[arg(long, env = "CLARION_ADAPTER")]
+    pub adapter: Option<String>,
+
+    /// Redis URL for the `redis` adapter [default: redis://127.0.0.1:6379/0].
+    #[arg(long, env = "CLARION_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+
+    /// Prefix of Redis keys and channels, so several clusters can share one Redis
+    /// [default: clarion].
+    #[arg(long, env = "CLARION_REDIS_PREFIX")]
+    pub redis_prefix: Option<String>,
+
     /// Id of one app defined from the command line or environment (needs key and secret too).
     #[arg(long, env = "CLARION_APP_ID")]
     pub app_id: Option<String>,

@@ -32,6 +32,12 @@ pub struct Config {
     pub max_http_body_size: usize,
     /// `text` or `json`.
     pub log_format: String,
+    /// `local` (one node) or `redis` (a cluster of nodes sharing one Redis).
+    pub adapter: String,
+    /// Redis connection URL for the `redis` adapter.
+    pub redis_url: String,
+    /// Prefix of every Redis key and pub/sub channel, so several clusters can share one Redis.
+    pub redis_prefix: String,
     /// The apps; when empty, the development app is used.
     pub apps: Vec<App>,
     /// Set when the development app was added because nothing was configured.
@@ -51,6 +57,9 @@ impl Default for Config {
             outbound_queue_size: 1000,
             max_http_body_size: 256 * 1024,
             log_format: "text".into(),
+            adapter: "local".into(),
+            redis_url: "redis://127.0.0.1:6379/0".into(),
+            redis_prefix: "clarion".into(),
             apps: Vec::new(),
             using_development_app: false,
         }
@@ -97,6 +106,9 @@ impl Config {
         set(&mut self.outbound_queue_size, &cli.outbound_queue_size);
         set(&mut self.max_http_body_size, &cli.max_http_body_size);
         set(&mut self.log_format, &cli.log_format);
+        set(&mut self.adapter, &cli.adapter);
+        set(&mut self.redis_url, &cli.redis_url);
+        set(&mut self.redis_prefix, &cli.redis_prefix);
         match (&cli.app_id, &cli.app_key, &cli.app_secret) {
             (None, None, None) => {
                 if cli.app_enable_client_messages.is_some() || cli.app_enable_user_authentication.is_some() {
@@ -161,6 +173,27 @@ impl Config {
             return Err(format!(
                 "log_format: {:?} is neither \"text\" nor \"json\"",
                 self.log_format
+            ));
+        }
+        if self.adapter != "local" && self.adapter != "redis" {
+            return Err(format!(
+                "adapter: {:?} is neither \"local\" nor \"redis\"",
+                self.adapter
+            ));
+        }
+        if self.adapter == "redis"
+            && !self.redis_url.starts_with("redis://")
+            && !self.redis_url.starts_with("rediss://")
+        {
+            return Err(format!(
+                "redis_url: {:?} is not a redis:// or rediss:// URL",
+                self.redis_url
+            ));
+        }
+        if self.redis_prefix.is_empty() || self.redis_prefix.contains(char::is_whitespace) {
+            return Err(format!(
+                "redis_prefix: {:?} must be non-empty and without spaces",
+                self.redis_prefix
             ));
         }
         if self.apps.is_empty() {

@@ -11,6 +11,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 use crate::adapter::local::LocalAdapter;
+use crate::adapter::redis::RedisAdapter;
 use crate::adapter::Adapter;
 use crate::config::Config;
 use crate::state::State;
@@ -25,11 +26,17 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds the configured address with the local (single-node) adapter.
+    /// Binds the configured address with the configured adapter (`local` or `redis`).
     pub async fn bind(config: Config) -> std::io::Result<Server> {
-        let local = LocalAdapter::new();
-        local.spawn_sweeper();
-        Server::bind_with_adapter(config, local).await
+        let adapter: Arc<dyn Adapter> = if config.adapter == "redis" {
+            RedisAdapter::start(&config.redis_url, &config.redis_prefix)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?
+        } else {
+            let local = LocalAdapter::new();
+            local.spawn_sweeper();
+            local
+        };
+        Server::bind_with_adapter(config, adapter).await
     }
 
     /// Binds the configured address with a given adapter.

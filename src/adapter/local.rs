@@ -39,6 +39,14 @@ impl LocalAdapter {
             .clone()
     }
 
+    /// Every app namespace on this node.
+    pub fn namespaces(&self) -> Vec<(String, Arc<Namespace>)> {
+        self.namespaces
+            .iter()
+            .map(|e| (e.key().clone(), e.value().clone()))
+            .collect()
+    }
+
     /// Periodically drops expired cache entries and idle namespaces.
     pub fn spawn_sweeper(self: &Arc<Self>) {
         let weak = Arc::downgrade(self);

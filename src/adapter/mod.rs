@@ -6,6 +6,7 @@
 //! change when a deployment grows.
 
 pub mod local;
+pub mod redis;
 
 use std::sync::Arc;
 
@@ -59,4 +60,9 @@ pub trait Adapter: Send + Sync + 'static {
     async fn terminate_user(&self, app: &App, user_id: &str);
     /// Connections of the app.
     async fn connection_count(&self, app: &App) -> u64;
+    /// Whether the adapter can do its whole job (a cluster adapter: its shared store is
+    /// reachable). `/ready` answers 503 when it cannot.
+    fn healthy(&self) -> bool {
+        true
+    }
 }

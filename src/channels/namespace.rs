@@ -27,6 +27,8 @@ pub struct NewMember {
 /// What a subscribe changed.
 #[derive(Debug, Default)]
 pub struct Subscribed {
+    /// The connection was not subscribed before (a repeated subscribe changes nothing).
+    pub added: bool,
     /// This connection is the channel's first subscriber (channel_occupied).
     pub occupied: bool,
     /// This is the user's first connection on the presence channel (member_added).
@@ -51,6 +53,9 @@ pub struct Unsubscribed {
     pub vacated: bool,
     /// The user's last connection left the presence channel (member_removed).
     pub member_removed: Option<Value>,
+    /// Presence: the leaving subscriber's member key and `user_id`, whether or not it was the
+    /// user's last connection here (a cluster adapter decides cluster-wide).
+    pub member: Option<(String, Value)>,
 }
 
 /// Counts for one channel.
@@ -178,6 +183,7 @@ impl Namespace {
                     let gone = match ch.members.get_mut(&key) {
                         Some(m) => {
                             m.connections = m.connections.saturating_sub(1);
+                            out.member = Some((key.clone(), m.user_id.clone()));
                             m.connections == 0
                         }
                         None => false,
@@ -261,6 +267,44 @@ impl Namespace {
         self.cache.retain(|_, e| e.ttl_left(now).is_some());
     }
 
+    /// Subscriptions per channel on this node (for a cluster adapter's shared counts).
+    pub fn local_counts(&self) -> Vec<(String, usize)> {
+        self.channels
+            .iter()
+            .filter(|c| !c.subscribers.is_empty())
+            .map(|c| (c.key().clone(), c.subscribers.len()))
+            .collect()
+    }
+
+    /// Every presence subscription on this node: channel, socket, member key, `user_id`,
+    /// `user_info` (for a cluster adapter to re-assert its members).
+    pub fn local_members(&self) -> Vec<(String, SocketId, String, Value, Value)> {
+        let mut out = Vec::new();
+        for c in self.channels.iter() {
+            for (sid, sub) in &c.subscribers {
+                if let Some(key) = &sub.member_key {
+                    if let Some(m) = c.members.get(key) {
+                        out.push((
+                            c.key().clone(),
+                            *sid,
+                            key.clone(),
+                            m.user_id.clone(),
+                            m.user_info.clone(),
+                        ));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Closes every connection (used when a node loses its cluster for good, and by tests).
+    pub fn close_all(&self, code: u16, reason: &str) {
+        for c in self.connections.iter() {
+            c.close(code, reason);
+        }
+    }
+
     /// Whether nothing at all is held for the app (used to drop empty namespaces).
     pub fn is_idle(&self) -> bool {
         self.connection_count() == 0 && self.channels.is_empty() && self.cache.is_empty()
@@ -285,6 +329,7 @@ fn subscribe_in(
         ..Subscribed::default()
     };
     let already = ch.subscribers.contains_key(&conn.socket_id);
+    out.added = !already;
     if let Some(m) = &member {
         let known = ch.members.contains_key(&m.key);
         if !already && !known && max_members != 0 && ch.members.len() as u64 >= max_members {

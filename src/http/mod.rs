@@ -40,7 +40,7 @@ pub async fn route(state: Arc<State>, req: Request<Incoming>) -> Response<Body> 
     match segments.as_slice() {
         ["app", key] => crate::ws::upgrade::upgrade(state.clone(), req, auth::decode(key)),
         [""] | ["up"] => health(&req),
-        ["ready"] => health(&req),
+        ["ready"] => ready(&state, &req),
         ["apps", app_id, rest @ ..] => {
             let app_id = auth::decode(app_id);
             let rest: Vec<String> = rest.iter().map(|s| auth::decode(s)).collect();
@@ -58,6 +58,21 @@ fn health(req: &Request<Incoming>) -> Response<Body> {
         return response::error(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed");
     }
     response::ok(json!({"health": "OK"}))
+}
+
+/// 200 when the node can do its whole job; 503 while its cluster store (Redis) is unreachable.
+fn ready(state: &State, req: &Request<Incoming>) -> Response<Body> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return response::error(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed");
+    }
+    if state.adapter.healthy() {
+        response::ok(json!({"health": "OK", "ready": true}))
+    } else {
+        response::json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({"ready": false, "error": "the cluster store (Redis) is unreachable"}),
+        )
+    }
 }
 
 /// A signed API call: find the app, read the body within its limit, check the signature, then

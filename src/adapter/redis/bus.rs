@@ -1,0 +1,175 @@
+//! The pub/sub bus between nodes. A message is a few newline-separated header fields followed by
+//! the frame's bytes exactly as subscribers receive them: the frame is encoded once by the node
+//! that publishes it, never re-encoded (and never JSON inside JSON).
+
+use std::sync::Weak;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+
+use super::RedisAdapter;
+use crate::protocol::frames::Frame;
+use crate::protocol::socket_id::SocketId;
+
+/// What one node tells the others.
+#[derive(Debug, PartialEq)]
+pub enum Message {
+    /// Deliver `frame` to the subscribers of `channel` except `except`.
+    Broadcast {
+        app: String,
+        channel: String,
+        except: Option<SocketId>,
+        frame: Frame,
+    },
+    /// Close the connections signed in as `user`.
+    Terminate { app: String, user: String },
+}
+
+/// Encodes a message from `node`. Header fields never contain a newline (channel names cannot;
+/// app ids and user ids that do are refused by `encode`).
+pub fn encode(node: &str, m: &Message) -> Option<Vec<u8>> {
+    let (kind, app, target, except, payload): (&str, &str, &str, String, &[u8]) = match m {
+        Message::Broadcast {
+            app,
+            channel,
+            except,
+            frame,
+        } => (
+            "B",
+            app,
+            channel,
+            except.map_or_else(|| "-".to_string(), |s| s.to_string()),
+            frame.as_str().as_bytes(),
+        ),
+        Message::Terminate { app, user } => ("T", app, user, "-".to_string(), b""),
+    };
+    if [node, app, target].iter().any(|f| f.contains('\n')) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(16 + node.len() + app.len() + target.len() + payload.len());
+    for field in [kind, node, app, target, &except] {
+        out.extend_from_slice(field.as_bytes());
+        out.push(b'\n');
+    }
+    out.extend_from_slice(payload);
+    Some(out)
+}
+
+/// Decodes a message; returns the sender's node id too.
+pub fn decode(bytes: &[u8]) -> Option<(String, Message)> {
+    let mut parts = bytes.splitn(6, |b| *b == b'\n');
+    let mut field = || {
+        parts
+            .next()
+            .and_then(|p| std::str::from_utf8(p).ok())
+            .map(str::to_string)
+    };
+    let (kind, node, app, target, except) = (field()?, field()?, field()?, field()?, field()?);
+    let payload = parts.next().unwrap_or(b"");
+    let msg = match kind.as_str() {
+        "B" => {
+            let text = std::str::from_utf8(payload).ok()?;
+            Message::Broadcast {
+                app,
+                channel: target,
+                except: except.parse().ok(),
+                frame: Frame::from(text),
+            }
+        }
+        "T" => Message::Terminate { app, user: target },
+        _ => return None,
+    };
+    Some((node, msg))
+}
+
+/// Listens on the bus for as long as the adapter lives, reconnecting with backoff.
+pub fn spawn_listener(adapter: Weak<RedisAdapter>, client: redis::Client, channel: String) {
+    tokio::spawn(async move {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let Some(this) = adapter.upgrade() else {
+                return;
+            };
+            let node = this.keys.node.clone();
+            drop(this);
+            let connected = async {
+                let mut pubsub = client.get_async_pubsub().await?;
+                pubsub.subscribe(&channel).await?;
+                Ok::<_, redis::RedisError>(pubsub)
+            };
+            let pubsub = match tokio::time::timeout(Duration::from_secs(2), connected).await {
+                Ok(Ok(p)) => p,
+                Ok(Err(e)) => {
+                    fail(&adapter, &e);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+                Err(_) => {
+                    fail(&adapter, &"timed out connecting");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            backoff = Duration::from_millis(200);
+            if let Some(this) = adapter.upgrade() {
+                this.health.ok();
+                // Redis may have lost our state (restart) or missed it (outage): re-assert now.
+                this.resync_soon();
+            }
+            let mut stream = pubsub.into_on_message();
+            while let Some(msg) = stream.next().await {
+                let Some(this) = adapter.upgrade() else {
+                    return;
+                };
+                match decode(msg.get_payload_bytes()) {
+                    Some((from, m)) if from != node => this.deliver_local(m),
+                    Some(_) => {}
+                    None => tracing::debug!("ignored an undecodable bus message"),
+                }
+            }
+            fail(&adapter, &"subscription connection lost");
+        }
+    });
+}
+
+fn fail(adapter: &Weak<RedisAdapter>, e: &dyn std::fmt::Display) {
+    if let Some(this) = adapter.upgrade() {
+        this.health.fail("bus subscription", e);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        let m = Message::Broadcast {
+            app: "1".into(),
+            channel: "private-a".into(),
+            except: Some(SocketId(1, 2)),
+            frame: Frame::from("{\"event\":\"x\",\"data\":\"a\\nb\"}"),
+        };
+        let bytes = encode("node-1", &m).expect("encodes");
+        assert_eq!(decode(&bytes), Some(("node-1".to_string(), m)));
+        let t = Message::Terminate {
+            app: "1".into(),
+            user: "42".into(),
+        };
+        assert_eq!(
+            decode(&encode("n", &t).expect("encodes")),
+            Some(("n".to_string(), t))
+        );
+        assert!(encode(
+            "n",
+            &Message::Terminate {
+                app: "1".into(),
+                user: "a\nb".into()
+            }
+        )
+        .is_none());
+        assert!(decode(b"garbage").is_none());
+    }
+}

@@ -1,0 +1,52 @@
+//! Whether Redis is reachable, with logging that says so once per change (and a reminder at
+//! most every 30 s), never once per failed message.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+const REMINDER: Duration = Duration::from_secs(30);
+
+#[derive(Debug)]
+pub struct Health {
+    healthy: AtomicBool,
+    last_log: Mutex<Option<Instant>>,
+}
+
+impl Health {
+    pub fn new() -> Health {
+        Health {
+            healthy: AtomicBool::new(false),
+            last_log: Mutex::new(None),
+        }
+    }
+
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
+    /// Records a successful exchange with Redis.
+    pub fn ok(&self) {
+        if !self.healthy.swap(true, Ordering::Relaxed) {
+            tracing::info!("redis reachable: cross-node delivery and shared state active");
+        }
+    }
+
+    /// Records a failure; logs on the transition and then at most every 30 s.
+    pub fn fail(&self, what: &str, error: &dyn std::fmt::Display) {
+        let was_healthy = self.healthy.swap(false, Ordering::Relaxed);
+        let mut last = match self.last_log.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let due = last.is_none_or(|t| t.elapsed() >= REMINDER);
+        if was_healthy || due {
+            *last = Some(Instant::now());
+            tracing::error!(
+                %error,
+                during = what,
+                "redis unreachable: serving local subscribers only, retrying in the background"
+            );
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! The node's heartbeat and the cleanup after nodes that died without warning.
+//!
+//! Every `TICK` a node refreshes its liveness key (TTL `ALIVE_TTL`) and, when asked (at start,
+//! after Redis came back), re-asserts its counts and presence members, so that state lost in a
+//! Redis restart or missed during an outage comes back without restarting anything. It also
+//! looks for registered nodes whose liveness key has expired; the first node to take a node's
+//! cleanup lock removes its members (announcing member_removed) and its counts.
+
+use std::sync::atomic::Ordering;
+use std::sync::Weak;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::RedisAdapter;
+
+/// How often a node refreshes its liveness key.
+pub const TICK: Duration = Duration::from_secs(3);
+/// How long a silent node is considered alive: a killed node disappears within this plus one
+/// tick.
+pub const ALIVE_TTL: Duration = Duration::from_secs(10);
+
+pub fn spawn(adapter: Weak<RedisAdapter>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(TICK);
+        loop {
+            tick.tick().await;
+            let Some(this) = adapter.upgrade() else {
+                return;
+            };
+            if this.heartbeat().await {
+                if this.resync_requested.swap(false, Ordering::Relaxed) && !this.resync().await {
+                    this.resync_soon();
+                }
+                this.reap_dead_nodes().await;
+            }
+        }
+    });
+}
+
+impl RedisAdapter {
+    /// Refreshes the liveness key; true when Redis answered.
+    async fn heartbeat(&self) -> bool {
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET")
+            .arg(self.keys.alive(&self.keys.node))
+            .arg(1)
+            .arg("PX")
+            .arg(ALIVE_TTL.as_millis() as u64)
+            .ignore();
+        pipe.cmd("SADD")
+            .arg(self.keys.nodes())
+            .arg(&self.keys.node)
+            .ignore();
+        let ok = self.pipe::<()>("heartbeat", &pipe).await.is_some();
+        if ok {
+            self.health.ok();
+        }
+        ok
+    }
+
+    /// Writes this node's whole state (counts, connections, members) again. Idempotent.
+    async fn resync(&self) -> bool {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for (app, ns) in self.local.namespaces() {
+            let counts_key = self.keys.counts(&app, &self.keys.node);
+            pipe.cmd("DEL").arg(&counts_key).ignore();
+            for (channel, n) in ns.local_counts() {
+                pipe.cmd("HSET")
+                    .arg(&counts_key)
+                    .arg(channel)
+                    .arg(n)
+                    .ignore();
+            }
+            pipe.cmd("HSET")
+                .arg(self.keys.connections(&app))
+                .arg(&self.keys.node)
+                .arg(ns.connection_count())
+                .ignore();
+            pipe.cmd("SADD")
+                .arg(self.keys.node_apps(&self.keys.node))
+                .arg(&app)
+                .ignore();
+            for (channel, socket, key, user_id, user_info) in ns.local_members() {
+                let value = Value::Array(vec![Value::String(key), user_id, user_info]).to_string();
+                pipe.cmd("HSET")
+                    .arg(self.keys.members(&app, &channel))
+                    .arg(self.keys.member_field(&socket.to_string()))
+                    .arg(value)
+                    .ignore();
+                pipe.cmd("SADD")
+                    .arg(self.keys.node_presence(&self.keys.node))
+                    .arg(format!("{app}\n{channel}"))
+                    .ignore();
+            }
+        }
+        self.pipe::<()>("resync", &pipe).await.is_some()
+    }
+
+    /// Cleans up after every registered node whose liveness key has expired.
+    async fn reap_dead_nodes(&self) {
+        let Some(nodes) = self
+            .query::<Vec<String>>("list nodes", redis::cmd("SMEMBERS").arg(self.keys.nodes()))
+            .await
+        else {
+            return;
+        };
+        let Some(alive) = self.alive_nodes().await else {
+            return;
+        };
+        for node in nodes
+            .into_iter()
+            .filter(|n| !alive.contains(n) && *n != self.keys.node)
+        {
+            let locked: Option<Option<String>> = self
+                .query(
+                    "reaper lock",
+                    redis::cmd("SET")
+                        .arg(self.keys.reaper_lock(&node))
+                        .arg(&self.keys.node)
+                        .arg("NX")
+                        .arg("EX")
+                        .arg(30),
+                )
+                .await;
+            if matches!(locked, Some(Some(_))) {
+                self.reap(&node).await;
+            }
+        }
+    }
+
+    /// Removes a dead node's members (announcing the users who are gone everywhere), counts
+    /// and registrations.
+    async fn reap(&self, node: &str) {
+        tracing::warn!(
+            node,
+            "a cluster node stopped refreshing its liveness key; removing its state"
+        );
+        let entries: Vec<String> = self
+            .query(
+                "read dead node",
+                redis::cmd("SMEMBERS").arg(self.keys.node_presence(node)),
+            )
+            .await
+            .unwrap_or_default();
+        for entry in entries {
+            let Some((app, channel)) = entry.split_once('\n') else {
+                continue;
+            };
+            let gone: Option<Vec<String>> = self
+                .script(
+                    "reap members",
+                    self.scripts
+                        .reap
+                        .key(self.keys.members(app, channel))
+                        .arg(format!("{node}|")),
+                )
+                .await;
+            for value in gone.unwrap_or_default() {
+                if let Ok(Value::Array(parts)) = serde_json::from_str::<Value>(&value) {
+                    if let Some(user_id) = parts.get(1) {
+                        self.announce_member_removed(app, channel, user_id).await;
+                    }
+                }
+            }
+        }
+        let apps: Vec<String> = self
+            .query(
+                "read dead node",
+                redis::cmd("SMEMBERS").arg(self.keys.node_apps(node)),
+            )
+            .await
+            .unwrap_or_default();
+        let mut pipe = redis::pipe();
+        for app in &apps {
+            pipe.cmd("DEL").arg(self.keys.counts(app, node)).ignore();
+            pipe.cmd("HDEL")
+                .arg(self.keys.connections(app))
+                .arg(node)
+                .ignore();
+        }
+        pipe.cmd("DEL").arg(self.keys.node_apps(node)).ignore();
+        pipe.cmd("DEL").arg(self.keys.node_presence(node)).ignore();
+        pipe.cmd("SREM").arg(self.keys.nodes()).arg(node).ignore();
+        let _: Option<()> = self.pipe("remove dead node", &pipe).await;
+    }
+}

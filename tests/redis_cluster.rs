@@ -1,0 +1,532 @@
+//! The Redis adapter: two or more Clarion nodes sharing a real `redis-server` (started by each
+//! test on a free port, so it can be stopped and restarted) behave as one server.
+
+mod common;
+use common::*;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+/// A `redis-server` child on a free port; killed on drop.
+struct Redis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        let port = free_port();
+        let mut r = Redis { port, child: None };
+        r.spawn();
+        r
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (apt-get install redis-server)");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+const APP: &str =
+    "[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"s\"\nenable_client_messages = true\n";
+
+fn app() -> TestApp {
+    TestApp::new("1", "k", "s")
+}
+
+/// A node of the cluster with extra app settings.
+async fn node(redis: &Redis, prefix: &str, extra: &str) -> TestServer {
+    let toml = format!(
+        "adapter = \"redis\"\nredis_url = \"{}\"\nredis_prefix = \"{prefix}\"\n{APP}{extra}",
+        redis.url()
+    );
+    let s = TestServer::start(&toml).await;
+    wait_ready(&s).await;
+    s
+}
+
+async fn wait_ready(s: &TestServer) {
+    for _ in 0..100 {
+        if s.raw_http("GET", "/ready", "").await.0 == 200 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("node never became ready");
+}
+
+async fn trigger(s: &TestServer, channel: &str, event: &str, data: &str, socket_id: Option<&str>) {
+    let mut body = json!({"name": event, "channel": channel, "data": data});
+    if let Some(sid) = socket_id {
+        body["socket_id"] = sid.into();
+    }
+    let (status, resp) = s
+        .api(&app(), "POST", "/apps/1/events", &[], &body.to_string())
+        .await;
+    assert_eq!(status, 200, "{resp}");
+}
+
+async fn presence(s: &TestServer, channel: &str, user: Value) -> (WsClient, String, Value) {
+    let (mut c, sid) = s.connect("k").await;
+    let data = json!({"user_id": user, "user_info": {"name": "n"}}).to_string();
+    let auth = channel_auth(&app(), &sid, channel, Some(&data));
+    let ok = c.subscribe(channel, Some(&auth), Some(&data)).await;
+    assert_eq!(
+        ok["event"], "pusher_internal:subscription_succeeded",
+        "{ok}"
+    );
+    (c, sid, decode_data(&ok))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_reach_every_node_exactly_once_with_exclusion() {
+    let redis = Redis::start();
+    let (a, b) = (node(&redis, "t1", "").await, node(&redis, "t1", "").await);
+    let (mut on_a, _) = a.connect("k").await;
+    let (mut on_b, b_sid) = b.connect("k").await;
+    on_a.subscribe("orders", Some(""), None).await;
+    on_b.subscribe("orders", Some(""), None).await;
+    trigger(&a, "orders", "created", "{\"id\":1}", None).await;
+    for c in [&mut on_a, &mut on_b] {
+        let m = c.expect_event("created").await;
+        assert_eq!(m["data"], "{\"id\":1}");
+        assert_eq!(m["channel"], "orders");
+    }
+    // Exactly once: no second copy arrives.
+    on_a.expect_silence(Duration::from_millis(300)).await;
+    on_b.expect_silence(Duration::from_millis(300)).await;
+    // socket_id exclusion holds across nodes: B's connection is excluded by a trigger on A.
+    trigger(&a, "orders", "second", "{}", Some(&b_sid)).await;
+    on_a.expect_event("second").await;
+    on_b.expect_silence(Duration::from_millis(500)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_events_and_terminate_cross_nodes() {
+    let redis = Redis::start();
+    let (a, b) = (node(&redis, "t2", "").await, node(&redis, "t2", "").await);
+    let (mut on_a, a_sid) = a.connect("k").await;
+    let (mut on_b, b_sid) = b.connect("k").await;
+    for (c, sid) in [(&mut on_a, &a_sid), (&mut on_b, &b_sid)] {
+        let auth = channel_auth(&app(), sid, "private-chat", None);
+        c.subscribe("private-chat", Some(&auth), None).await;
+    }
+    on_a.send(json!({"event": "client-typing", "channel": "private-chat", "data": {"who": "a"}}))
+        .await;
+    let m = on_b.expect_event("client-typing").await;
+    assert_eq!(m["data"], json!({"who": "a"}));
+    on_a.expect_silence(Duration::from_millis(300)).await;
+
+    // terminate_connections through node A closes the user's connection on node B.
+    let user_data = "{\"id\":\"42\"}";
+    on_b.send(json!({"event": "pusher:signin", "data": {"auth": user_auth(&app(), &b_sid, user_data), "user_data": user_data}})).await;
+    on_b.expect_event("pusher:signin_success").await;
+    let (status, _) = a
+        .api(
+            &app(),
+            "POST",
+            "/apps/1/users/42/terminate_connections",
+            &[],
+            "{}",
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        on_b.closed().await,
+        Closed::Code(4009, "Connection terminated by the application".into())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_is_cluster_wide() {
+    let redis = Redis::start();
+    let (a, b) = (node(&redis, "t3", "").await, node(&redis, "t3", "").await);
+    let (mut u1, _, _) = presence(&a, "presence-room", json!("1")).await;
+    let (mut u2, _, data) = presence(&b, "presence-room", json!(2)).await;
+    // The subscriber on B sees both members, with their JSON types.
+    assert_eq!(data["presence"]["count"], 2, "{data}");
+    assert_eq!(data["presence"]["hash"]["1"], json!({"name": "n"}));
+    let mut ids: Vec<String> = data["presence"]["ids"]
+        .as_array()
+        .expect("ids")
+        .iter()
+        .map(|v| v.to_string())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, vec!["\"1\"".to_string(), "2".to_string()]);
+    let added = u1.expect_event("pusher_internal:member_added").await;
+    assert_eq!(decode_data(&added)["user_id"], json!(2));
+
+    // User 3 on both nodes: one member_added, no removal until the last connection leaves.
+    let (u3a, _, _) = presence(&a, "presence-room", json!("3")).await;
+    let (mut u3b, _, _) = presence(&b, "presence-room", json!("3")).await;
+    let added = u1.expect_event("pusher_internal:member_added").await;
+    assert_eq!(decode_data(&added)["user_id"], "3");
+    u1.expect_silence(Duration::from_millis(300)).await;
+    drop(u3a);
+    u1.expect_silence(Duration::from_millis(500)).await;
+    u3b.send(json!({"event": "pusher:unsubscribe", "data": {"channel": "presence-room"}}))
+        .await;
+    let removed = u1.expect_event("pusher_internal:member_removed").await;
+    assert_eq!(decode_data(&removed)["user_id"], "3");
+    let removed = u2.expect_event("pusher_internal:member_removed").await;
+    assert_eq!(decode_data(&removed)["user_id"], "3");
+
+    // The users endpoint of either node lists both remaining users.
+    let (status, body) = a
+        .api(
+            &app(),
+            "GET",
+            "/apps/1/channels/presence-room/users",
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["users"].as_array().map(Vec::len), Some(2), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_are_cluster_wide() {
+    let redis = Redis::start();
+    let extra = "max_presence_members_per_channel = 1\nmax_connections = 3\n";
+    let (a, b) = (
+        node(&redis, "t4", extra).await,
+        node(&redis, "t4", extra).await,
+    );
+    let (_u1, _, _) = presence(&a, "presence-full", json!("1")).await;
+    let (mut c, sid) = b.connect("k").await;
+    let data = json!({"user_id": "2"}).to_string();
+    let auth = channel_auth(&app(), &sid, "presence-full", Some(&data));
+    let err = c.subscribe("presence-full", Some(&auth), Some(&data)).await;
+    assert_eq!(err["event"], "pusher:subscription_error", "{err}");
+    assert_eq!(err["data"]["type"], "LimitReached");
+    assert_eq!(err["data"]["status"], 4004);
+    // Two connections so far (u1 on A, c on B); a third is fine, a fourth anywhere is refused.
+    let (_third, _) = a.connect("k").await;
+    let mut fourth = WsClient::connect(&b.ws_url("k", "?protocol=7")).await;
+    let m = fourth.recv().await;
+    assert_eq!(m["data"]["code"], 4004, "{m}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_and_cache_see_the_whole_cluster() {
+    let redis = Redis::start();
+    let (a, b) = (node(&redis, "t5", "").await, node(&redis, "t5", "").await);
+    let (mut on_b, _) = b.connect("k").await;
+    on_b.subscribe("news", Some(""), None).await;
+    let (mut on_a, _) = a.connect("k").await;
+    on_a.subscribe("news", Some(""), None).await;
+    let (_p, _, _) = presence(&b, "presence-x", json!("9")).await;
+
+    let (status, body) = a
+        .api(
+            &app(),
+            "GET",
+            "/apps/1/channels",
+            &[("info", "subscription_count")],
+            "",
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["channels"]["news"]["subscription_count"], 2, "{body}");
+    assert_eq!(
+        body["channels"]["presence-x"]["subscription_count"], 1,
+        "{body}"
+    );
+    let (_, body) = a
+        .api(
+            &app(),
+            "GET",
+            "/apps/1/channels/presence-x",
+            &[("info", "user_count,subscription_count")],
+            "",
+        )
+        .await;
+    assert_eq!(
+        body,
+        json!({"occupied": true, "user_count": 1, "subscription_count": 1})
+    );
+    let (_, body) = a.api(&app(), "GET", "/apps/1/connections", &[], "").await;
+    assert_eq!(body["connections"], 3, "{body}");
+
+    // A cache channel's last event, triggered on A with nobody listening, reaches B's subscriber.
+    trigger(&a, "cache-prices", "price", "{\"p\":3}", None).await;
+    let (mut late, _) = b.connect("k").await;
+    late.subscribe("cache-prices", Some(""), None).await;
+    let m = late.recv().await;
+    assert_eq!(m["event"], "price", "{m}");
+    assert_eq!(m["data"], "{\"p\":3}");
+
+    // Leaving is seen by the queries too.
+    drop(on_b);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, body) = a
+        .api(
+            &app(),
+            "GET",
+            "/apps/1/channels/news",
+            &[("info", "subscription_count")],
+            "",
+        )
+        .await;
+    assert_eq!(body["subscription_count"], 1, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prefixes_separate_clusters_on_one_redis() {
+    let redis = Redis::start();
+    let (a, other) = (
+        node(&redis, "red", "").await,
+        node(&redis, "blue", "").await,
+    );
+    let (mut on_other, _) = other.connect("k").await;
+    on_other.subscribe("orders", Some(""), None).await;
+    trigger(&a, "orders", "created", "{}", None).await;
+    on_other.expect_silence(Duration::from_millis(500)).await;
+    let (_, body) = a.api(&app(), "GET", "/apps/1/channels", &[], "").await;
+    assert_eq!(body, json!({"channels": {}}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_outage_keeps_local_service_and_recovers() {
+    let mut redis = Redis::start();
+    let (a, b) = (node(&redis, "t6", "").await, node(&redis, "t6", "").await);
+    let (mut on_a, _) = a.connect("k").await;
+    on_a.subscribe("live", Some(""), None).await;
+    let (mut on_b, _) = b.connect("k").await;
+    on_b.subscribe("live", Some(""), None).await;
+
+    redis.stop();
+    // Not ready, but still serving its own subscribers.
+    let mut not_ready = false;
+    for _ in 0..60 {
+        if a.raw_http("GET", "/ready", "").await.0 == 503 {
+            not_ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(not_ready, "/ready must report 503 while Redis is down");
+    assert_eq!(a.raw_http("GET", "/up", "").await.0, 200);
+    trigger(&a, "live", "during", "{}", None).await;
+    on_a.expect_event("during").await;
+    let (mut newcomer, _) = a.connect("k").await;
+    let ok = newcomer.subscribe("live", Some(""), None).await;
+    assert_eq!(ok["event"], "pusher_internal:subscription_succeeded");
+
+    // Redis comes back (empty): cross-node delivery and shared state resume without a restart.
+    redis.spawn();
+    wait_ready(&a).await;
+    wait_ready(&b).await;
+    let mut delivered = false;
+    for i in 0..50 {
+        trigger(&a, "live", "after", &format!("{{\"n\":{i}}}"), None).await;
+        if on_b
+            .try_recv(Duration::from_millis(200))
+            .await
+            .is_some_and(|m| m["event"] == "after")
+        {
+            delivered = true;
+            break;
+        }
+    }
+    assert!(
+        delivered,
+        "cross-node delivery must resume after Redis returns"
+    );
+    // The counts are re-asserted from the nodes' local state.
+    let mut counted = false;
+    for _ in 0..50 {
+        let (_, body) = b
+            .api(
+                &app(),
+                "GET",
+                "/apps/1/channels/live",
+                &[("info", "subscription_count")],
+                "",
+            )
+            .await;
+        if body["subscription_count"] == 3 {
+            counted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        counted,
+        "subscription counts must be restored after Redis restarts"
+    );
+}
+
+/// A Clarion node as a separate process, so that it can be killed with SIGKILL.
+struct ProcessNode {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl ProcessNode {
+    fn start(redis: &Redis, prefix: &str) -> ProcessNode {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("clarion.toml");
+        std::fs::write(&config, APP).expect("write config");
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_clarion"))
+            .args([
+                "--config",
+                config.to_str().expect("utf-8 path"),
+                "--host",
+                "127.0.0.1",
+            ])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--adapter",
+                "redis",
+                "--redis-url",
+                &redis.url(),
+            ])
+            .args(["--redis-prefix", prefix])
+            .env_remove("CLARION_APP_ID")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start clarion");
+        ProcessNode {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+
+    fn kill9(&mut self) {
+        let _ = self.child.kill(); // SIGKILL: no cleanup runs in the node
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ProcessNode {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_leaves_no_ghosts() {
+    let redis = Redis::start();
+    let a = node(&redis, "t7", "").await;
+    let mut b = ProcessNode::start(&redis, "t7");
+    let b_addr: std::net::SocketAddr = format!("127.0.0.1:{}", b.port).parse().expect("addr");
+    let mut ready = false;
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(b_addr).is_ok()
+            && http_request(b_addr, "GET", "/ready", "").await.0 == 200
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ready, "node B never became ready");
+
+    let (mut observer, _, _) = presence(&a, "presence-team", json!("alive")).await;
+    let mut ghost = WsClient::connect(&format!("ws://{b_addr}/app/k?protocol=7")).await;
+    let established = ghost.recv().await;
+    let sid = decode_data(&established)["socket_id"]
+        .as_str()
+        .expect("socket id")
+        .to_string();
+    let data = json!({"user_id": "ghost"}).to_string();
+    let auth = channel_auth(&app(), &sid, "presence-team", Some(&data));
+    let ok = ghost
+        .subscribe("presence-team", Some(&auth), Some(&data))
+        .await;
+    assert_eq!(decode_data(&ok)["presence"]["count"], 2, "{ok}");
+    let added = observer.expect_event("pusher_internal:member_added").await;
+    assert_eq!(decode_data(&added)["user_id"], "ghost");
+    let (_, body) = a.api(&app(), "GET", "/apps/1/connections", &[], "").await;
+    assert_eq!(body["connections"], 2, "{body}");
+
+    b.kill9();
+    // Within the liveness window (10 s TTL + 3 s ticks) the ghost is removed and announced.
+    let removed = observer
+        .try_recv(Duration::from_secs(25))
+        .await
+        .expect("member_removed for the dead node's member");
+    assert_eq!(
+        removed["event"], "pusher_internal:member_removed",
+        "{removed}"
+    );
+    assert_eq!(decode_data(&removed)["user_id"], "ghost");
+    let (_, body) = a
+        .api(
+            &app(),
+            "GET",
+            "/apps/1/channels/presence-team/users",
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(body, json!({"users": [{"id": "alive"}]}));
+    let (_, body) = a.api(&app(), "GET", "/apps/1/connections", &[], "").await;
+    assert_eq!(body["connections"], 1, "{body}");
+    let (_, body) = a
+        .api(
+            &app(),
+            "GET",
+            "/apps/1/channels/presence-team",
+            &[("info", "subscription_count")],
+            "",
+        )
+        .await;
+    assert_eq!(body["subscription_count"], 1, "{body}");
+}
