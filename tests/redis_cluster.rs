@@ -530,3 +530,49 @@ async fn a_killed_node_leaves_no_ghosts() {
         .await;
     assert_eq!(body["subscription_count"], 1, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_departures_during_an_outage_are_settled_after_recovery() {
+    let mut redis = Redis::start();
+    let (a, b) = (node(&redis, "t8", "").await, node(&redis, "t8", "").await);
+    let (mut observer, _, _) = presence(&a, "presence-ops", json!("watcher")).await;
+    let (leaver, _, _) = presence(&b, "presence-ops", json!("leaver")).await;
+    observer.expect_event("pusher_internal:member_added").await;
+
+    redis.stop();
+    for _ in 0..60 {
+        if b.raw_http("GET", "/ready", "").await.0 == 503 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(leaver); // leaves while B cannot tell Redis
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    redis.spawn(); // empty Redis: both nodes re-assert what they hold
+
+    // A's member is told once Redis is back and B has settled its state.
+    let m = observer
+        .try_recv(Duration::from_secs(15))
+        .await
+        .expect("member_removed after recovery");
+    assert_eq!(m["event"], "pusher_internal:member_removed", "{m}");
+    assert_eq!(decode_data(&m)["user_id"], "leaver");
+    let mut users = Value::Null;
+    for _ in 0..50 {
+        users = a
+            .api(
+                &app(),
+                "GET",
+                "/apps/1/channels/presence-ops/users",
+                &[],
+                "",
+            )
+            .await
+            .1;
+        if users == json!({"users": [{"id": "watcher"}]}) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(users, json!({"users": [{"id": "watcher"}]}));
+}

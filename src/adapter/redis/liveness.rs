@@ -60,7 +60,63 @@ impl RedisAdapter {
     }
 
     /// Writes this node's whole state (counts, connections, members) again. Idempotent.
+    /// Members this node recorded but no longer has (they left while Redis was unreachable)
+    /// are removed first, and users gone from the whole cluster are announced.
     async fn resync(&self) -> bool {
+        let Some(entries) = self
+            .query::<Vec<String>>(
+                "read own presence",
+                redis::cmd("SMEMBERS").arg(self.keys.node_presence(&self.keys.node)),
+            )
+            .await
+        else {
+            return false;
+        };
+        let mut local_users: std::collections::HashSet<(String, String, String)> =
+            Default::default();
+        for (app, ns) in self.local.namespaces() {
+            for (channel, _, key, _, _) in ns.local_members() {
+                local_users.insert((app.clone(), channel, key));
+            }
+        }
+        let mut departed = Vec::new();
+        for entry in entries {
+            let Some((app, channel)) = entry.split_once('\n') else {
+                continue;
+            };
+            let gone: Option<Vec<String>> = self
+                .script(
+                    "reap own members",
+                    self.scripts
+                        .reap
+                        .key(self.keys.members(app, channel))
+                        .arg(format!("{}|", self.keys.node)),
+                )
+                .await;
+            for value in gone.unwrap_or_default() {
+                if let Ok(Value::Array(parts)) = serde_json::from_str::<Value>(&value) {
+                    if let (Some(Value::String(key)), Some(user_id)) = (parts.first(), parts.get(1))
+                    {
+                        if !local_users.contains(&(
+                            app.to_string(),
+                            channel.to_string(),
+                            key.clone(),
+                        )) {
+                            departed.push((app.to_string(), channel.to_string(), user_id.clone()));
+                        }
+                    }
+                }
+            }
+        }
+        let pending: Vec<(String, String, String, Value)> = match self.pending_departures.lock() {
+            Ok(mut g) => std::mem::take(&mut *g),
+            Err(p) => std::mem::take(&mut *p.into_inner()),
+        };
+        for (app, channel, key, user_id) in pending {
+            if !local_users.contains(&(app.clone(), channel.clone(), key)) {
+                departed.push((app, channel, user_id));
+            }
+        }
         let mut pipe = redis::pipe();
         pipe.atomic();
         for (app, ns) in self.local.namespaces() {
@@ -95,7 +151,23 @@ impl RedisAdapter {
                     .ignore();
             }
         }
-        self.pipe::<()>("resync", &pipe).await.is_some()
+        let ok = self.pipe::<()>("resync", &pipe).await.is_some();
+        let mut seen = std::collections::HashSet::new();
+        departed.retain(|(app, channel, user_id)| {
+            seen.insert((app.clone(), channel.clone(), user_id.to_string()))
+        });
+        for (app, channel, user_id) in departed {
+            // Still absent once this node's members are back: announce to the other nodes.
+            let present = self
+                .cluster_members(&app, &channel)
+                .await
+                .is_some_and(|m| m.iter().any(|(_, id, _)| *id == user_id));
+            if !present {
+                self.announce_member_removed(&app, &channel, &user_id, false)
+                    .await;
+            }
+        }
+        ok
     }
 
     /// Cleans up after every registered node whose liveness key has expired.
@@ -160,7 +232,8 @@ impl RedisAdapter {
             for value in gone.unwrap_or_default() {
                 if let Ok(Value::Array(parts)) = serde_json::from_str::<Value>(&value) {
                     if let Some(user_id) = parts.get(1) {
-                        self.announce_member_removed(app, channel, user_id).await;
+                        self.announce_member_removed(app, channel, user_id, true)
+                            .await;
                     }
                 }
             }

@@ -52,6 +52,9 @@ pub struct RedisAdapter {
     health: Health,
     resync_requested: AtomicBool,
     scripts: Scripts,
+    /// Presence departures Redis could not be told about (app, channel, member key, user_id):
+    /// settled, and announced to the other nodes, when Redis is back.
+    pending_departures: std::sync::Mutex<Vec<(String, String, String, Value)>>,
 }
 
 struct Scripts {
@@ -86,6 +89,7 @@ impl RedisAdapter {
             conn,
             health: Health::new(),
             resync_requested: AtomicBool::new(true),
+            pending_departures: std::sync::Mutex::new(Vec::new()),
             scripts: Scripts {
                 join: scripts::join(),
                 leave: scripts::leave(),
@@ -447,9 +451,19 @@ impl Adapter for RedisAdapter {
                         .arg(&key),
                 )
                 .await;
-            // With Redis reachable the cluster decides; without it, the local answer stands.
-            if let Some(left) = left {
-                out.member_removed = (left == 0).then_some(user_id);
+            // With Redis reachable the cluster decides; without it, the local answer stands and
+            // the other nodes are told once Redis is back.
+            match left {
+                Some(left) => out.member_removed = (left == 0).then_some(user_id),
+                None => {
+                    if out.member_removed.is_some() {
+                        let mut pending = match self.pending_departures.lock() {
+                            Ok(g) => g,
+                            Err(p) => p.into_inner(),
+                        };
+                        pending.push((app.id.clone(), channel.to_string(), key, user_id));
+                    }
+                }
             }
         }
         out
@@ -608,10 +622,13 @@ impl RedisAdapter {
         )
     }
 
-    /// Announces that a user left a presence channel (cluster-wide), e.g. after a node died.
-    async fn announce_member_removed(&self, app: &str, channel: &str, user_id: &Value) {
+    /// Announces that a user left a presence channel, e.g. after a node died; `here` also
+    /// tells this node's subscribers (false when they were told already).
+    async fn announce_member_removed(&self, app: &str, channel: &str, user_id: &Value, here: bool) {
         let frame = frames::member_removed(channel, user_id);
-        self.local.namespace(app).broadcast(channel, &frame, None);
+        if here {
+            self.local.namespace(app).broadcast(channel, &frame, None);
+        }
         self.publish(&Message::Broadcast {
             app: app.to_string(),
             channel: channel.to_string(),
