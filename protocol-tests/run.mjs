@@ -22,11 +22,11 @@ function freePort() {
   });
 }
 
-async function waitUp(port, ms = 20000) {
+async function waitUp(port, ms = 20000, probe = '/up') {
   const end = Date.now() + ms;
   while (Date.now() < end) {
     try {
-      const r = await fetch(`http://127.0.0.1:${port}/up`);
+      const r = await fetch(`http://127.0.0.1:${port}${probe}`);
       if (r.ok) return;
     } catch {
       // not listening yet
@@ -55,39 +55,48 @@ function pythonEnv() {
 }
 
 const env = { ...process.env, PT_PYTHON: process.env.PT_PYTHON ?? pythonEnv() };
-let server;
+const cluster = process.env.PT_CLUSTER === '1';
+const servers = [];
+let report = 'COMPATIBILITY.md';
 if (process.env.PT_EXTERNAL !== '1') {
   const build = spawnSync('cargo', ['build', '--quiet', '--bin', 'clarion'], { cwd: repo, stdio: 'inherit' });
   if (build.status !== 0) process.exit(build.status ?? 1);
   const bin = process.env.CLARION_BIN ?? path.join(repo, 'target', 'debug', 'clarion');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'clarion-pt-'));
   const config = path.join(dir, 'clarion.toml');
-  fs.writeFileSync(
-    config,
-    [
-      '[[apps]]',
-      'id = "123456"',
-      'key = "pt-key"',
-      'secret = "pt-secret"',
-      'enable_client_messages = true',
-      '',
-    ].join('\n'),
-  );
-  const port = await freePort();
+  const lines = [];
+  if (cluster) {
+    // A real redis-server on a free port, and two Clarion nodes sharing it.
+    const redisPort = await freePort();
+    const redis = spawn('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+      stdio: 'ignore',
+    });
+    servers.push(redis);
+    lines.push('adapter = "redis"', `redis_url = "redis://127.0.0.1:${redisPort}/0"`, `redis_prefix = "pt-${process.pid}"`);
+    report = 'COMPATIBILITY-cluster.md';
+  }
+  lines.push('[[apps]]', 'id = "123456"', 'key = "pt-key"', 'secret = "pt-secret"', 'enable_client_messages = true', '');
+  fs.writeFileSync(config, lines.join('\n'));
+  const ports = cluster ? [await freePort(), await freePort()] : [await freePort()];
   Object.assign(env, {
     PT_HOST: '127.0.0.1',
-    PT_PORT: String(port),
+    PT_PORT: String(ports[0]),
+    PT_PORTS: cluster ? ports.join(',') : '',
     PT_APP_ID: '123456',
     PT_APP_KEY: 'pt-key',
     PT_APP_SECRET: 'pt-secret',
-    PT_SERVER_NAME: 'Clarion',
+    PT_SERVER_NAME: cluster ? 'a two-node Clarion cluster (Redis adapter; clients spread over both nodes)' : 'Clarion',
     PT_SERVER_CMD: `exec '${bin}' --config '${config}' --host 127.0.0.1 --port {port}`,
   });
-  server = spawn(bin, ['--config', config, '--host', '127.0.0.1', '--port', String(port)], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
-  });
-  await waitUp(port);
+  for (const port of ports) {
+    servers.push(
+      spawn(bin, ['--config', config, '--host', '127.0.0.1', '--port', String(port)], {
+        stdio: ['ignore', 'ignore', 'inherit'],
+        env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
+      }),
+    );
+  }
+  for (const port of ports) await waitUp(port, 20000, cluster ? '/ready' : '/up');
 }
 
 const files = fs
@@ -102,11 +111,11 @@ const node = spawn(
     '--test-reporter=spec',
     '--test-reporter-destination=stdout',
     '--test-reporter=./lib/table-reporter.mjs',
-    '--test-reporter-destination=COMPATIBILITY.md',
+    `--test-reporter-destination=${report}`,
     ...files,
   ],
   { cwd: here, stdio: 'inherit', env },
 );
 const code = await new Promise((r) => node.on('exit', (c) => r(c ?? 1)));
-if (server) server.kill('SIGTERM');
+for (const s of servers.reverse()) s.kill('SIGTERM');
 process.exit(code);

@@ -5,6 +5,9 @@
 //                            Python SDK insists on it)
 // PT_SERVER_CMD             optional: a shell command that starts a fresh server with the same app
 //                            on the port given as {port}; needed by the reconnect test
+// PT_PORTS                  optional: comma-separated ports of the nodes of a cluster; each new
+//                            client (and each SDK instance) takes the next one, so clients of one
+//                            test are spread over the nodes
 import Pusher from 'pusher-js';
 import PusherServer from 'pusher';
 import Echo from 'laravel-echo';
@@ -16,7 +19,17 @@ export const target = {
   key: process.env.PT_APP_KEY ?? 'pt-key',
   secret: process.env.PT_APP_SECRET ?? 'pt-secret',
   serverCmd: process.env.PT_SERVER_CMD ?? '',
+  ports: (process.env.PT_PORTS ?? '').split(',').filter(Boolean).map(Number),
 };
+
+let nextNode = 0;
+/** The port for the next client: round-robin over the cluster's nodes, or the one port. */
+export function nextPort() {
+  if (target.ports.length === 0) return target.port;
+  const port = target.ports[nextNode % target.ports.length];
+  nextNode += 1;
+  return port;
+}
 
 /** A 32-byte master key for end-to-end encrypted channels (client-side only, as with Pusher). */
 export const encryptionMasterKeyBase64 = Buffer.alloc(32, 7).toString('base64');
@@ -28,7 +41,7 @@ export function serverSdk(overrides = {}) {
     key: target.key,
     secret: target.secret,
     host: target.host,
-    port: String(overrides.port ?? target.port),
+    port: String(overrides.port ?? nextPort()),
     useTLS: false,
     encryptionMasterKeyBase64,
     ...overrides,
@@ -37,11 +50,12 @@ export function serverSdk(overrides = {}) {
 
 /** Options every pusher-js client here needs to talk to a self-hosted server. */
 export function clientOptions(extra = {}) {
+  const port = nextPort();
   return {
     cluster: 'local',
     wsHost: target.host,
-    wsPort: target.port,
-    wssPort: target.port,
+    wsPort: port,
+    wssPort: port,
     forceTLS: false,
     enabledTransports: ['ws'],
     disableStats: true,
@@ -61,9 +75,10 @@ export function pusherClient(extra = {}) {
 /** A Laravel Echo client (broadcaster 'pusher' or 'reverb'); closed by closeAll(). */
 export function echoClient(extra = {}) {
   const broadcaster = extra.broadcaster ?? 'pusher';
+  const port = nextPort();
   const opts =
     broadcaster === 'reverb'
-      ? { broadcaster, key: target.key, wsHost: target.host, wsPort: target.port, wssPort: target.port, forceTLS: false, enabledTransports: ['ws'] }
+      ? { broadcaster, key: target.key, wsHost: target.host, wsPort: port, wssPort: port, forceTLS: false, enabledTransports: ['ws'] }
       : { broadcaster, key: target.key, ...clientOptions() };
   const echo = new Echo({ ...opts, Pusher, ...extra });
   clients.add({ close: () => echo.disconnect() });
