@@ -43,7 +43,44 @@ pub struct App {
     pub max_event_batch_size: usize,
     /// Client events per second per connection (0 = unlimited).
     pub max_client_events_per_second: u32,
+    /// Send several webhook events in one request (Pusher's "batch webhooks").
+    pub webhook_batching: bool,
+    /// Webhook targets (`[[apps.webhooks]]`).
+    pub webhooks: Vec<Webhook>,
 }
+
+/// One webhook target of an app.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Webhook {
+    /// `http://` or `https://` URL that receives the POSTs.
+    pub url: String,
+    /// Which events to send; empty means all of them.
+    pub event_types: Vec<String>,
+    /// Only events whose channel matches.
+    pub filter: WebhookFilter,
+    /// Extra request headers (they never replace X-Pusher-Key / X-Pusher-Signature).
+    pub headers: std::collections::BTreeMap<String, String>,
+}
+
+/// Channel-name filter of a webhook target; empty parts match everything.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookFilter {
+    pub channel_name_starts_with: String,
+    pub channel_name_ends_with: String,
+}
+
+/// The webhook event names Clarion sends.
+pub const WEBHOOK_EVENTS: [&str; 7] = [
+    "channel_occupied",
+    "channel_vacated",
+    "member_added",
+    "member_removed",
+    "client_event",
+    "cache_miss",
+    "subscription_count",
+];
 
 impl Default for App {
     fn default() -> Self {
@@ -64,6 +101,8 @@ impl Default for App {
             max_event_channels: 100,
             max_event_batch_size: 10,
             max_client_events_per_second: 10,
+            webhook_batching: false,
+            webhooks: Vec::new(),
         }
     }
 }
@@ -103,6 +142,33 @@ impl App {
         }
         if self.max_event_name_length == 0 {
             return Err(format!("{at}.max_event_name_length: must be at least 1"));
+        }
+        for (i, w) in self.webhooks.iter().enumerate() {
+            if !(w.url.starts_with("http://") || w.url.starts_with("https://"))
+                || w.url.parse::<hyper::Uri>().is_err()
+            {
+                return Err(format!(
+                    "{at}.webhooks[{i}].url: {:?} is not an http:// or https:// URL",
+                    w.url
+                ));
+            }
+            if let Some(bad) = w
+                .event_types
+                .iter()
+                .find(|e| !WEBHOOK_EVENTS.contains(&e.as_str()))
+            {
+                return Err(format!(
+                    "{at}.webhooks[{i}].event_types: unknown event {bad:?} (known: {})",
+                    WEBHOOK_EVENTS.join(", ")
+                ));
+            }
+            for name in w.headers.keys() {
+                if name.parse::<hyper::header::HeaderName>().is_err() {
+                    return Err(format!(
+                        "{at}.webhooks[{i}].headers: {name:?} is not a valid header name"
+                    ));
+                }
+            }
         }
         if self.enable_user_authentication && self.user_authentication_timeout == 0 {
             return Err(format!("{at}.user_authentication_timeout: must be at least 1 when enable_user_authentication is on"));

@@ -38,6 +38,19 @@ pub struct Config {
     pub redis_url: String,
     /// Prefix of every Redis key and pub/sub channel, so several clusters can share one Redis.
     pub redis_prefix: String,
+    /// Milliseconds `channel_vacated` and `member_removed` webhooks are held back (and dropped
+    /// if the channel or member comes back meanwhile).
+    pub webhook_delay_ms: u64,
+    /// Milliseconds one webhook request may take.
+    pub webhook_timeout_ms: u64,
+    /// Seconds a failing webhook is retried (with exponential backoff) before it is dropped.
+    pub webhook_retry_seconds: u64,
+    /// Webhook events queued per app; beyond it the oldest are dropped (and counted).
+    pub webhook_queue_size: usize,
+    /// Webhook requests in flight per app.
+    pub webhook_concurrency: usize,
+    /// With `webhook_batching`: milliseconds events are gathered into one request.
+    pub webhook_batch_ms: u64,
     /// The apps; when empty, the development app is used.
     pub apps: Vec<App>,
     /// Set when the development app was added because nothing was configured.
@@ -60,6 +73,12 @@ impl Default for Config {
             adapter: "local".into(),
             redis_url: "redis://127.0.0.1:6379/0".into(),
             redis_prefix: "clarion".into(),
+            webhook_delay_ms: 3000,
+            webhook_timeout_ms: 5000,
+            webhook_retry_seconds: 300,
+            webhook_queue_size: 10_000,
+            webhook_concurrency: 16,
+            webhook_batch_ms: 100,
             apps: Vec::new(),
             using_development_app: false,
         }
@@ -195,6 +214,15 @@ impl Config {
                 "redis_prefix: {:?} must be non-empty and without spaces",
                 self.redis_prefix
             ));
+        }
+        if self.webhook_timeout_ms == 0 {
+            return Err("webhook_timeout_ms: must be at least 1".into());
+        }
+        if self.webhook_queue_size == 0 {
+            return Err("webhook_queue_size: must be at least 1".into());
+        }
+        if self.webhook_concurrency == 0 {
+            return Err("webhook_concurrency: must be at least 1".into());
         }
         if self.apps.is_empty() {
             self.apps.push(App::development());

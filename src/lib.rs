@@ -13,6 +13,7 @@ pub mod protocol;
 pub mod rate_limit;
 pub mod server;
 pub mod state;
+pub mod webhooks;
 pub mod ws;
 
 pub use server::Server;

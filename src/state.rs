@@ -5,16 +5,19 @@ use std::sync::{Arc, RwLock};
 use crate::adapter::Adapter;
 use crate::app::AppRegistry;
 use crate::config::Config;
+use crate::webhooks::Webhooks;
 
 pub struct State {
     pub config: Config,
     apps: RwLock<Arc<AppRegistry>>,
     pub adapter: Arc<dyn Adapter>,
+    pub webhooks: Webhooks,
 }
 
 impl State {
     pub fn new(config: Config, apps: AppRegistry, adapter: Arc<dyn Adapter>) -> State {
         State {
+            webhooks: Webhooks::new(&config),
             config,
             apps: RwLock::new(Arc::new(apps)),
             adapter,

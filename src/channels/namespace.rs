@@ -35,6 +35,8 @@ pub struct Subscribed {
     pub member_added: bool,
     /// Presence channels: every member (`ids`, `hash`), the subscriber included.
     pub presence: Option<(Vec<Value>, Map<String, Value>)>,
+    /// Subscriptions to the channel after this one.
+    pub subscription_count: usize,
 }
 
 /// Why a subscribe was refused.
@@ -51,6 +53,8 @@ pub struct Unsubscribed {
     pub was_subscribed: bool,
     /// The channel has no subscribers left (channel_vacated).
     pub vacated: bool,
+    /// Subscriptions left on the channel.
+    pub subscription_count: usize,
     /// The user's last connection left the presence channel (member_removed).
     pub member_removed: Option<Value>,
     /// Presence: the leaving subscriber's member key and `user_id`, whether or not it was the
@@ -193,6 +197,7 @@ impl Namespace {
                     }
                 }
                 out.vacated = ch.subscribers.is_empty();
+                out.subscription_count = ch.subscribers.len();
             }
         }
         if out.vacated {
@@ -355,6 +360,7 @@ fn subscribe_in(
             out.member_added = entry.connections == 1;
         }
     }
+    out.subscription_count = ch.subscribers.len();
     if member.is_some() {
         let mut ids = Vec::with_capacity(ch.members.len());
         let mut hash = Map::new();

@@ -9,6 +9,7 @@ use super::session::Session;
 use crate::protocol::channel_name::ChannelKind;
 use crate::protocol::codes;
 use crate::protocol::frames;
+use crate::webhooks::Event;
 
 impl Session {
     pub(super) async fn client_event(
@@ -24,6 +25,19 @@ impl Session {
                 channel,
             )),
             Ok((channel, user_id)) => {
+                let hook_user = user_id
+                    .as_deref()
+                    .and_then(|u| serde_json::from_str(u).ok());
+                self.state.webhooks.emit(
+                    &self.app,
+                    Event::client_event(
+                        channel,
+                        event,
+                        data.map(RawValue::get),
+                        &self.socket_id,
+                        hook_user,
+                    ),
+                );
                 let frame = frames::envelope(
                     event,
                     Some(channel),

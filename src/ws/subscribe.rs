@@ -9,6 +9,7 @@ use crate::protocol::codes::subscription as status;
 use crate::protocol::frames;
 use crate::protocol::inbound::Subscribe;
 use crate::protocol::signature;
+use crate::webhooks::Event;
 
 impl Session {
     pub(super) async fn subscribe(&mut self, s: Subscribe) {
@@ -88,7 +89,18 @@ impl Session {
             Some((ids, hash)) => self.send(frames::presence_succeeded(channel, ids, hash)),
             None => self.send(frames::subscription_succeeded(channel)),
         }
+        let hooks = &self.state.webhooks;
+        if subscribed.occupied {
+            hooks.emit(&self.app, Event::channel_occupied(channel));
+        }
+        if subscribed.added && !kind.presence {
+            hooks.emit(
+                &self.app,
+                Event::subscription_count(channel, subscribed.subscription_count),
+            );
+        }
         if let (true, Some((user_id, user_info))) = (subscribed.member_added, added) {
+            hooks.emit(&self.app, Event::member_added(channel, &user_id));
             let frame = frames::member_added(channel, &user_id, &user_info);
             self.state
                 .adapter
@@ -98,7 +110,12 @@ impl Session {
         if kind.cache {
             match self.state.adapter.get_cache(&self.app, channel).await {
                 Some(cached) => self.send(cached.frame),
-                None => self.send(frames::cache_miss(channel)),
+                None => {
+                    self.send(frames::cache_miss(channel));
+                    self.state
+                        .webhooks
+                        .emit(&self.app, Event::cache_miss(channel));
+                }
             }
         }
     }
@@ -182,12 +199,25 @@ impl Session {
             .adapter
             .unsubscribe(&self.app, channel, self.handle.socket_id)
             .await;
+        let hooks = &self.state.webhooks;
+        if left.was_subscribed && !ChannelKind::of(channel).presence {
+            hooks.emit(
+                &self.app,
+                Event::subscription_count(channel, left.subscription_count),
+            );
+        }
         if let Some(user_id) = left.member_removed {
+            hooks.emit(&self.app, Event::member_removed(channel, &user_id));
             let frame = frames::member_removed(channel, &user_id);
             self.state
                 .adapter
                 .broadcast(&self.app, channel, frame, None)
                 .await;
+        }
+        if left.vacated {
+            self.state
+                .webhooks
+                .emit(&self.app, Event::channel_vacated(channel));
         }
     }
 }

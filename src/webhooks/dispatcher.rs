@@ -1,0 +1,257 @@
+//! One app's webhook queue: holds back `channel_vacated`/`member_removed`, cancels them when
+//! the channel or member comes back, batches when asked, and sends with bounded concurrency and
+//! retries. Emitting never waits: the WebSocket path only pushes onto a bounded queue.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use serde_json::json;
+use tokio::sync::{Notify, Semaphore};
+
+use super::event::{Event, Kind};
+use super::sender;
+use crate::app::{App, Webhook};
+use crate::protocol::signature;
+
+/// Settings shared by every app (from the server config).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub delay: Duration,
+    pub timeout: Duration,
+    pub retry_for: Duration,
+    pub queue_size: usize,
+    pub concurrency: usize,
+    pub batch_window: Duration,
+}
+
+#[derive(Default)]
+struct Queue {
+    ready: VecDeque<Event>,
+    /// Held-back removals with the time they become due.
+    delayed: Vec<(Instant, Event)>,
+}
+
+pub struct AppHooks {
+    app: Arc<App>,
+    settings: Settings,
+    queue: Mutex<Queue>,
+    wake: Notify,
+    pub dropped: AtomicU64,
+    last_drop_log: Mutex<Option<Instant>>,
+}
+
+impl AppHooks {
+    pub fn start(app: Arc<App>, settings: Settings) -> Arc<AppHooks> {
+        let hooks = Arc::new(AppHooks {
+            app,
+            settings,
+            queue: Mutex::new(Queue::default()),
+            wake: Notify::new(),
+            dropped: AtomicU64::new(0),
+            last_drop_log: Mutex::new(None),
+        });
+        tokio::spawn(run(hooks.clone()));
+        hooks
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        match self.queue.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Queues an event (never blocks). A quick return cancels a held-back removal and is not
+    /// reported either, so a page reload produces no vacated/occupied pair.
+    pub fn emit(&self, e: Event) {
+        tracing::debug!(app = %self.app.id, event = e.kind.name(), channel = %e.channel, "webhook event");
+        let mut q = self.lock();
+        let cancels = match e.kind {
+            Kind::ChannelOccupied => Some(Kind::ChannelVacated),
+            Kind::MemberAdded => Some(Kind::MemberRemoved),
+            _ => None,
+        };
+        if let Some(kind) = cancels {
+            if let Some(i) = q.delayed.iter().position(|(_, d)| {
+                d.kind == kind && d.channel == e.channel && d.user_id == e.user_id
+            }) {
+                q.delayed.remove(i);
+                return;
+            }
+        }
+        if matches!(e.kind, Kind::ChannelVacated | Kind::MemberRemoved) {
+            q.delayed.push((Instant::now() + self.settings.delay, e));
+        } else {
+            q.ready.push_back(e);
+        }
+        let mut dropped = 0;
+        while q.ready.len() + q.delayed.len() > self.settings.queue_size {
+            if q.ready.pop_front().is_none() {
+                q.delayed.remove(0);
+            }
+            dropped += 1;
+        }
+        drop(q);
+        if dropped > 0 {
+            self.note_dropped(dropped);
+        }
+        self.wake.notify_one();
+    }
+
+    fn note_dropped(&self, n: u64) {
+        let total = self.dropped.fetch_add(n, Ordering::Relaxed) + n;
+        let mut last = match self.last_drop_log.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(30)) {
+            *last = Some(Instant::now());
+            tracing::warn!(app = %self.app.id, dropped_total = total, "webhook queue full: oldest events dropped");
+        }
+    }
+
+    /// Moves due removals to the ready queue; returns the next deadline, if any.
+    fn release_due(&self, now: Instant) -> Option<Instant> {
+        let mut q = self.lock();
+        let mut i = 0;
+        while i < q.delayed.len() {
+            if q.delayed[i].0 <= now {
+                let (_, e) = q.delayed.remove(i);
+                q.ready.push_back(e);
+            } else {
+                i += 1;
+            }
+        }
+        q.delayed.iter().map(|(t, _)| *t).min()
+    }
+
+    fn take_ready(&self) -> Vec<Event> {
+        self.lock().ready.drain(..).collect()
+    }
+}
+
+/// The app's sending loop; it lives as long as the server (apps' queues are never removed).
+async fn run(this: Arc<AppHooks>) {
+    let sem = Arc::new(Semaphore::new(this.settings.concurrency));
+    loop {
+        let next = this.release_due(Instant::now());
+        let events = this.take_ready();
+        if events.is_empty() {
+            let wait = next.map_or(Duration::from_secs(3600), |t| {
+                t.saturating_duration_since(Instant::now())
+            });
+            let notified = this.wake.notified();
+            tokio::select! {
+                () = notified => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+            continue;
+        }
+        if this.app.webhook_batching {
+            // Gather what else arrives within the window into the same requests.
+            tokio::time::sleep(this.settings.batch_window).await;
+            let mut events = events;
+            events.extend(this.take_ready());
+            for target in &this.app.webhooks {
+                let chosen: Vec<&Event> = events.iter().filter(|e| wants(target, e)).collect();
+                for chunk in chosen.chunks(50) {
+                    dispatch(&this, &sem, target, chunk).await;
+                }
+            }
+        } else {
+            for e in &events {
+                for target in &this.app.webhooks {
+                    if wants(target, e) {
+                        dispatch(&this, &sem, target, &[e]).await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Whether a target takes this event (event type and channel filter).
+fn wants(target: &Webhook, e: &Event) -> bool {
+    let name = e.kind.name();
+    (target.event_types.is_empty() || target.event_types.iter().any(|t| t == name))
+        && e.channel
+            .starts_with(&target.filter.channel_name_starts_with)
+        && e.channel.ends_with(&target.filter.channel_name_ends_with)
+}
+
+/// Builds the signed request and sends it on its own task, within the concurrency limit.
+async fn dispatch(
+    hooks: &Arc<AppHooks>,
+    sem: &Arc<Semaphore>,
+    target: &Webhook,
+    events: &[&Event],
+) {
+    let time_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let list: Vec<serde_json::Value> = events.iter().map(|e| e.to_json()).collect();
+    let body = json!({"time_ms": time_ms, "events": list}).to_string();
+    let mut headers: Vec<(String, String)> = target
+        .headers
+        .iter()
+        .filter(|(k, _)| {
+            let k = k.to_ascii_lowercase();
+            k != "x-pusher-key" && k != "x-pusher-signature" && k != "content-type" && k != "host"
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    headers.push(("content-type".into(), "application/json".into()));
+    headers.push(("x-pusher-key".into(), hooks.app.key.clone()));
+    headers.push((
+        "x-pusher-signature".into(),
+        signature::sign(&hooks.app.secret, &body),
+    ));
+    let Ok(url) = target.url.parse::<hyper::Uri>() else {
+        return;
+    };
+    let Ok(permit) = sem.clone().acquire_owned().await else {
+        return;
+    };
+    let settings = hooks.settings.clone();
+    let app_id = hooks.app.id.clone();
+    tokio::spawn(async move {
+        let _permit = permit;
+        deliver(&app_id, &url, &headers, Bytes::from(body), &settings).await;
+    });
+}
+
+/// Sends with retries: timeouts, connection errors, 429 and 5xx are retried with exponential
+/// backoff for up to `retry_for`; any other status ends the attempt.
+async fn deliver(
+    app_id: &str,
+    url: &hyper::Uri,
+    headers: &[(String, String)],
+    body: Bytes,
+    s: &Settings,
+) {
+    let started = Instant::now();
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        let outcome = sender::post(url, headers, body.clone(), s.timeout).await;
+        tracing::debug!(app = app_id, url = %url, outcome = ?outcome, "webhook sent");
+        let retry = match &outcome {
+            Ok(status) if (200..300).contains(status) => return,
+            Ok(status) if *status == 429 || *status >= 500 => true,
+            Ok(status) => {
+                tracing::warn!(app = app_id, url = %url, status, "webhook refused; not retried");
+                return;
+            }
+            Err(_) => true,
+        };
+        if !retry || started.elapsed() + backoff > s.retry_for {
+            tracing::warn!(app = app_id, url = %url, outcome = ?outcome, "webhook given up after retries");
+            return;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(60));
+    }
+}
