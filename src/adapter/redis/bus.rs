@@ -114,7 +114,7 @@ pub fn spawn_listener(adapter: Weak<RedisAdapter>, client: redis::Client, channe
             };
             backoff = Duration::from_millis(200);
             if let Some(this) = adapter.upgrade() {
-                this.health.ok();
+                let _ = this.health.ok();
                 // Redis may have lost our state (restart) or missed it (outage): re-assert now.
                 this.resync_soon();
             }

@@ -11,6 +11,7 @@ const REMINDER: Duration = Duration::from_secs(30);
 pub struct Health {
     healthy: AtomicBool,
     last_log: Mutex<Option<Instant>>,
+    recovered_at: Mutex<Option<Instant>>,
 }
 
 impl Health {
@@ -18,6 +19,7 @@ impl Health {
         Health {
             healthy: AtomicBool::new(false),
             last_log: Mutex::new(None),
+            recovered_at: Mutex::new(None),
         }
     }
 
@@ -25,11 +27,29 @@ impl Health {
         self.healthy.load(Ordering::Relaxed)
     }
 
-    /// Records a successful exchange with Redis.
-    pub fn ok(&self) {
-        if !self.healthy.swap(true, Ordering::Relaxed) {
+    /// Records a successful exchange with Redis; true when Redis was unreachable before.
+    pub fn ok(&self) -> bool {
+        let recovered = !self.healthy.swap(true, Ordering::Relaxed);
+        if recovered {
             tracing::info!("redis reachable: cross-node delivery and shared state active");
+            let mut at = match self.recovered_at.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            *at = Some(Instant::now());
         }
+        recovered
+    }
+
+    /// Whether this node (re)gained Redis within `window`. Right after an outage the other
+    /// nodes' liveness keys may have expired while they are alive and still reconnecting, so
+    /// nobody is declared dead during that time.
+    pub fn recovered_within(&self, window: Duration) -> bool {
+        let at = match self.recovered_at.lock() {
+            Ok(g) => *g,
+            Err(p) => *p.into_inner(),
+        };
+        at.is_some_and(|t| t.elapsed() < window)
     }
 
     /// Records a failure; logs on the transition and then at most every 30 s.

@@ -53,8 +53,8 @@ impl RedisAdapter {
             .arg(&self.keys.node)
             .ignore();
         let ok = self.pipe::<()>("heartbeat", &pipe).await.is_some();
-        if ok {
-            self.health.ok();
+        if ok && self.health.ok() {
+            self.resync_soon();
         }
         ok
     }
@@ -172,6 +172,10 @@ impl RedisAdapter {
 
     /// Cleans up after every registered node whose liveness key has expired.
     async fn reap_dead_nodes(&self) {
+        // Just back from an outage: the others may be alive and still reconnecting.
+        if self.health.recovered_within(ALIVE_TTL + TICK * 2) {
+            return;
+        }
         let Some(nodes) = self
             .query::<Vec<String>>("list nodes", redis::cmd("SMEMBERS").arg(self.keys.nodes()))
             .await
