@@ -49,6 +49,15 @@ impl Server {
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         let listener = TcpListener::bind((config.host.as_str(), config.port)).await?;
         let state = Arc::new(State::new(config, apps, adapter));
+        // Events a cluster adapter discovers by itself (a dead node's members) reach webhooks.
+        let weak = Arc::downgrade(&state);
+        state.adapter.set_event_sink(Arc::new(move |app_id, event| {
+            if let Some(state) = weak.upgrade() {
+                if let Some(app) = state.apps().by_id(app_id).cloned() {
+                    state.webhooks.emit(&app, event);
+                }
+            }
+        }));
         Ok(Server { listener, state })
     }
 

@@ -2,78 +2,13 @@
 //! test on a free port, so it can be stopped and restarted) behave as one server.
 
 mod common;
+use common::redis::{free_port, Redis};
 use common::*;
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-
-/// A `redis-server` child on a free port; killed on drop.
-struct Redis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl Redis {
-    fn start() -> Redis {
-        let port = free_port();
-        let mut r = Redis { port, child: None };
-        r.spawn();
-        r
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (apt-get install redis-server)");
-        self.child = Some(child);
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "redis-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
 
 const APP: &str =
     "[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"s\"\nenable_client_messages = true\n";
@@ -84,8 +19,13 @@ fn app() -> TestApp {
 
 /// A node of the cluster with extra app settings.
 async fn node(redis: &Redis, prefix: &str, extra: &str) -> TestServer {
+    node_with(redis, prefix, "", extra).await
+}
+
+/// A node of the cluster with extra server and app settings.
+async fn node_with(redis: &Redis, prefix: &str, server: &str, extra: &str) -> TestServer {
     let toml = format!(
-        "adapter = \"redis\"\nredis_url = \"{}\"\nredis_prefix = \"{prefix}\"\n{APP}{extra}",
+        "adapter = \"redis\"\nredis_url = \"{}\"\nredis_prefix = \"{prefix}\"\n{server}\n{APP}{extra}",
         redis.url()
     );
     let s = TestServer::start(&toml).await;
@@ -463,7 +403,12 @@ impl Drop for ProcessNode {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_node_leaves_no_ghosts() {
     let redis = Redis::start();
-    let a = node(&redis, "t7", "").await;
+    let mut rx = common::receiver::Receiver::start(vec![]).await;
+    let hook = format!(
+        "[[apps.webhooks]]\nurl = \"{}\"\nevent_types = [\"member_removed\"]\n",
+        rx.url()
+    );
+    let a = node_with(&redis, "t7", "webhook_delay_ms = 100", &hook).await;
     let mut b = ProcessNode::start(&redis, "t7");
     let b_addr: std::net::SocketAddr = format!("127.0.0.1:{}", b.port).parse().expect("addr");
     let mut ready = false;
@@ -517,6 +462,12 @@ async fn a_killed_node_leaves_no_ghosts() {
         )
         .await;
     assert_eq!(body, json!({"users": [{"id": "alive"}]}));
+    // The surviving node that cleaned up reports it to the app once.
+    let hook = rx.next().await;
+    assert_eq!(
+        hook.events()[0],
+        json!({"name": "member_removed", "channel": "presence-team", "user_id": "ghost"})
+    );
     let (_, body) = a.api(&app(), "GET", "/apps/1/connections", &[], "").await;
     assert_eq!(body["connections"], 1, "{body}");
     let (_, body) = a
@@ -575,4 +526,49 @@ async fn presence_departures_during_an_outage_are_settled_after_recovery() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(users, json!({"users": [{"id": "watcher"}]}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_are_sent_once_for_the_whole_cluster() {
+    let redis = Redis::start();
+    let mut rx = common::receiver::Receiver::start(vec![]).await;
+    let hook = format!(
+        "[[apps.webhooks]]\nurl = \"{}\"\nevent_types = [\"channel_occupied\", \"channel_vacated\", \"member_added\", \"member_removed\"]\n",
+        rx.url()
+    );
+    let server = "webhook_delay_ms = 200";
+    let (a, b) = (
+        node_with(&redis, "t9", server, &hook).await,
+        node_with(&redis, "t9", server, &hook).await,
+    );
+    // The same user on both nodes, one after the other.
+    let (ua, _, _) = presence(&a, "presence-desk", json!("5")).await;
+    let (ub, _, _) = presence(&b, "presence-desk", json!("5")).await;
+    let mut names = Vec::new();
+    for _ in 0..2 {
+        names.push(
+            rx.next().await.events()[0]["name"]
+                .as_str()
+                .expect("name")
+                .to_string(),
+        );
+    }
+    names.sort();
+    assert_eq!(names, vec!["channel_occupied", "member_added"]);
+    rx.nothing(Duration::from_millis(600)).await;
+    drop(ua);
+    rx.nothing(Duration::from_millis(600)).await;
+    drop(ub);
+    let mut names = Vec::new();
+    for _ in 0..2 {
+        names.push(
+            rx.next().await.events()[0]["name"]
+                .as_str()
+                .expect("name")
+                .to_string(),
+        );
+    }
+    names.sort();
+    assert_eq!(names, vec!["channel_vacated", "member_removed"]);
+    rx.nothing(Duration::from_millis(600)).await;
 }

@@ -65,4 +65,10 @@ pub trait Adapter: Send + Sync + 'static {
     fn healthy(&self) -> bool {
         true
     }
+    /// Where the adapter reports events it discovers on its own (a cluster adapter cleaning up
+    /// after a dead node: member_removed, channel_vacated), for webhooks.
+    fn set_event_sink(&self, _sink: EventSink) {}
 }
+
+/// Receives `(app id, event)` for webhooks.
+pub type EventSink = Arc<dyn Fn(&str, crate::webhooks::Event) + Send + Sync>;

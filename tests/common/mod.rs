@@ -3,6 +3,9 @@
 //! server's code, so a signing bug in the server cannot hide behind the same bug in the tests.
 #![allow(dead_code)]
 
+pub mod receiver;
+pub mod redis;
+
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

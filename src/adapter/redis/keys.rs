@@ -44,6 +44,16 @@ impl Keys {
         format!("{}:app:{app}:counts:{node}", self.prefix)
     }
 
+    /// The liveness key of a node is this prefix followed by the node id.
+    pub fn alive_prefix(&self) -> String {
+        format!("{}:alive:", self.prefix)
+    }
+
+    /// The counts key of a node for one app is this prefix followed by the node id.
+    pub fn counts_prefix(&self, app: &str) -> String {
+        format!("{}:app:{app}:counts:", self.prefix)
+    }
+
     /// Hash node → connections of one app.
     pub fn connections(&self, app: &str) -> String {
         format!("{}:app:{app}:connections", self.prefix)

@@ -249,6 +249,18 @@ impl RedisAdapter {
             )
             .await
             .unwrap_or_default();
+        // Channels the dead node had subscribers on: those left with none are vacated.
+        let mut affected: Vec<(String, Vec<String>)> = Vec::new();
+        for app in &apps {
+            let counts: std::collections::HashMap<String, i64> = self
+                .query(
+                    "read dead node",
+                    redis::cmd("HGETALL").arg(self.keys.counts(app, node)),
+                )
+                .await
+                .unwrap_or_default();
+            affected.push((app.clone(), counts.into_keys().collect()));
+        }
         let mut pipe = redis::pipe();
         for app in &apps {
             pipe.cmd("DEL").arg(self.keys.counts(app, node)).ignore();
@@ -261,5 +273,13 @@ impl RedisAdapter {
         pipe.cmd("DEL").arg(self.keys.node_presence(node)).ignore();
         pipe.cmd("SREM").arg(self.keys.nodes()).arg(node).ignore();
         let _: Option<()> = self.pipe("remove dead node", &pipe).await;
+        for (app, channels) in affected {
+            let Some(totals) = self.cluster_counts(&app).await else {
+                continue;
+            };
+            for channel in channels.into_iter().filter(|c| !totals.contains_key(c)) {
+                self.report(&app, crate::webhooks::Event::channel_vacated(&channel));
+            }
+        }
     }
 }

@@ -55,6 +55,8 @@ pub struct RedisAdapter {
     /// Presence departures Redis could not be told about (app, channel, member key, user_id):
     /// settled, and announced to the other nodes, when Redis is back.
     pending_departures: std::sync::Mutex<Vec<(String, String, String, Value)>>,
+    /// Webhook events discovered by the reaper.
+    sink: std::sync::OnceLock<super::EventSink>,
 }
 
 struct Scripts {
@@ -62,6 +64,7 @@ struct Scripts {
     leave: redis::Script,
     reap: redis::Script,
     decrement: redis::Script,
+    count_change: redis::Script,
 }
 
 impl RedisAdapter {
@@ -90,11 +93,13 @@ impl RedisAdapter {
             health: Health::new(),
             resync_requested: AtomicBool::new(true),
             pending_departures: std::sync::Mutex::new(Vec::new()),
+            sink: std::sync::OnceLock::new(),
             scripts: Scripts {
                 join: scripts::join(),
                 leave: scripts::leave(),
                 reap: scripts::reap(),
                 decrement: scripts::decrement(),
+                count_change: scripts::count_change(),
             },
         });
         tracing::info!(node = %keys.node, prefix = %keys.prefix, "redis adapter: joining the cluster");
@@ -357,15 +362,16 @@ impl Adapter for RedisAdapter {
     ) -> Result<Subscribed, SubscribeError> {
         let ns = self.local.namespace(&app.id);
         let Some(m) = member else {
-            let local = ns.subscribe(channel, conn, None, 0)?;
+            let mut local = ns.subscribe(channel, conn, None, 0)?;
             if local.added {
-                let mut pipe = redis::pipe();
-                pipe.cmd("HINCRBY")
-                    .arg(self.keys.counts(&app.id, &self.keys.node))
-                    .arg(channel)
-                    .arg(1)
-                    .ignore();
-                let _: Option<()> = self.pipe("count subscription", &pipe).await;
+                self.apply_count(
+                    &app.id,
+                    channel,
+                    1,
+                    &mut local.occupied,
+                    &mut local.subscription_count,
+                )
+                .await;
             }
             return Ok(local);
         };
@@ -399,14 +405,17 @@ impl Adapter for RedisAdapter {
             app.max_presence_members_per_channel
         };
         let mut local = ns.subscribe(channel, conn, Some(m), max_local)?;
-        let mut pipe = redis::pipe();
         if local.added {
-            pipe.cmd("HINCRBY")
-                .arg(self.keys.counts(&app.id, &self.keys.node))
-                .arg(channel)
-                .arg(1)
-                .ignore();
+            self.apply_count(
+                &app.id,
+                channel,
+                1,
+                &mut local.occupied,
+                &mut local.subscription_count,
+            )
+            .await;
         }
+        let mut pipe = redis::pipe();
         pipe.cmd("SADD")
             .arg(self.keys.node_presence(&self.keys.node))
             .arg(format!("{}\n{channel}", app.id))
@@ -433,13 +442,14 @@ impl Adapter for RedisAdapter {
         if !out.was_subscribed {
             return out;
         }
-        let counts = self.keys.counts(&app.id, &self.keys.node);
-        let _: Option<i64> = self
-            .script(
-                "uncount subscription",
-                self.scripts.decrement.key(&counts).arg(channel),
-            )
-            .await;
+        self.apply_count(
+            &app.id,
+            channel,
+            -1,
+            &mut out.vacated,
+            &mut out.subscription_count,
+        )
+        .await;
         if let Some((key, user_id)) = out.member.clone() {
             let left: Option<i64> = self
                 .script(
@@ -601,9 +611,51 @@ impl Adapter for RedisAdapter {
     fn healthy(&self) -> bool {
         self.health.is_healthy()
     }
+
+    fn set_event_sink(&self, sink: super::EventSink) {
+        let _ = self.sink.set(sink);
+    }
 }
 
 impl RedisAdapter {
+    /// Applies a subscription change to this node's count and, when Redis answers, replaces
+    /// the local `edge` (occupied for +1, vacated for -1) and `count` with the cluster's.
+    async fn apply_count(
+        &self,
+        app: &str,
+        channel: &str,
+        delta: i64,
+        edge: &mut bool,
+        count: &mut usize,
+    ) {
+        let total: Option<i64> = self
+            .script(
+                "count subscription",
+                self.scripts
+                    .count_change
+                    .key(self.keys.counts(app, &self.keys.node))
+                    .arg(channel)
+                    .arg(delta)
+                    .arg(self.keys.nodes())
+                    .arg(self.keys.alive_prefix())
+                    .arg(self.keys.counts_prefix(app))
+                    .arg(&self.keys.node),
+            )
+            .await;
+        if let Some(total) = total {
+            let total = total.max(0) as usize;
+            *edge = if delta > 0 { total == 1 } else { total == 0 };
+            *count = total;
+        }
+    }
+
+    /// Hands an event to the webhook sink, if one is set.
+    fn report(&self, app: &str, event: crate::webhooks::Event) {
+        if let Some(sink) = self.sink.get() {
+            sink(app, event);
+        }
+    }
+
     /// Connections of an app over the live nodes.
     async fn cluster_connections(&self, app: &str) -> Option<u64> {
         let nodes = self.alive_nodes().await?;
@@ -625,6 +677,10 @@ impl RedisAdapter {
     /// Announces that a user left a presence channel, e.g. after a node died; `here` also
     /// tells this node's subscribers (false when they were told already).
     async fn announce_member_removed(&self, app: &str, channel: &str, user_id: &Value, here: bool) {
+        self.report(
+            app,
+            crate::webhooks::Event::member_removed(channel, user_id),
+        );
         let frame = frames::member_removed(channel, user_id);
         if here {
             self.local.namespace(app).broadcast(channel, &frame, None);

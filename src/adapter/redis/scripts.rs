@@ -83,3 +83,31 @@ return n
 "#,
     )
 }
+
+/// KEYS[1] this node's counts hash; ARGV: channel, delta, nodes set key, liveness key prefix,
+/// counts key prefix (node id appended), this node's id. Applies the delta to this node's count
+/// and returns the channel's subscriptions over every live node, in one atomic step, so that
+/// exactly one node sees a channel become occupied (1) or vacated (0).
+pub fn count_change() -> Script {
+    Script::new(
+        r#"
+local n = redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
+if n <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
+local total, seen_self = 0, false
+local function add(node)
+  local c = tonumber(redis.call('HGET', ARGV[5] .. node, ARGV[1]) or '0')
+  if c and c > 0 then total = total + c end
+end
+for _, node in ipairs(redis.call('SMEMBERS', ARGV[3])) do
+  if node == ARGV[6] then
+    seen_self = true
+    add(node)
+  elseif redis.call('EXISTS', ARGV[4] .. node) == 1 then
+    add(node)
+  end
+end
+if not seen_self then add(ARGV[6]) end
+return total
+"#,
+    )
+}
