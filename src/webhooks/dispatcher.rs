@@ -30,9 +30,16 @@ pub struct Settings {
 #[derive(Default)]
 struct Queue {
     ready: VecDeque<Event>,
-    /// Held-back removals with the time they become due.
+    /// Held-back events (removals, throttled counts) with the time they become due.
     delayed: Vec<(Instant, Event)>,
+    /// When a busy channel's subscription_count was last queued.
+    counts_sent: std::collections::HashMap<String, Instant>,
 }
+
+/// Above this many subscribers a channel's subscription_count is sent at most every
+/// `COUNT_INTERVAL` (Pusher's documented throttle); the latest count wins.
+const BUSY_CHANNEL: usize = 100;
+const COUNT_INTERVAL: Duration = Duration::from_secs(5);
 
 pub struct AppHooks {
     app: Arc<App>,
@@ -82,12 +89,35 @@ impl AppHooks {
                 return;
             }
         }
+        let now = Instant::now();
         if matches!(e.kind, Kind::ChannelVacated | Kind::MemberRemoved) {
-            q.delayed.push((Instant::now() + self.settings.delay, e));
+            q.delayed.push((now + self.settings.delay, e));
+        } else if e.kind == Kind::SubscriptionCount && e.count().is_some_and(|n| n > BUSY_CHANNEL) {
+            // A pending count for the channel is replaced by this newer one.
+            if let Some(slot) = q
+                .delayed
+                .iter_mut()
+                .find(|(_, d)| d.kind == Kind::SubscriptionCount && d.channel == e.channel)
+            {
+                slot.1 = e;
+                return;
+            }
+            let due = q
+                .counts_sent
+                .get(&e.channel)
+                .map_or(now, |t| *t + COUNT_INTERVAL);
+            q.counts_sent.insert(e.channel.clone(), due.max(now));
+            if due > now {
+                q.delayed.push((due, e));
+            } else {
+                q.ready.push_back(e);
+            }
         } else {
             q.ready.push_back(e);
         }
         let mut dropped = 0;
+        q.counts_sent
+            .retain(|_, t| now.saturating_duration_since(*t) < COUNT_INTERVAL);
         while q.ready.len() + q.delayed.len() > self.settings.queue_size {
             if q.ready.pop_front().is_none() {
                 q.delayed.remove(0);
@@ -253,5 +283,69 @@ async fn deliver(
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(60));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hooks() -> AppHooks {
+        AppHooks {
+            app: Arc::new(App::default()),
+            settings: Settings {
+                delay: Duration::from_secs(3),
+                timeout: Duration::from_secs(1),
+                retry_for: Duration::from_secs(1),
+                queue_size: 4,
+                concurrency: 1,
+                batch_window: Duration::from_millis(1),
+            },
+            queue: Mutex::new(Queue::default()),
+            wake: Notify::new(),
+            dropped: AtomicU64::new(0),
+            last_drop_log: Mutex::new(None),
+        }
+    }
+
+    #[test]
+    fn removals_wait_and_a_return_cancels_both() {
+        let h = hooks();
+        h.emit(Event::channel_vacated("a"));
+        assert!(h.take_ready().is_empty());
+        h.emit(Event::channel_occupied("a"));
+        assert!(h.take_ready().is_empty());
+        assert!(h.lock().delayed.is_empty());
+    }
+
+    #[test]
+    fn busy_channel_counts_are_throttled_to_the_latest() {
+        let h = hooks();
+        h.emit(Event::subscription_count("busy", 101));
+        h.emit(Event::subscription_count("busy", 102));
+        h.emit(Event::subscription_count("busy", 103));
+        let ready = h.take_ready();
+        assert_eq!(ready.len(), 1);
+        assert_eq!(ready[0].count(), Some(101));
+        let q = h.lock();
+        assert_eq!(q.delayed.len(), 1);
+        assert_eq!(q.delayed[0].1.count(), Some(103));
+        drop(q);
+        // Quiet channels are not throttled.
+        h.emit(Event::subscription_count("quiet", 1));
+        h.emit(Event::subscription_count("quiet", 2));
+        assert_eq!(h.take_ready().len(), 2);
+    }
+
+    #[test]
+    fn a_full_queue_drops_the_oldest() {
+        let h = hooks();
+        for i in 0..6 {
+            h.emit(Event::channel_occupied(&format!("c{i}")));
+        }
+        let ready = h.take_ready();
+        assert_eq!(ready.len(), 4);
+        assert_eq!(ready[0].channel, "c2");
+        assert_eq!(h.dropped.load(Ordering::Relaxed), 2);
     }
 }

@@ -104,6 +104,14 @@ impl Event {
         e
     }
 
+    /// The `subscription_count` of a subscription_count event.
+    pub fn count(&self) -> Option<usize> {
+        self.extra
+            .get("subscription_count")
+            .and_then(Value::as_u64)
+            .map(|n| n as usize)
+    }
+
     /// The event as it appears in the `events` array.
     pub fn to_json(&self) -> Value {
         let mut m = Map::new();
