@@ -1,6 +1,13 @@
 // Runs the conformance suite. By default it builds Clarion, starts it with a test config on a
 // free port, and runs every test against it. With PT_EXTERNAL=1 it runs against the server
 // described by PT_HOST/PT_PORT/PT_APP_* (and PT_SERVER_CMD for the reconnect test) instead.
+//
+// PT_WEBHOOK_SERVER_CMD   a shell command that starts one extra, standalone server (never part of
+//                         a cluster) with the same app, webhook_delay_ms = 500 and a single webhook
+//                         target for every event type whose URL is {webhook_url}, listening on
+//                         {port}; the webhooks test substitutes both placeholders (single-quote
+//                         them in the command; the URL never contains a quote). Run.mjs sets it;
+//                         with PT_EXTERNAL=1 it is taken from the environment.
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -77,6 +84,27 @@ if (process.env.PT_EXTERNAL !== '1') {
   }
   lines.push('[[apps]]', 'id = "123456"', 'key = "pt-key"', 'secret = "pt-secret"', 'enable_client_messages = true', '');
   fs.writeFileSync(config, lines.join('\n'));
+  // The webhook node's config, with the receiver's URL left as the literal text {webhook_url}:
+  // PT_WEBHOOK_SERVER_CMD copies it to webhook-<port>.toml with the URL filled in (escaped for
+  // sed) and execs Clarion on it. Every path is a positional argument of `sh -c`, so spaces and
+  // quotes in them are harmless.
+  const webhookTemplate = path.join(dir, 'webhook.toml.in');
+  fs.writeFileSync(
+    webhookTemplate,
+    [
+      'webhook_delay_ms = 500',
+      '[[apps]]',
+      'id = "123456"',
+      'key = "pt-key"',
+      'secret = "pt-secret"',
+      'enable_client_messages = true',
+      '[[apps.webhooks]]',
+      'url = "{webhook_url}"',
+      '',
+    ].join('\n'),
+  );
+  const webhookScript = String.raw`esc=$(printf '%s\n' "$1" | sed -e 's/[\\|&]/\\&/g') && sed -e "s|[{]webhook_url[}]|$esc|g" "$4" > "$5/webhook-$2.toml" && exec "$3" --config "$5/webhook-$2.toml" --host 127.0.0.1 --port "$2"`;
+  const shq = (s) => `'${String(s).replaceAll("'", "'\\''")}'`;
   const ports = cluster ? [await freePort(), await freePort()] : [await freePort()];
   Object.assign(env, {
     PT_HOST: '127.0.0.1',
@@ -87,6 +115,7 @@ if (process.env.PT_EXTERNAL !== '1') {
     PT_APP_SECRET: 'pt-secret',
     PT_SERVER_NAME: cluster ? 'a two-node Clarion cluster (Redis adapter; clients spread over both nodes)' : 'Clarion',
     PT_SERVER_CMD: `exec '${bin}' --config '${config}' --host 127.0.0.1 --port {port}`,
+    PT_WEBHOOK_SERVER_CMD: `sh -c ${shq(webhookScript)} clarion-webhook-node '{webhook_url}' '{port}' ${[bin, webhookTemplate, dir].map(shq).join(' ')}`,
   });
   for (const port of ports) {
     servers.push(
