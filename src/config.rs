@@ -51,6 +51,9 @@ pub struct Config {
     pub webhook_concurrency: usize,
     /// With `webhook_batching`: milliseconds events are gathered into one request.
     pub webhook_batch_ms: u64,
+    /// Seconds a shutdown (SIGTERM/SIGINT) waits for connections to close and webhooks to be
+    /// sent before the process exits.
+    pub shutdown_grace_seconds: u64,
     /// The apps; when empty, the development app is used.
     pub apps: Vec<App>,
     /// Set when the development app was added because nothing was configured.
@@ -79,6 +82,7 @@ impl Default for Config {
             webhook_queue_size: 10_000,
             webhook_concurrency: 16,
             webhook_batch_ms: 100,
+            shutdown_grace_seconds: 10,
             apps: Vec::new(),
             using_development_app: false,
         }

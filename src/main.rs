@@ -54,7 +54,18 @@ async fn main() -> std::process::ExitCode {
         Ok(addr) => tracing::info!(%addr, apps = config.apps.len(), "clarion listening"),
         Err(e) => tracing::warn!(error = %e, "clarion listening on an unknown address"),
     }
-    server.run_until(shutdown_signal()).await;
+    server
+        .run_until(async {
+            shutdown_signal().await;
+            tracing::info!("shutting down gracefully; a second signal exits at once");
+            tokio::spawn(async {
+                shutdown_signal().await;
+                eprintln!("clarion: second signal, exiting now");
+                std::process::exit(1);
+            });
+        })
+        .await;
+    tracing::info!("stopped");
     std::process::ExitCode::SUCCESS
 }
 
@@ -72,5 +83,4 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         () = term => {}
     }
-    tracing::info!("shutting down");
 }

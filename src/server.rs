@@ -70,11 +70,26 @@ impl Server {
     }
 
     /// Serves until `shutdown` completes.
+    /// Serves until `shutdown` completes, then drains: `/ready` answers 503, new WebSocket
+    /// connections are refused, every connection is closed with 4200 (pusher-js reconnects at
+    /// once, to another node behind a load balancer), held-back webhooks are sent, and this
+    /// returns when all is done or `shutdown_grace_seconds` have passed.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
+        let state = self.state.clone();
+        let accept = self.accept_loop();
+        tokio::pin!(accept);
+        tokio::select! {
+            () = &mut shutdown => {}
+            () = &mut accept => return,
+        }
+        drain(&state, accept).await;
+    }
+
+    /// Accepts connections until dropped.
+    async fn accept_loop(self) {
         loop {
             tokio::select! {
-                () = &mut shutdown => return,
                 accepted = self.listener.accept() => match accepted {
                     Ok((stream, _peer)) => {
                         let _ = stream.set_nodelay(true);
@@ -94,6 +109,44 @@ impl Server {
     pub async fn run(self) {
         self.run_until(std::future::pending()).await
     }
+}
+
+/// The graceful part of a shutdown; the accept loop keeps running meanwhile so that health
+/// checks see `/ready` go to 503.
+async fn drain(state: &Arc<State>, accept: impl Future<Output = ()>) {
+    state
+        .draining
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let grace = Duration::from_secs(state.config.shutdown_grace_seconds);
+    tracing::info!(
+        grace_seconds = grace.as_secs(),
+        "draining: closing connections with 4200"
+    );
+    state
+        .adapter
+        .close_all(crate::protocol::codes::RECONNECT, "Server shutting down");
+    state.webhooks.flush_now();
+    let work = async {
+        loop {
+            if state.adapter.local_connections() == 0 && state.webhooks.pending() == 0 {
+                return;
+            }
+            state.webhooks.flush_now();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::select! {
+        () = work => {}
+        () = tokio::time::sleep(grace) => {
+            tracing::warn!(
+                connections = state.adapter.local_connections(),
+                webhooks = state.webhooks.pending(),
+                "grace period over; exiting with work left"
+            );
+        }
+        () = accept => {}
+    }
+    state.adapter.leave_cluster().await;
 }
 
 async fn serve_connection(state: Arc<State>, stream: tokio::net::TcpStream) {

@@ -12,12 +12,15 @@ pub struct State {
     apps: RwLock<Arc<AppRegistry>>,
     pub adapter: Arc<dyn Adapter>,
     pub webhooks: Webhooks,
+    /// Set when shutdown starts: `/ready` answers 503 and new WebSocket connections are refused.
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 impl State {
     pub fn new(config: Config, apps: AppRegistry, adapter: Arc<dyn Adapter>) -> State {
         State {
             webhooks: Webhooks::new(&config),
+            draining: std::sync::atomic::AtomicBool::new(false),
             config,
             apps: RwLock::new(Arc::new(apps)),
             adapter,
@@ -31,6 +34,10 @@ impl State {
             Ok(g) => g.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Replaces the app registry (used by config reload).

@@ -139,4 +139,17 @@ impl Adapter for LocalAdapter {
     async fn connection_count(&self, app: &App) -> u64 {
         self.namespace(&app.id).connection_count()
     }
+
+    fn close_all(&self, code: u16, reason: &str) {
+        for (_, ns) in self.namespaces() {
+            ns.close_all(code, reason);
+        }
+    }
+
+    fn local_connections(&self) -> u64 {
+        self.namespaces()
+            .iter()
+            .map(|(_, ns)| ns.connection_count())
+            .sum()
+    }
 }

@@ -65,6 +65,12 @@ pub trait Adapter: Send + Sync + 'static {
     fn healthy(&self) -> bool {
         true
     }
+    /// Closes every connection of this node (shutdown).
+    fn close_all(&self, code: u16, reason: &str);
+    /// Connections still open on this node, over all apps.
+    fn local_connections(&self) -> u64;
+    /// Leaves the cluster cleanly (a cluster adapter removes this node's registration).
+    async fn leave_cluster(&self) {}
     /// Where the adapter reports events it discovers on its own (a cluster adapter cleaning up
     /// after a dead node: member_removed, channel_vacated), for webhooks.
     fn set_event_sink(&self, _sink: EventSink) {}

@@ -65,6 +65,12 @@ fn ready(state: &State, req: &Request<Incoming>) -> Response<Body> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return response::error(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed");
     }
+    if state.is_draining() {
+        return response::json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({"ready": false, "error": "shutting down"}),
+        );
+    }
     if state.adapter.healthy() {
         response::ok(json!({"health": "OK", "ready": true}))
     } else {

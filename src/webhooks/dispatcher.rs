@@ -48,6 +48,8 @@ pub struct AppHooks {
     wake: Notify,
     pub dropped: AtomicU64,
     last_drop_log: Mutex<Option<Instant>>,
+    /// Requests being sent (including their retries).
+    in_flight: std::sync::atomic::AtomicUsize,
 }
 
 impl AppHooks {
@@ -59,6 +61,7 @@ impl AppHooks {
             wake: Notify::new(),
             dropped: AtomicU64::new(0),
             last_drop_log: Mutex::new(None),
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
         });
         tokio::spawn(run(hooks.clone()));
         hooks
@@ -156,6 +159,23 @@ impl AppHooks {
             }
         }
         q.delayed.iter().map(|(t, _)| *t).min()
+    }
+
+    /// Events queued or being sent.
+    pub fn pending(&self) -> usize {
+        let q = self.lock();
+        q.ready.len() + q.delayed.len() + self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Makes every held-back event due now (shutdown: send what would otherwise be lost).
+    pub fn flush_now(&self) {
+        let mut q = self.lock();
+        let now = Instant::now();
+        for (due, _) in q.delayed.iter_mut() {
+            *due = now;
+        }
+        drop(q);
+        self.wake.notify_one();
     }
 
     fn take_ready(&self) -> Vec<Event> {
@@ -305,6 +325,7 @@ mod tests {
             wake: Notify::new(),
             dropped: AtomicU64::new(0),
             last_drop_log: Mutex::new(None),
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 

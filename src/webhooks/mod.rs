@@ -53,6 +53,18 @@ impl Webhooks {
         hooks.emit(event);
     }
 
+    /// Events queued or being sent, over all apps.
+    pub fn pending(&self) -> usize {
+        self.apps.iter().map(|h| h.pending()).sum()
+    }
+
+    /// Sends held-back events now (shutdown).
+    pub fn flush_now(&self) {
+        for h in self.apps.iter() {
+            h.flush_now();
+        }
+    }
+
     /// Events dropped because an app's queue was full, over all apps.
     pub fn dropped(&self) -> u64 {
         self.apps

@@ -32,6 +32,9 @@ pub fn upgrade(state: Arc<State>, mut req: Request<Incoming>, app_key: String) -
             "Method not allowed: use GET",
         );
     }
+    if state.is_draining() {
+        return response::error(StatusCode::SERVICE_UNAVAILABLE, "Server shutting down");
+    }
     let key = req.headers().get(header::SEC_WEBSOCKET_KEY).cloned();
     let is_upgrade = header_has(&req, header::CONNECTION, "upgrade")
         && header_has(&req, header::UPGRADE, "websocket");

@@ -612,6 +612,23 @@ impl Adapter for RedisAdapter {
         self.health.is_healthy()
     }
 
+    fn close_all(&self, code: u16, reason: &str) {
+        self.local.close_all(code, reason);
+    }
+
+    fn local_connections(&self) -> u64 {
+        self.local.local_connections()
+    }
+
+    async fn leave_cluster(&self) {
+        let mut pipe = redis::pipe();
+        pipe.cmd("DEL")
+            .arg(self.keys.alive(&self.keys.node))
+            .ignore();
+        let _: Option<()> = self.pipe("leave cluster", &pipe).await;
+        // The others reap what is left (nothing, once every connection has closed) right away.
+    }
+
     fn set_event_sink(&self, sink: super::EventSink) {
         let _ = self.sink.set(sink);
     }
