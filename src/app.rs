@@ -223,6 +223,11 @@ impl AppRegistry {
         self.by_id.len()
     }
 
+    /// Every app.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<App>> {
+        self.by_id.values()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.by_id.is_empty()
     }

@@ -4,13 +4,17 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 /// Clarion: a self-hosted real-time server for the Pusher Channels protocol
 /// (Laravel broadcasting, Laravel Echo, pusher-js).
 #[derive(Parser, Debug, Default, Clone)]
 #[command(name = "clarion", version)]
 pub struct Cli {
+    /// Without a command, Clarion serves.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// TOML configuration file (see config.example.toml).
     #[arg(short, long, env = "CLARION_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -88,4 +92,15 @@ pub struct Cli {
     /// Require user sign-in for the app given by --app-id [default: false].
     #[arg(long, env = "CLARION_APP_ENABLE_USER_AUTHENTICATION")]
     pub app_enable_user_authentication: Option<bool>,
+}
+
+/// Commands besides serving.
+#[derive(Subcommand, Debug, Clone)]
+pub enum Command {
+    /// Validate a config file (with the environment and flags applied, as serving would) and
+    /// print the effective settings, secrets masked. Exit code 0 when valid, 2 when not.
+    CheckConfig {
+        /// The TOML file to check.
+        file: PathBuf,
+    },
 }

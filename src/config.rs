@@ -236,9 +236,34 @@ impl Config {
         Ok(())
     }
 
+    /// The effective settings as TOML with every secret masked (app secrets, the Redis
+    /// password), for `clarion check-config` and logs.
+    pub fn masked_toml(&self) -> String {
+        let mut shown = self.clone();
+        for app in &mut shown.apps {
+            app.secret = "********".into();
+        }
+        shown.redis_url = mask_url_password(&shown.redis_url);
+        toml::to_string(&shown).unwrap_or_else(|e| format!("# cannot print the settings: {e}\n"))
+    }
+
     /// The app registry for this configuration (validated by `finish`).
     pub fn registry(&self) -> Result<AppRegistry, String> {
         AppRegistry::new(self.apps.clone())
+    }
+}
+
+/// `redis://user:secret@host` → `redis://user:********@host`.
+fn mask_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.split_once('@') {
+        Some((auth, host)) => match auth.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:********@{host}"),
+            None => format!("{scheme}://********@{host}"),
+        },
+        None => url.to_string(),
     }
 }
 
@@ -278,6 +303,22 @@ mod tests {
         assert!(c.finish().expect_err("dup key").contains("apps[1].key"));
         let mut c = Config::from_toml("activity_timeout = 0").expect("parses");
         assert!(c.finish().expect_err("zero").contains("activity_timeout"));
+    }
+
+    #[test]
+    fn masked_settings_hide_secrets() {
+        let mut c = Config::from_toml(
+            "redis_url = 'redis://u:pw@h:1/0'\n[[apps]]\nid='1'\nkey='k'\nsecret='topsecret'",
+        )
+        .expect("parses");
+        c.finish().expect("valid");
+        let shown = c.masked_toml();
+        assert!(
+            !shown.contains("topsecret") && !shown.contains(":pw@"),
+            "{shown}"
+        );
+        assert!(shown.contains("redis://u:********@h:1/0"), "{shown}");
+        assert!(shown.contains("key = \"k\""), "{shown}");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::Parser;
-use clarion::cli::Cli;
+use clarion::cli::{Cli, Command};
 use clarion::config::Config;
 use clarion::Server;
 
@@ -26,7 +26,10 @@ fn init_logging(format: &str) {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    if let Some(Command::CheckConfig { file }) = cli.command.take() {
+        return check_config(cli, file);
+    }
     let config = match Config::load(&cli) {
         Ok(c) => c,
         Err(e) => {
@@ -54,6 +57,7 @@ async fn main() -> std::process::ExitCode {
         Ok(addr) => tracing::info!(%addr, apps = config.apps.len(), "clarion listening"),
         Err(e) => tracing::warn!(error = %e, "clarion listening on an unknown address"),
     }
+    spawn_reload_on_sighup(cli.clone(), server.state());
     server
         .run_until(async {
             shutdown_signal().await;
@@ -83,4 +87,47 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         () = term => {}
     }
+}
+
+/// `clarion check-config FILE`: validate and print the effective settings, secrets masked.
+fn check_config(mut cli: Cli, file: std::path::PathBuf) -> std::process::ExitCode {
+    cli.config = Some(file.clone());
+    match Config::load(&cli) {
+        Ok(config) => {
+            println!(
+                "# {}: valid. Effective settings (secrets masked):",
+                file.display()
+            );
+            if config.using_development_app {
+                println!("# no app configured: the development app would be used");
+            }
+            print!("{}", config.masked_toml());
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("clarion: configuration error: {e}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+/// SIGHUP re-reads the configuration and applies its app list. An invalid new configuration
+/// is refused with one log line and the running apps stay. Server-level settings (address,
+/// timeouts, adapter) need a restart.
+fn spawn_reload_on_sighup(cli: Cli, state: std::sync::Arc<clarion::state::State>) {
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            tracing::warn!("cannot listen for SIGHUP: config reload disabled");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match Config::load(&cli).and_then(|c| c.registry()) {
+                Ok(apps) => clarion::server::reload_apps(&state, apps),
+                Err(e) => {
+                    tracing::error!(error = %e, "configuration reload refused; keeping the current apps")
+                }
+            }
+        }
+    });
 }

@@ -14,6 +14,7 @@ use crate::adapter::local::LocalAdapter;
 use crate::adapter::redis::RedisAdapter;
 use crate::adapter::Adapter;
 use crate::config::Config;
+use crate::protocol::codes;
 use crate::state::State;
 
 /// How long a client may take to send its request headers (bounds slowloris-style clients).
@@ -109,6 +110,35 @@ impl Server {
     pub async fn run(self) {
         self.run_until(std::future::pending()).await
     }
+}
+
+/// Applies a new app list (SIGHUP): connections of unchanged apps stay; those of apps that
+/// were removed, disabled or re-keyed are closed with the code a new connection would get.
+pub fn reload_apps(state: &State, apps: crate::app::AppRegistry) {
+    let old = state.apps();
+    state.set_apps(apps);
+    let new = state.apps();
+    for app in old.iter() {
+        match new.by_id(&app.id) {
+            None => {
+                state
+                    .adapter
+                    .close_app(&app.id, codes::APP_NOT_FOUND, "Application does not exist")
+            }
+            Some(n) if !n.enabled => {
+                state
+                    .adapter
+                    .close_app(&app.id, codes::APP_DISABLED, "Application is disabled")
+            }
+            Some(n) if n.key != app.key => {
+                state
+                    .adapter
+                    .close_app(&app.id, codes::APP_NOT_FOUND, "Application key changed")
+            }
+            Some(_) => {}
+        }
+    }
+    tracing::info!(apps = new.len(), "configuration reloaded: apps updated");
 }
 
 /// The graceful part of a shutdown; the accept loop keeps running meanwhile so that health

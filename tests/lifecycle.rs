@@ -154,3 +154,86 @@ async fn while_draining_ready_is_503_and_new_websockets_are_refused_and_a_second
     node.signal(libc::SIGINT);
     assert_eq!(node.wait_exit(Duration::from_secs(3)).await, Some(1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_apps_and_refuses_a_broken_config() {
+    let node = Node::start(APP).await;
+    let path = node._dir.path().join("clarion.toml");
+    let (mut kept, _) = node.connect().await;
+    kept.subscribe("news", Some(""), None).await;
+
+    // Add a second app: new clients can use it, the existing connection stays.
+    let two = format!("{APP}[[apps]]\nid = \"2\"\nkey = \"k2\"\nsecret = \"s2\"\n");
+    std::fs::write(&path, &two).expect("write config");
+    node.signal(libc::SIGHUP);
+    let url = format!("ws://{}/app/k2?protocol=7", node.addr);
+    let mut established = false;
+    for _ in 0..40 {
+        let mut c = WsClient::connect(&url).await;
+        if c.recv().await["event"] == "pusher:connection_established" {
+            established = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        established,
+        "the added app must accept connections after SIGHUP"
+    );
+
+    // A broken file is refused: both apps keep working.
+    std::fs::write(&path, "this is = not [valid").expect("write config");
+    node.signal(libc::SIGHUP);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut c = WsClient::connect(&url).await;
+    assert_eq!(c.recv().await["event"], "pusher:connection_established");
+    kept.send(json!({"event": "pusher:ping", "data": {}})).await;
+    assert_eq!(kept.recv().await["event"], "pusher:pong");
+
+    // Disabling app 1 closes its connections with 4003; app 2 is untouched.
+    let disabled = "[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"s\"\nenabled = false\n[[apps]]\nid = \"2\"\nkey = \"k2\"\nsecret = \"s2\"\n";
+    std::fs::write(&path, disabled).expect("write config");
+    node.signal(libc::SIGHUP);
+    assert_eq!(
+        kept.closed().await,
+        Closed::Code(4003, "Application is disabled".into())
+    );
+    c.send(json!({"event": "pusher:ping", "data": {}})).await;
+    assert_eq!(c.recv().await["event"], "pusher:pong");
+    node.signal(libc::SIGKILL);
+}
+
+#[test]
+fn check_config_prints_masked_settings_or_names_the_problem() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, "redis_url = \"redis://u:hunter2@127.0.0.1:6379/0\"\n[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"topsecret\"\n").expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_clarion"))
+        .args(["check-config", good.to_str().expect("utf-8")])
+        .env_remove("CLARION_APP_ID")
+        .output()
+        .expect("run check-config");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("valid") && text.contains("key = \"k\""),
+        "{text}"
+    );
+    assert!(
+        !text.contains("topsecret") && !text.contains("hunter2"),
+        "secrets must be masked: {text}"
+    );
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"s\"\nmax_conections = 3\n",
+    )
+    .expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_clarion"))
+        .args(["check-config", bad.to_str().expect("utf-8")])
+        .output()
+        .expect("run check-config");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("max_conections"));
+}

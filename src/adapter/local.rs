@@ -146,6 +146,12 @@ impl Adapter for LocalAdapter {
         }
     }
 
+    fn close_app(&self, app_id: &str, code: u16, reason: &str) {
+        if let Some(ns) = self.namespaces.get(app_id).map(|n| n.clone()) {
+            ns.close_all(code, reason);
+        }
+    }
+
     fn local_connections(&self) -> u64 {
         self.namespaces()
             .iter()

@@ -67,6 +67,8 @@ pub trait Adapter: Send + Sync + 'static {
     }
     /// Closes every connection of this node (shutdown).
     fn close_all(&self, code: u16, reason: &str);
+    /// Closes this node's connections of one app (the app was removed or disabled by a reload).
+    fn close_app(&self, app_id: &str, code: u16, reason: &str);
     /// Connections still open on this node, over all apps.
     fn local_connections(&self) -> u64;
     /// Leaves the cluster cleanly (a cluster adapter removes this node's registration).

@@ -42,7 +42,8 @@ const BUSY_CHANNEL: usize = 100;
 const COUNT_INTERVAL: Duration = Duration::from_secs(5);
 
 pub struct AppHooks {
-    app: Arc<App>,
+    /// The app's current settings (replaced when a reload changes them).
+    app: Mutex<Arc<App>>,
     settings: Settings,
     queue: Mutex<Queue>,
     wake: Notify,
@@ -55,7 +56,7 @@ pub struct AppHooks {
 impl AppHooks {
     pub fn start(app: Arc<App>, settings: Settings) -> Arc<AppHooks> {
         let hooks = Arc::new(AppHooks {
-            app,
+            app: Mutex::new(app),
             settings,
             queue: Mutex::new(Queue::default()),
             wake: Notify::new(),
@@ -65,6 +66,25 @@ impl AppHooks {
         });
         tokio::spawn(run(hooks.clone()));
         hooks
+    }
+
+    /// The app's current settings.
+    pub fn app(&self) -> Arc<App> {
+        match self.app.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Takes new settings of the app (targets, secret) after a reload.
+    pub fn update_app(&self, app: &Arc<App>) {
+        let mut g = match self.app.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if !Arc::ptr_eq(&g, app) && **g != **app {
+            *g = app.clone();
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
@@ -77,7 +97,7 @@ impl AppHooks {
     /// Queues an event (never blocks). A quick return cancels a held-back removal and is not
     /// reported either, so a page reload produces no vacated/occupied pair.
     pub fn emit(&self, e: Event) {
-        tracing::debug!(app = %self.app.id, event = e.kind.name(), channel = %e.channel, "webhook event");
+        tracing::debug!(app = %self.app().id, event = e.kind.name(), channel = %e.channel, "webhook event");
         let mut q = self.lock();
         let cancels = match e.kind {
             Kind::ChannelOccupied => Some(Kind::ChannelVacated),
@@ -142,7 +162,7 @@ impl AppHooks {
         };
         if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(30)) {
             *last = Some(Instant::now());
-            tracing::warn!(app = %self.app.id, dropped_total = total, "webhook queue full: oldest events dropped");
+            tracing::warn!(app = %self.app().id, dropped_total = total, "webhook queue full: oldest events dropped");
         }
     }
 
@@ -178,8 +198,15 @@ impl AppHooks {
         self.wake.notify_one();
     }
 
+    /// Takes the ready events. While they are handed to senders they count as in flight (set
+    /// under the queue lock), so `pending` never sees them as gone too early.
     fn take_ready(&self) -> Vec<Event> {
-        self.lock().ready.drain(..).collect()
+        let mut q = self.lock();
+        let events: Vec<Event> = q.ready.drain(..).collect();
+        if !events.is_empty() {
+            self.in_flight.fetch_add(1, Ordering::Relaxed);
+        }
+        events
     }
 }
 
@@ -200,12 +227,18 @@ async fn run(this: Arc<AppHooks>) {
             }
             continue;
         }
-        if this.app.webhook_batching {
+        let app = this.app();
+        let mut taken = 1;
+        if app.webhook_batching {
             // Gather what else arrives within the window into the same requests.
             tokio::time::sleep(this.settings.batch_window).await;
             let mut events = events;
-            events.extend(this.take_ready());
-            for target in &this.app.webhooks {
+            let more = this.take_ready();
+            if !more.is_empty() {
+                taken += 1;
+            }
+            events.extend(more);
+            for target in &app.webhooks {
                 let chosen: Vec<&Event> = events.iter().filter(|e| wants(target, e)).collect();
                 for chunk in chosen.chunks(50) {
                     dispatch(&this, &sem, target, chunk).await;
@@ -213,13 +246,14 @@ async fn run(this: Arc<AppHooks>) {
             }
         } else {
             for e in &events {
-                for target in &this.app.webhooks {
+                for target in &app.webhooks {
                     if wants(target, e) {
                         dispatch(&this, &sem, target, &[e]).await;
                     }
                 }
             }
         }
+        this.in_flight.fetch_sub(taken, Ordering::Relaxed);
     }
 }
 
@@ -255,10 +289,11 @@ async fn dispatch(
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     headers.push(("content-type".into(), "application/json".into()));
-    headers.push(("x-pusher-key".into(), hooks.app.key.clone()));
+    let app = hooks.app();
+    headers.push(("x-pusher-key".into(), app.key.clone()));
     headers.push((
         "x-pusher-signature".into(),
-        signature::sign(&hooks.app.secret, &body),
+        signature::sign(&app.secret, &body),
     ));
     let Ok(url) = target.url.parse::<hyper::Uri>() else {
         return;
@@ -267,10 +302,12 @@ async fn dispatch(
         return;
     };
     let settings = hooks.settings.clone();
-    let app_id = hooks.app.id.clone();
+    let hooks = hooks.clone();
+    hooks.in_flight.fetch_add(1, Ordering::Relaxed);
     tokio::spawn(async move {
         let _permit = permit;
-        deliver(&app_id, &url, &headers, Bytes::from(body), &settings).await;
+        deliver(&app.id, &url, &headers, Bytes::from(body), &settings).await;
+        hooks.in_flight.fetch_sub(1, Ordering::Relaxed);
     });
 }
 
@@ -312,7 +349,7 @@ mod tests {
 
     fn hooks() -> AppHooks {
         AppHooks {
-            app: Arc::new(App::default()),
+            app: Mutex::new(Arc::new(App::default())),
             settings: Settings {
                 delay: Duration::from_secs(3),
                 timeout: Duration::from_secs(1),

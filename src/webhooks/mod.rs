@@ -50,6 +50,7 @@ impl Webhooks {
                 .or_insert_with(|| AppHooks::start(app.clone(), self.settings.clone()))
                 .clone(),
         };
+        hooks.update_app(app);
         hooks.emit(event);
     }
 

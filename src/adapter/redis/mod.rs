@@ -620,6 +620,10 @@ impl Adapter for RedisAdapter {
         self.local.local_connections()
     }
 
+    fn close_app(&self, app_id: &str, code: u16, reason: &str) {
+        self.local.close_app(app_id, code, reason);
+    }
+
     async fn leave_cluster(&self) {
         let mut pipe = redis::pipe();
         pipe.cmd("DEL")
