@@ -73,6 +73,14 @@ pub struct Cli {
     #[arg(long, env = "CLARION_REDIS_PREFIX")]
     pub redis_prefix: Option<String>,
 
+    /// Port of the Prometheus /metrics endpoint; 0 turns it off [default: 9601].
+    #[arg(long, env = "CLARION_METRICS_PORT")]
+    pub metrics_port: Option<u16>,
+
+    /// Prefix of metric names (e.g. `soketi` for Soketi's dashboards) [default: clarion].
+    #[arg(long, env = "CLARION_METRICS_PREFIX")]
+    pub metrics_prefix: Option<String>,
+
     /// Id of one app defined from the command line or environment (needs key and secret too).
     #[arg(long, env = "CLARION_APP_ID")]
     pub app_id: Option<String>,

@@ -51,6 +51,10 @@ pub struct Config {
     pub webhook_concurrency: usize,
     /// With `webhook_batching`: milliseconds events are gathered into one request.
     pub webhook_batch_ms: u64,
+    /// Port of the Prometheus `/metrics` endpoint (0 turns it off).
+    pub metrics_port: u16,
+    /// Prefix of every metric name (`soketi` makes Soketi's dashboards work).
+    pub metrics_prefix: String,
     /// Seconds a shutdown (SIGTERM/SIGINT) waits for connections to close and webhooks to be
     /// sent before the process exits.
     pub shutdown_grace_seconds: u64,
@@ -83,6 +87,8 @@ impl Default for Config {
             webhook_concurrency: 16,
             webhook_batch_ms: 100,
             shutdown_grace_seconds: 10,
+            metrics_port: 9601,
+            metrics_prefix: "clarion".into(),
             apps: Vec::new(),
             using_development_app: false,
         }
@@ -132,6 +138,8 @@ impl Config {
         set(&mut self.adapter, &cli.adapter);
         set(&mut self.redis_url, &cli.redis_url);
         set(&mut self.redis_prefix, &cli.redis_prefix);
+        set(&mut self.metrics_port, &cli.metrics_port);
+        set(&mut self.metrics_prefix, &cli.metrics_prefix);
         match (&cli.app_id, &cli.app_key, &cli.app_secret) {
             (None, None, None) => {
                 if cli.app_enable_client_messages.is_some() || cli.app_enable_user_authentication.is_some() {
@@ -217,6 +225,18 @@ impl Config {
             return Err(format!(
                 "redis_prefix: {:?} must be non-empty and without spaces",
                 self.redis_prefix
+            ));
+        }
+        let valid_metric = |p: &str| {
+            p.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        };
+        if !valid_metric(&self.metrics_prefix) {
+            return Err(format!(
+                "metrics_prefix: {:?} must be letters, digits and _ (not starting with a digit)",
+                self.metrics_prefix
             ));
         }
         if self.webhook_timeout_ms == 0 {

@@ -9,6 +9,7 @@ pub mod channels;
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod metrics;
 pub mod protocol;
 pub mod rate_limit;
 pub mod server;

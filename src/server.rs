@@ -59,6 +59,21 @@ impl Server {
                 }
             }
         }));
+        if state.config.metrics_port != 0 {
+            let addr = (state.config.host.as_str(), state.config.metrics_port);
+            match TcpListener::bind(addr).await {
+                Ok(l) => {
+                    tracing::info!(port = state.config.metrics_port, "metrics on /metrics");
+                    tokio::spawn(crate::metrics::serve(l, state.clone()));
+                }
+                // Metrics are an aid, not the service: a taken port is logged, not fatal.
+                Err(e) => tracing::error!(
+                    port = state.config.metrics_port,
+                    error = %e,
+                    "cannot listen for metrics; continuing without /metrics"
+                ),
+            }
+        }
         Ok(Server { listener, state })
     }
 

@@ -5,6 +5,7 @@ use std::sync::{Arc, RwLock};
 use crate::adapter::Adapter;
 use crate::app::AppRegistry;
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::webhooks::Webhooks;
 
 pub struct State {
@@ -12,6 +13,7 @@ pub struct State {
     apps: RwLock<Arc<AppRegistry>>,
     pub adapter: Arc<dyn Adapter>,
     pub webhooks: Webhooks,
+    pub metrics: Metrics,
     /// Set when shutdown starts: `/ready` answers 503 and new WebSocket connections are refused.
     pub draining: std::sync::atomic::AtomicBool,
 }
@@ -20,6 +22,9 @@ impl State {
     pub fn new(config: Config, apps: AppRegistry, adapter: Arc<dyn Adapter>) -> State {
         State {
             webhooks: Webhooks::new(&config),
+            // The prefix is validated with the config, so building the metrics cannot fail.
+            metrics: Metrics::new(&config.metrics_prefix)
+                .unwrap_or_else(|e| unreachable!("metric names from a validated prefix: {e}")),
             draining: std::sync::atomic::AtomicBool::new(false),
             config,
             apps: RwLock::new(Arc::new(apps)),

@@ -152,6 +152,18 @@ impl Adapter for LocalAdapter {
         }
     }
 
+    fn local_stats(&self) -> Vec<super::LocalStats> {
+        self.namespaces()
+            .into_iter()
+            .map(|(app_id, ns)| super::LocalStats {
+                app_id,
+                connections: ns.connection_count(),
+                channels: ns.channel_count(),
+                members: ns.member_count(),
+            })
+            .collect()
+    }
+
     fn local_connections(&self) -> u64 {
         self.namespaces()
             .iter()

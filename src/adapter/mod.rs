@@ -71,11 +71,26 @@ pub trait Adapter: Send + Sync + 'static {
     fn close_app(&self, app_id: &str, code: u16, reason: &str);
     /// Connections still open on this node, over all apps.
     fn local_connections(&self) -> u64;
+    /// Per-app figures of this node, for the metrics' gauges.
+    fn local_stats(&self) -> Vec<LocalStats>;
+    /// Cluster bus counters: published, received, failed calls.
+    fn bus_stats(&self) -> (u64, u64, u64) {
+        (0, 0, 0)
+    }
     /// Leaves the cluster cleanly (a cluster adapter removes this node's registration).
     async fn leave_cluster(&self) {}
     /// Where the adapter reports events it discovers on its own (a cluster adapter cleaning up
     /// after a dead node: member_removed, channel_vacated), for webhooks.
     fn set_event_sink(&self, _sink: EventSink) {}
+}
+
+/// One app's figures on this node.
+#[derive(Clone, Debug, Default)]
+pub struct LocalStats {
+    pub app_id: String,
+    pub connections: u64,
+    pub channels: usize,
+    pub members: usize,
 }
 
 /// Receives `(app id, event)` for webhooks.

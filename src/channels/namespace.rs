@@ -128,6 +128,16 @@ impl Namespace {
         self.users.remove_if(user_id, |_, s| s.is_empty());
     }
 
+    /// Channels with at least one subscriber.
+    pub fn channel_count(&self) -> usize {
+        self.channels.len()
+    }
+
+    /// Presence members over all channels.
+    pub fn member_count(&self) -> usize {
+        self.channels.iter().map(|c| c.members.len()).sum()
+    }
+
     pub fn connection_count(&self) -> u64 {
         self.connection_count.load(Ordering::SeqCst)
     }

@@ -263,7 +263,9 @@ async fn deliver(state: &Arc<State>, app: &Arc<App>, t: &Trigger) {
                 .set_cache(app, ch, CachedEvent::new(frame.clone(), t.data.clone()))
                 .await;
         }
+        let timer = state.metrics.broadcast_seconds.start_timer();
         state.adapter.broadcast(app, ch, frame, t.except).await;
+        timer.observe_duration();
     }
 }
 

@@ -44,10 +44,29 @@ pub async fn route(state: Arc<State>, req: Request<Incoming>) -> Response<Body> 
         ["apps", app_id, rest @ ..] => {
             let app_id = auth::decode(app_id);
             let rest: Vec<String> = rest.iter().map(|s| auth::decode(s)).collect();
-            match api(&state, req, &path, &app_id, &rest).await {
+            let received = req
+                .headers()
+                .get(hyper::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+            let res = match api(&state, req, &path, &app_id, &rest).await {
                 Ok(r) => r,
                 Err(e) => e.into_response(),
+            };
+            // Counted for known apps only, so that probing random ids cannot grow the label set.
+            if state.apps().by_id(&app_id).is_some() {
+                let m = &state.metrics;
+                m.http_calls.with_label_values(&[&app_id]).inc();
+                m.http_received_bytes
+                    .with_label_values(&[&app_id])
+                    .inc_by(received);
+                let sent = hyper::body::Body::size_hint(res.body())
+                    .exact()
+                    .unwrap_or(0);
+                m.http_sent_bytes.with_label_values(&[&app_id]).inc_by(sent);
             }
+            res
         }
         _ => response::error(StatusCode::NOT_FOUND, format!("Not found: {path}")),
     }

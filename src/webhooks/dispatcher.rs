@@ -48,6 +48,9 @@ pub struct AppHooks {
     queue: Mutex<Queue>,
     wake: Notify,
     pub dropped: AtomicU64,
+    /// Requests answered with 2xx, and requests given up on (for the metrics).
+    pub sent: AtomicU64,
+    pub failed: AtomicU64,
     last_drop_log: Mutex<Option<Instant>>,
     /// Requests being sent (including their retries).
     in_flight: std::sync::atomic::AtomicUsize,
@@ -61,6 +64,8 @@ impl AppHooks {
             queue: Mutex::new(Queue::default()),
             wake: Notify::new(),
             dropped: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
             last_drop_log: Mutex::new(None),
             in_flight: std::sync::atomic::AtomicUsize::new(0),
         });
@@ -306,37 +311,41 @@ async fn dispatch(
     hooks.in_flight.fetch_add(1, Ordering::Relaxed);
     tokio::spawn(async move {
         let _permit = permit;
-        deliver(&app.id, &url, &headers, Bytes::from(body), &settings).await;
+        if deliver(&app.id, &url, &headers, Bytes::from(body), &settings).await {
+            hooks.sent.fetch_add(1, Ordering::Relaxed);
+        } else {
+            hooks.failed.fetch_add(1, Ordering::Relaxed);
+        }
         hooks.in_flight.fetch_sub(1, Ordering::Relaxed);
     });
 }
 
 /// Sends with retries: timeouts, connection errors, 429 and 5xx are retried with exponential
-/// backoff for up to `retry_for`; any other status ends the attempt.
+/// backoff for up to `retry_for`; any other status ends the attempt. True when delivered.
 async fn deliver(
     app_id: &str,
     url: &hyper::Uri,
     headers: &[(String, String)],
     body: Bytes,
     s: &Settings,
-) {
+) -> bool {
     let started = Instant::now();
     let mut backoff = Duration::from_millis(500);
     loop {
         let outcome = sender::post(url, headers, body.clone(), s.timeout).await;
         tracing::debug!(app = app_id, url = %url, outcome = ?outcome, "webhook sent");
         let retry = match &outcome {
-            Ok(status) if (200..300).contains(status) => return,
+            Ok(status) if (200..300).contains(status) => return true,
             Ok(status) if *status == 429 || *status >= 500 => true,
             Ok(status) => {
                 tracing::warn!(app = app_id, url = %url, status, "webhook refused; not retried");
-                return;
+                return false;
             }
             Err(_) => true,
         };
         if !retry || started.elapsed() + backoff > s.retry_for {
             tracing::warn!(app = app_id, url = %url, outcome = ?outcome, "webhook given up after retries");
-            return;
+            return false;
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(60));
@@ -361,6 +370,8 @@ mod tests {
             queue: Mutex::new(Queue::default()),
             wake: Notify::new(),
             dropped: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
             last_drop_log: Mutex::new(None),
             in_flight: std::sync::atomic::AtomicUsize::new(0),
         }

@@ -66,6 +66,18 @@ impl Webhooks {
         }
     }
 
+    /// Requests that succeeded, requests given up on, events dropped; over all apps.
+    pub fn stats(&self) -> (u64, u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.apps.iter().fold((0, 0, 0), |(s, f, d), h| {
+            (
+                s + h.sent.load(Relaxed),
+                f + h.failed.load(Relaxed),
+                d + h.dropped.load(Relaxed),
+            )
+        })
+    }
+
     /// Events dropped because an app's queue was full, over all apps.
     pub fn dropped(&self) -> u64 {
         self.apps

@@ -19,12 +19,26 @@ impl Session {
         data: Option<&RawValue>,
     ) {
         match self.check_client_event(event, channel, data) {
-            Err(message) => self.send(frames::error(
-                codes::CLIENT_EVENT_REJECTED,
-                &message,
-                channel,
-            )),
+            Err(message) => {
+                if message.contains("rate limit") {
+                    self.state
+                        .metrics
+                        .rate_limit_rejections
+                        .with_label_values(&[&self.app.id])
+                        .inc();
+                }
+                self.send(frames::error(
+                    codes::CLIENT_EVENT_REJECTED,
+                    &message,
+                    channel,
+                ));
+            }
             Ok((channel, user_id)) => {
+                self.state
+                    .metrics
+                    .client_events
+                    .with_label_values(&[&self.app.id])
+                    .inc();
                 let hook_user = user_id
                     .as_deref()
                     .and_then(|u| serde_json::from_str(u).ok());

@@ -17,6 +17,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::handle::ConnHandle;
 use super::session::Session;
+use crate::metrics::ConnCounters;
 use crate::protocol::codes;
 use crate::protocol::frames::{self, Frame};
 use crate::protocol::socket_id::SocketId;
@@ -69,6 +70,11 @@ pub async fn run<S>(
         )
         .await;
     }
+    state
+        .metrics
+        .new_connections
+        .with_label_values(&[&app.id])
+        .inc();
     handle.send(frames::connection_established(
         handle.socket_id,
         state.config.activity_timeout,
@@ -83,6 +89,18 @@ pub async fn run<S>(
         tracing::error!(socket_id = %session.handle.socket_id, "connection handler panicked; connection dropped");
     }
     session.cleanup().await;
+    let metrics = &session.state.metrics;
+    metrics
+        .new_disconnections
+        .with_label_values(&[&session.app.id])
+        .inc();
+    if session
+        .handle
+        .pending_close()
+        .is_some_and(|(code, _)| code == codes::OVER_CAPACITY)
+    {
+        metrics.slow_consumer_disconnects.inc();
+    }
 }
 
 /// Sends a fatal error both ways pusher-js understands: `pusher:error`, then a close frame with
@@ -137,6 +155,7 @@ async fn event_loop<S>(
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let handle = session.handle.clone();
+    let counters = ConnCounters::new(&session.state.metrics, &session.app.id);
     let activity = Duration::from_secs(session.state.config.activity_timeout);
     let pong_wait = Duration::from_secs(session.state.config.pong_timeout);
     let connected_at = Instant::now();
@@ -169,11 +188,16 @@ async fn event_loop<S>(
         match step {
             Step::Close(code, reason) => return close(ws, code, &reason).await,
             Step::Outbound(first) => {
+                let (mut frames_out, mut bytes_out) = (1u64, first.len() as u64);
                 let write = async {
                     ws.feed(Message::Text(first)).await?;
                     for _ in 0..WRITE_BATCH {
                         match rx.try_recv() {
-                            Ok(f) => ws.feed(Message::Text(f)).await?,
+                            Ok(f) => {
+                                frames_out += 1;
+                                bytes_out += f.len() as u64;
+                                ws.feed(Message::Text(f)).await?
+                            }
                             Err(_) => break,
                         }
                     }
@@ -184,6 +208,8 @@ async fn event_loop<S>(
                     // The client stopped reading and its queue overflowed: give up on it.
                     _ = &mut closed => false,
                 };
+                counters.sent_messages.inc_by(frames_out);
+                counters.sent_bytes.inc_by(bytes_out);
                 if !written {
                     if let Some((code, reason)) = handle.pending_close() {
                         let _ = tokio::time::timeout(
@@ -208,6 +234,8 @@ async fn event_loop<S>(
             Step::Inbound(Some(Ok(msg))) => {
                 last_activity = Instant::now();
                 ping_sent = None;
+                counters.received_messages.inc();
+                counters.received_bytes.inc_by(msg.len() as u64);
                 match msg {
                     Message::Text(text) => session.on_text(text.as_str()).await,
                     Message::Binary(_) => {

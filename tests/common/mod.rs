@@ -37,6 +37,10 @@ impl TestServer {
         let mut config = Config::from_toml(toml).expect("test config parses");
         config.host = "127.0.0.1".into();
         config.port = 0;
+        if !toml.contains("metrics_port") {
+            // Tests run in parallel: no metrics port unless a test asks for one.
+            config.metrics_port = 0;
+        }
         config.finish().expect("test config is valid");
         Self::start_config(config).await
     }

@@ -12,6 +12,7 @@ pub struct Health {
     healthy: AtomicBool,
     last_log: Mutex<Option<Instant>>,
     recovered_at: Mutex<Option<Instant>>,
+    errors: std::sync::atomic::AtomicU64,
 }
 
 impl Health {
@@ -20,6 +21,7 @@ impl Health {
             healthy: AtomicBool::new(false),
             last_log: Mutex::new(None),
             recovered_at: Mutex::new(None),
+            errors: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -53,7 +55,13 @@ impl Health {
     }
 
     /// Records a failure; logs on the transition and then at most every 30 s.
+    /// Failed calls so far.
+    pub fn errors(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
+    }
+
     pub fn fail(&self, what: &str, error: &dyn std::fmt::Display) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
         let was_healthy = self.healthy.swap(false, Ordering::Relaxed);
         let mut last = match self.last_log.lock() {
             Ok(g) => g,

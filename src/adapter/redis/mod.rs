@@ -55,8 +55,16 @@ pub struct RedisAdapter {
     /// Presence departures Redis could not be told about (app, channel, member key, user_id):
     /// settled, and announced to the other nodes, when Redis is back.
     pending_departures: std::sync::Mutex<Vec<(String, String, String, Value)>>,
+    stats: BusStats,
     /// Webhook events discovered by the reaper.
     sink: std::sync::OnceLock<super::EventSink>,
+}
+
+/// Bus counters for the metrics.
+#[derive(Default)]
+struct BusStats {
+    published: std::sync::atomic::AtomicU64,
+    received: std::sync::atomic::AtomicU64,
 }
 
 struct Scripts {
@@ -94,6 +102,7 @@ impl RedisAdapter {
             resync_requested: AtomicBool::new(true),
             pending_departures: std::sync::Mutex::new(Vec::new()),
             sink: std::sync::OnceLock::new(),
+            stats: BusStats::default(),
             scripts: Scripts {
                 join: scripts::join(),
                 leave: scripts::leave(),
@@ -174,6 +183,7 @@ impl RedisAdapter {
         let Some(bytes) = bus::encode(&self.keys.node, m) else {
             return;
         };
+        self.stats.published.fetch_add(1, Ordering::Relaxed);
         let _: Option<i64> = self
             .query(
                 "publish",
@@ -184,6 +194,7 @@ impl RedisAdapter {
 
     /// Applies a message from another node to this node's subscribers.
     fn deliver_local(&self, m: Message) {
+        self.stats.received.fetch_add(1, Ordering::Relaxed);
         match m {
             Message::Broadcast {
                 app,
@@ -618,6 +629,18 @@ impl Adapter for RedisAdapter {
 
     fn local_connections(&self) -> u64 {
         self.local.local_connections()
+    }
+
+    fn local_stats(&self) -> Vec<super::LocalStats> {
+        self.local.local_stats()
+    }
+
+    fn bus_stats(&self) -> (u64, u64, u64) {
+        (
+            self.stats.published.load(Ordering::Relaxed),
+            self.stats.received.load(Ordering::Relaxed),
+            self.health.errors(),
+        )
     }
 
     fn close_app(&self, app_id: &str, code: u16, reason: &str) {
