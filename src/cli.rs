@@ -73,6 +73,14 @@ pub struct Cli {
     #[arg(long, env = "CLARION_REDIS_PREFIX")]
     pub redis_prefix: Option<String>,
 
+    /// PEM certificate chain: serve TLS (wss://, https://) on the main port [default: none].
+    #[arg(long, env = "CLARION_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<String>,
+
+    /// PEM private key for --tls-cert [default: none].
+    #[arg(long, env = "CLARION_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<String>,
+
     /// Port of the Prometheus /metrics endpoint; 0 turns it off [default: 9601].
     #[arg(long, env = "CLARION_METRICS_PORT")]
     pub metrics_port: Option<u16>,

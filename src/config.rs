@@ -51,6 +51,10 @@ pub struct Config {
     pub webhook_concurrency: usize,
     /// With `webhook_batching`: milliseconds events are gathered into one request.
     pub webhook_batch_ms: u64,
+    /// PEM certificate chain for TLS on the main port (`""` = plain TCP).
+    pub tls_cert: String,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: String,
     /// Port of the Prometheus `/metrics` endpoint (0 turns it off).
     pub metrics_port: u16,
     /// Prefix of every metric name (`soketi` makes Soketi's dashboards work).
@@ -87,6 +91,8 @@ impl Default for Config {
             webhook_concurrency: 16,
             webhook_batch_ms: 100,
             shutdown_grace_seconds: 10,
+            tls_cert: String::new(),
+            tls_key: String::new(),
             metrics_port: 9601,
             metrics_prefix: "clarion".into(),
             apps: Vec::new(),
@@ -139,6 +145,8 @@ impl Config {
         set(&mut self.redis_url, &cli.redis_url);
         set(&mut self.redis_prefix, &cli.redis_prefix);
         set(&mut self.metrics_port, &cli.metrics_port);
+        set(&mut self.tls_cert, &cli.tls_cert);
+        set(&mut self.tls_key, &cli.tls_key);
         set(&mut self.metrics_prefix, &cli.metrics_prefix);
         match (&cli.app_id, &cli.app_key, &cli.app_secret) {
             (None, None, None) => {
@@ -226,6 +234,12 @@ impl Config {
                 "redis_prefix: {:?} must be non-empty and without spaces",
                 self.redis_prefix
             ));
+        }
+        if self.tls_cert.is_empty() != self.tls_key.is_empty() {
+            return Err("tls_cert and tls_key: give both (TLS on) or neither (plain TCP)".into());
+        }
+        if !self.tls_cert.is_empty() {
+            crate::tls::Tls::load(&self.tls_cert, &self.tls_key)?;
         }
         let valid_metric = |p: &str| {
             p.chars()

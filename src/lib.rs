@@ -14,6 +14,7 @@ pub mod protocol;
 pub mod rate_limit;
 pub mod server;
 pub mod state;
+pub mod tls;
 pub mod webhooks;
 pub mod ws;
 

@@ -128,6 +128,14 @@ fn spawn_reload_on_sighup(cli: Cli, state: std::sync::Arc<clarion::state::State>
                     tracing::error!(error = %e, "configuration reload refused; keeping the current apps")
                 }
             }
+            if let Some(tls) = &state.tls {
+                match tls.reload() {
+                    Ok(()) => tracing::info!("TLS certificate reloaded"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "TLS certificate reload refused; keeping the current one")
+                    }
+                }
+            }
         }
     });
 }

@@ -109,7 +109,23 @@ impl Server {
                 accepted = self.listener.accept() => match accepted {
                     Ok((stream, _peer)) => {
                         let _ = stream.set_nodelay(true);
-                        tokio::spawn(serve_connection(self.state.clone(), stream));
+                        match &self.state.tls {
+                            Some(tls) => {
+                                let acceptor = tls.acceptor();
+                                let state = self.state.clone();
+                                tokio::spawn(async move {
+                                    // A client that never finishes the handshake is dropped.
+                                    match tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream)).await {
+                                        Ok(Ok(tls_stream)) => serve_connection(state, tls_stream).await,
+                                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                                    }
+                                });
+                            }
+                            None => {
+                                tokio::spawn(serve_connection(self.state.clone(), stream));
+                            }
+                        }
                     }
                     Err(e) => {
                         // Typically EMFILE: back off instead of spinning.
@@ -194,7 +210,10 @@ async fn drain(state: &Arc<State>, accept: impl Future<Output = ()>) {
     state.adapter.leave_cluster().await;
 }
 
-async fn serve_connection(state: Arc<State>, stream: tokio::net::TcpStream) {
+async fn serve_connection<S>(state: Arc<State>, stream: S)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let service = service_fn(move |req| {
         let state = state.clone();
         async move { Ok::<_, std::convert::Infallible>(crate::http::route(state, req).await) }

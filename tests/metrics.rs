@@ -178,3 +178,20 @@ async fn the_prefix_is_configurable() {
     assert_eq!(value(&m, "soketi_connected{app_id=\"1\"}"), 1.0, "{m}");
     assert!(!m.contains("clarion_"), "{m}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_reports_memory_and_connections() {
+    let server = TestServer::start(APP).await;
+    let (mut c, _) = server.connect("k").await;
+    c.subscribe("news", Some(""), None).await;
+    let (status, body) = server.raw_http("GET", "/usage", "").await;
+    assert_eq!(status, 200);
+    assert!(
+        body["memory"]["rss_bytes"]
+            .as_u64()
+            .is_some_and(|b| b > 1_000_000),
+        "{body}"
+    );
+    assert_eq!(body["connections"], 1, "{body}");
+    assert_eq!(body["apps"]["1"], json!({"connections": 1, "channels": 1}));
+}

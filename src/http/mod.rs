@@ -41,6 +41,7 @@ pub async fn route(state: Arc<State>, req: Request<Incoming>) -> Response<Body> 
         ["app", key] => crate::ws::upgrade::upgrade(state.clone(), req, auth::decode(key)),
         [""] | ["up"] => health(&req),
         ["ready"] => ready(&state, &req),
+        ["usage"] => usage(&state),
         ["apps", app_id, rest @ ..] => {
             let app_id = auth::decode(app_id);
             let rest: Vec<String> = rest.iter().map(|s| auth::decode(s)).collect();
@@ -77,6 +78,35 @@ fn health(req: &Request<Incoming>) -> Response<Body> {
         return response::error(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed");
     }
     response::ok(json!({"health": "OK"}))
+}
+
+/// Memory and connections of this process, for a quick look without Prometheus.
+fn usage(state: &State) -> Response<Body> {
+    let rss = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map(|kb| kb * 1024);
+    let apps: serde_json::Map<String, serde_json::Value> = state
+        .adapter
+        .local_stats()
+        .into_iter()
+        .map(|s| {
+            (
+                s.app_id,
+                json!({"connections": s.connections, "channels": s.channels}),
+            )
+        })
+        .collect();
+    response::ok(json!({
+        "memory": {"rss_bytes": rss},
+        "connections": state.adapter.local_connections(),
+        "apps": apps,
+    }))
 }
 
 /// 200 when the node can do its whole job; 503 while its cluster store (Redis) is unreachable.
