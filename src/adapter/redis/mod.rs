@@ -122,10 +122,14 @@ impl RedisAdapter {
         &self.keys.node
     }
 
-    /// Runs a command with the call timeout; a failure marks Redis unhealthy and gives None.
-    async fn query<T: redis::FromRedisValue>(&self, what: &str, cmd: &redis::Cmd) -> Option<T> {
-        let mut conn = self.conn.clone();
-        match tokio::time::timeout(CALL_TIMEOUT, cmd.query_async::<T>(&mut conn)).await {
+    /// Awaits one Redis call with the call timeout; a failure marks Redis unhealthy and gives
+    /// None, so every caller falls back to its local answer the same way.
+    async fn bounded<T>(
+        &self,
+        what: &str,
+        call: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Option<T> {
+        match tokio::time::timeout(CALL_TIMEOUT, call).await {
             Ok(Ok(v)) => Some(v),
             Ok(Err(e)) => {
                 self.health.fail(what, &e);
@@ -138,44 +142,30 @@ impl RedisAdapter {
         }
     }
 
-    /// Runs a pipeline with the call timeout.
+    /// Runs a command.
+    async fn query<T: redis::FromRedisValue>(&self, what: &str, cmd: &redis::Cmd) -> Option<T> {
+        let mut conn = self.conn.clone();
+        self.bounded(what, cmd.query_async::<T>(&mut conn)).await
+    }
+
+    /// Runs a pipeline.
     async fn pipe<T: redis::FromRedisValue>(
         &self,
         what: &str,
         pipe: &redis::Pipeline,
     ) -> Option<T> {
         let mut conn = self.conn.clone();
-        match tokio::time::timeout(CALL_TIMEOUT, pipe.query_async::<T>(&mut conn)).await {
-            Ok(Ok(v)) => Some(v),
-            Ok(Err(e)) => {
-                self.health.fail(what, &e);
-                None
-            }
-            Err(_) => {
-                self.health.fail(what, &"timed out");
-                None
-            }
-        }
+        self.bounded(what, pipe.query_async::<T>(&mut conn)).await
     }
 
-    /// Runs a script with the call timeout.
+    /// Runs a script.
     async fn script<T: redis::FromRedisValue>(
         &self,
         what: &str,
         inv: &redis::ScriptInvocation<'_>,
     ) -> Option<T> {
         let mut conn = self.conn.clone();
-        match tokio::time::timeout(CALL_TIMEOUT, inv.invoke_async::<T>(&mut conn)).await {
-            Ok(Ok(v)) => Some(v),
-            Ok(Err(e)) => {
-                self.health.fail(what, &e);
-                None
-            }
-            Err(_) => {
-                self.health.fail(what, &"timed out");
-                None
-            }
-        }
+        self.bounded(what, inv.invoke_async::<T>(&mut conn)).await
     }
 
     /// Publishes a message to the other nodes.
