@@ -119,4 +119,12 @@ pub enum Command {
         /// The TOML file to check.
         file: PathBuf,
     },
+    /// Trigger an event (or a batch) through the HTTP API, signed with the app secret.
+    Trigger(crate::client::Trigger),
+    /// List occupied channels.
+    Channels(crate::client::Channels),
+    /// Show one channel (occupied, counts, cache).
+    Channel(crate::client::OneChannel),
+    /// List the users of a presence channel.
+    Users(crate::client::OneChannel),
 }

@@ -27,8 +27,10 @@ fn init_logging(format: &str) {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let mut cli = Cli::parse();
-    if let Some(Command::CheckConfig { file }) = cli.command.take() {
-        return check_config(cli, file);
+    match cli.command.take() {
+        Some(Command::CheckConfig { file }) => return check_config(cli, file),
+        Some(command) => return client(command).await,
+        None => {}
     }
     let config = match Config::load(&cli) {
         Ok(c) => c,
@@ -138,4 +140,22 @@ fn spawn_reload_on_sighup(cli: Cli, state: std::sync::Arc<clarion::state::State>
             }
         }
     });
+}
+
+/// `clarion trigger` / `channels` / `channel` / `users`: print the answer, exit 1 on failure.
+async fn client(command: Command) -> std::process::ExitCode {
+    let answer = match &command {
+        Command::Trigger(t) => clarion::client::trigger(t).await,
+        Command::Channels(c) => clarion::client::channels(c).await,
+        Command::Channel(c) => clarion::client::channel(c).await,
+        Command::Users(c) => clarion::client::users(c).await,
+        Command::CheckConfig { .. } => unreachable!("handled before"),
+    };
+    if answer.ok {
+        println!("{}", answer.text);
+        std::process::ExitCode::SUCCESS
+    } else {
+        eprintln!("clarion: {}", answer.text);
+        std::process::ExitCode::from(1)
+    }
 }

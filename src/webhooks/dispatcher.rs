@@ -12,8 +12,8 @@ use serde_json::json;
 use tokio::sync::{Notify, Semaphore};
 
 use super::event::{Event, Kind};
-use super::sender;
 use crate::app::{App, Webhook};
+use crate::http_client as sender;
 use crate::protocol::signature;
 
 /// Settings shared by every app (from the server config).

@@ -3,7 +3,6 @@
 
 mod dispatcher;
 pub mod event;
-mod sender;
 
 use std::sync::Arc;
 use std::time::Duration;

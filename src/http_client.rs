@@ -1,5 +1,5 @@
-//! One webhook request: an HTTP/1.1 POST over TCP, or over TLS (rustls with the Mozilla roots)
-//! for https URLs.
+//! A small HTTP/1.1 client over TCP, or over TLS (rustls with the Mozilla roots) for https
+//! URLs: webhook deliveries and the `clarion trigger`/query commands use it.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -32,19 +32,37 @@ pub async fn post(
     body: Bytes,
     timeout: Duration,
 ) -> Result<u16, String> {
-    match tokio::time::timeout(timeout, attempt(url, headers, body)).await {
+    request("POST", url, headers, body, timeout)
+        .await
+        .map(|(status, _)| status)
+}
+
+/// Sends one request; returns the status and the body, or why no answer came back.
+pub async fn request(
+    method: &str,
+    url: &Uri,
+    headers: &[(String, String)],
+    body: Bytes,
+    timeout: Duration,
+) -> Result<(u16, Bytes), String> {
+    match tokio::time::timeout(timeout, attempt(method, url, headers, body)).await {
         Ok(r) => r,
         Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
     }
 }
 
-async fn attempt(url: &Uri, headers: &[(String, String)], body: Bytes) -> Result<u16, String> {
+async fn attempt(
+    method: &str,
+    url: &Uri,
+    headers: &[(String, String)],
+    body: Bytes,
+) -> Result<(u16, Bytes), String> {
     let https = url.scheme_str() == Some("https");
     let host = url.host().ok_or("URL without host")?.to_string();
     let port = url.port_u16().unwrap_or(if https { 443 } else { 80 });
     let tcp = TcpStream::connect((host.as_str(), port))
         .await
-        .map_err(|e| format!("connect: {e}"))?;
+        .map_err(|e| format!("connect to {host}:{port}: {e}"))?;
     let _ = tcp.set_nodelay(true);
     if https {
         let name = rustls::pki_types::ServerName::try_from(host.clone())
@@ -53,19 +71,20 @@ async fn attempt(url: &Uri, headers: &[(String, String)], body: Bytes) -> Result
             .connect(name, tcp)
             .await
             .map_err(|e| format!("TLS: {e}"))?;
-        send(stream, url, &host, headers, body).await
+        send(stream, method, url, &host, headers, body).await
     } else {
-        send(tcp, url, &host, headers, body).await
+        send(tcp, method, url, &host, headers, body).await
     }
 }
 
 async fn send<S>(
     io: S,
+    method: &str,
     url: &Uri,
     host: &str,
     headers: &[(String, String)],
     body: Bytes,
-) -> Result<u16, String>
+) -> Result<(u16, Bytes), String>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -75,7 +94,7 @@ where
     tokio::spawn(conn);
     let path = url.path_and_query().map_or("/", |p| p.as_str());
     let mut req = hyper::Request::builder()
-        .method("POST")
+        .method(method)
         .uri(path)
         .header("host", host);
     for (k, v) in headers {
@@ -89,7 +108,11 @@ where
         .await
         .map_err(|e| format!("HTTP: {e}"))?;
     let status = res.status().as_u16();
-    // Drain the answer so the receiver sees a complete exchange.
-    let _ = res.into_body().collect().await;
-    Ok(status)
+    let body = res
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .map_err(|e| format!("reading the answer: {e}"))?;
+    Ok((status, body))
 }
