@@ -1,0 +1,105 @@
+// The browser example's page logic: one Echo connection, three channels.
+(async function () {
+  const $ = (id) => document.getElementById(id);
+  const add = (list, text, atEnd = false) => {
+    const li = document.createElement('li');
+    li.textContent = text;
+    $(list)[atEnd ? 'append' : 'prepend'](li); // newest first, unless atEnd
+  };
+  const time = () => new Date().toLocaleTimeString();
+
+  // Who this tab is: ?user=alice, or a random guest kept for this tab across reloads.
+  const user =
+    new URLSearchParams(location.search).get('user') ||
+    sessionStorage.getItem('demo-user') ||
+    `guest-${Math.random().toString(36).slice(2, 6)}`;
+  sessionStorage.setItem('demo-user', user);
+  $('me').textContent = user;
+
+  const config = await (await fetch('/config.json')).json();
+  const headers = { 'X-Demo-User': user }; // stands in for Laravel's session cookie
+  const echo = new Echo.default({
+    broadcaster: 'pusher',
+    Pusher: window.Pusher,
+    key: config.key,
+    cluster: 'mt1', // required by pusher-js, unused by Clarion
+    wsHost: config.wsHost,
+    wsPort: config.wsPort,
+    wssPort: config.wsPort,
+    forceTLS: config.forceTLS,
+    enabledTransports: ['ws', 'wss'],
+    authEndpoint: '/broadcasting/auth',
+    auth: { headers },
+    userAuthentication: { endpoint: '/broadcasting/user-auth', headers },
+  });
+  window.echo = echo;
+
+  // Connection state. pusher-js reconnects and re-subscribes by itself: stop Clarion and start
+  // it again to watch "unavailable" turn back into "connected".
+  const pusher = echo.connector.pusher;
+  pusher.connection.bind('state_change', ({ current }) => {
+    $('state').textContent = current;
+    $('state').dataset.state = current;
+    $('socket-id').textContent = pusher.connection.socket_id || '–';
+  });
+  pusher.connection.bind('error', (e) => add('errors', `${time()} connection: ${JSON.stringify(e.data ?? e.error ?? e.type)}`));
+
+  // Sign-in (Laravel's /broadcasting/user-auth): lets the server address this user directly,
+  // e.g. examples/scripts/trigger.sh '#server-to-user-alice' hello '{"text":"just you"}'.
+  pusher.signin();
+  pusher.user.bind_global((event, data) => {
+    if (!event.startsWith('pusher')) add('events', `${time()} to you: ${event} ${JSON.stringify(data)}`);
+  });
+
+  // 1. Public channel: every event, whatever its name.
+  echo.channel('demo').listenToAll((event, data) => add('events', `${time()} ${event.replace(/^\./, '')} ${JSON.stringify(data)}`));
+  $('publish-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const res = await fetch('/trigger', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: JSON.stringify({ text: $('publish-text').value }),
+    });
+    if (!res.ok) add('errors', `${time()} publish: HTTP ${res.status} ${await res.text()}`);
+    $('publish-text').value = '';
+  });
+
+  // 2. Presence: the members, kept current by here/joining/leaving. Several tabs of one user
+  //    are one member.
+  const members = new Map();
+  const showMembers = () => {
+    $('members').replaceChildren();
+    for (const name of [...members.keys()].sort()) add('members', name === user ? `${name} (you)` : name, true);
+  };
+  echo
+    .join('demo')
+    .here((list) => {
+      members.clear();
+      for (const m of list) members.set(m.name, m);
+      showMembers();
+    })
+    .joining((m) => {
+      members.set(m.name, m);
+      showMembers();
+    })
+    .leaving((m) => {
+      members.delete(m.name);
+      showMembers();
+    })
+    .error((e) => add('errors', `${time()} presence-demo: ${JSON.stringify(e)}`));
+
+  // 3. Whispers (client events) on a private channel: they go browser to browser through
+  //    Clarion, never through the app's server.
+  const privateChannel = echo
+    .private('demo')
+    .listenForWhisper('message', (m) => add('whispers', `${time()} ${m.from}: ${m.text}`))
+    .error((e) => add('errors', `${time()} private-demo: ${JSON.stringify(e)}`));
+  $('whisper-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const text = $('whisper-text').value;
+    if (!text) return;
+    privateChannel.whisper('message', { from: user, text });
+    add('whispers', `${time()} you: ${text}`);
+    $('whisper-text').value = '';
+  });
+})();
