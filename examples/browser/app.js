@@ -1,10 +1,14 @@
 // The browser example's page logic: one Echo connection, three channels.
 (async function () {
   const $ = (id) => document.getElementById(id);
-  const add = (list, text, atEnd = false) => {
+  // data-* attributes (data-event, data-id, data-state) are for scripts such as the
+  // protocol-tests browser test, which drives this page.
+  const add = (list, text, atEnd = false, data = {}) => {
     const li = document.createElement('li');
     li.textContent = text;
+    Object.assign(li.dataset, data);
     $(list)[atEnd ? 'append' : 'prepend'](li); // newest first, unless atEnd
+    return li;
   };
   const time = () => new Date().toLocaleTimeString();
 
@@ -52,7 +56,13 @@
   });
 
   // 1. Public channel: every event, whatever its name.
-  echo.channel('demo').listenToAll((event, data) => add('events', `${time()} ${event.replace(/^\./, '')} ${JSON.stringify(data)}`));
+  echo
+    .channel('demo')
+    .subscribed(() => ($('events').dataset.state = 'subscribed'))
+    .listenToAll((event, data) => {
+      const name = event.replace(/^\./, '');
+      add('events', `${time()} ${name} ${JSON.stringify(data)}`, false, { event: name });
+    });
   $('publish-form').addEventListener('submit', async (e) => {
     e.preventDefault();
     const res = await fetch('/trigger', {
@@ -69,7 +79,7 @@
   const members = new Map();
   const showMembers = () => {
     $('members').replaceChildren();
-    for (const name of [...members.keys()].sort()) add('members', name === user ? `${name} (you)` : name, true);
+    for (const name of [...members.keys()].sort()) add('members', name === user ? `${name} (you)` : name, true, { id: name });
   };
   echo
     .join('demo')
@@ -77,6 +87,7 @@
       members.clear();
       for (const m of list) members.set(m.name, m);
       showMembers();
+      $('members').dataset.state = 'subscribed';
     })
     .joining((m) => {
       members.set(m.name, m);

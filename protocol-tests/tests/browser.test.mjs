@@ -1,63 +1,95 @@
-// A real browser: Debian's Chromium (driven by playwright-core) opens browser/index.html, which
-// runs pusher-js + Laravel Echo from node_modules against the server, authorizes a presence
-// channel through the Laravel-style auth endpoint (cross-origin, a CORS "simple" request: the
-// page sends no custom headers, so the auth server's user is its default, "1").
+// A real browser: Debian's Chromium (driven by playwright-core) opens the user-facing example,
+// examples/browser/ (index.html + app.js), served by its own examples/browser/serve.mjs, which
+// also plays the Laravel app: it serves pusher-js + Laravel Echo from node_modules and answers
+// /broadcasting/auth and /broadcasting/user-auth for the user the page names (?user=…, sent as
+// an X-Demo-User header). serve.mjs is pointed at the server under test through its CLARION_*
+// environment variables; the page joins the example's fixed channels: demo, presence-demo and
+// private-demo.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { echoClient, serverSdk, subscribed, closeAll, target } from '../lib/target.mjs';
-import { startAuthServer, authOptions } from '../lib/auth-server.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
+const SERVE = path.resolve(root, '..', 'examples', 'browser', 'serve.mjs');
 const CHROMIUM = '/usr/bin/chromium';
 const SCREENSHOT = path.join(root, 'test-output', 'browser.png');
-const PUBLIC = 'pt-browser-news';
-const PRESENCE = 'pt-browser-room'; // Echo adds "presence-"
+const PUBLIC = 'demo';
+const PRESENCE = 'demo'; // Echo adds "presence-"
+const ME = 'alice'; // the page's user (?user=alice)
 const WAIT = 10_000;
 
-// The only files the static server hands out.
-const FILES = {
-  '/': ['browser/index.html', 'text/html; charset=utf-8'],
-  '/index.html': ['browser/index.html', 'text/html; charset=utf-8'],
-  '/app.js': ['browser/app.js', 'text/javascript; charset=utf-8'],
-  '/vendor/pusher.min.js': ['node_modules/pusher-js/dist/web/pusher.min.js', 'text/javascript; charset=utf-8'],
-  '/vendor/echo.iife.js': ['node_modules/laravel-echo/dist/echo.iife.js', 'text/javascript; charset=utf-8'],
-};
-
-function startStaticServer() {
-  const server = http.createServer((req, res) => {
-    const file = FILES[new URL(req.url, 'http://x').pathname];
-    if (!file || (req.method !== 'GET' && req.method !== 'HEAD')) {
-      res.writeHead(404, { 'content-type': 'text/plain' });
-      return res.end('not found');
-    }
-    fs.readFile(path.join(root, file[0]), (err, body) => {
-      if (err) {
-        res.writeHead(500, { 'content-type': 'text/plain' });
-        return res.end(String(err));
+/** Starts examples/browser/serve.mjs on a free port against the target; resolves with its URL. */
+function startExampleServer() {
+  const child = spawn(process.execPath, [SERVE], {
+    env: {
+      ...process.env,
+      CLARION_URL: `http://${target.host}:${target.port}`,
+      CLARION_APP_ID: target.appId,
+      CLARION_APP_KEY: target.key,
+      CLARION_APP_SECRET: target.secret,
+      PORT: '0',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  const close = () =>
+    new Promise((r) => {
+      if (child.exitCode !== null || child.signalCode !== null) return r();
+      child.once('exit', () => r());
+      child.kill();
+    });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill();
+      reject(new Error(`${SERVE} printed no URL within ${WAIT} ms; output:\n${out}`));
+    }, WAIT);
+    const onData = (chunk) => {
+      out += chunk;
+      const m = /(http:\/\/127\.0\.0\.1:\d+)\//.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ url: m[1], close, output: () => out });
       }
-      res.writeHead(200, { 'content-type': file[1], 'cache-control': 'no-store' });
-      res.end(req.method === 'HEAD' ? undefined : body);
+    };
+    child.stdout.setEncoding('utf8').on('data', onData);
+    child.stderr.setEncoding('utf8').on('data', (c) => (out += c));
+    child.once('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`${SERVE} exited (${signal ?? code}) before printing its URL; output:\n${out}`));
     });
   });
-  return new Promise((resolve) =>
-    server.listen(0, '127.0.0.1', () =>
-      resolve({ url: `http://127.0.0.1:${server.address().port}`, close: () => new Promise((r) => server.close(r)) }),
-    ),
-  );
 }
 
-let auth, site, browser, page, launchError;
+/** Echo/pusher-js options that authorize through the example's endpoints as `user`. */
+function exampleAuth(user) {
+  const headers = { 'X-Demo-User': user };
+  return {
+    authEndpoint: `${site.url}/broadcasting/auth`,
+    auth: { headers },
+    userAuthentication: { endpoint: `${site.url}/broadcasting/user-auth`, transport: 'ajax', headers },
+    channelAuthorization: { endpoint: `${site.url}/broadcasting/auth`, transport: 'ajax', headers },
+  };
+}
+
+let site, siteError, browser, page, launchError;
 const pageLog = [];
 
 before(async () => {
-  auth = await startAuthServer();
-  site = await startStaticServer();
+  try {
+    site = await startExampleServer();
+  } catch (e) {
+    siteError = e.message;
+  }
   if (!fs.existsSync(CHROMIUM)) {
     launchError = `${CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium)`;
     return;
@@ -86,11 +118,11 @@ after(async () => {
   closeAll();
   await browser?.close().catch(() => {});
   await site?.close();
-  await auth?.close();
 });
 
 /** The page, opened once by the first test that needs it; fails clearly without a browser. */
 async function openPage() {
+  assert.ok(site, `the example server did not start: ${siteError}`);
   assert.ok(browser, launchError ?? 'no browser');
   if (page) return page;
   page = await browser.newPage({ viewport: { width: 900, height: 640 } });
@@ -98,15 +130,7 @@ async function openPage() {
   page.on('console', (m) => pageLog.push(`console.${m.type()}: ${m.text()}`));
   page.on('pageerror', (e) => pageLog.push(`pageerror: ${e.message}`));
   page.on('requestfailed', (r) => pageLog.push(`requestfailed: ${r.url()} ${r.failure()?.errorText}`));
-  const q = new URLSearchParams({
-    host: target.host,
-    port: String(target.port),
-    key: target.key,
-    auth: `${auth.url}/broadcasting/auth`,
-    channel: PUBLIC,
-    presence: PRESENCE,
-  });
-  await page.goto(`${site.url}/?${q}`);
+  await page.goto(`${site.url}/?${new URLSearchParams({ user: ME })}`);
   return page;
 }
 
@@ -118,10 +142,18 @@ async function withDiagnostics(fn) {
     let state = '';
     if (page) {
       state = await page
-        .evaluate(() => JSON.stringify({ ...document.body.dataset, errors: document.getElementById('errors').innerText }))
+        .evaluate(() =>
+          JSON.stringify({
+            connection: document.getElementById('state').dataset.state,
+            events: document.getElementById('events').dataset.state,
+            members: document.getElementById('members').dataset.state,
+            memberList: document.getElementById('members').innerText,
+            errors: document.getElementById('errors').innerText,
+          }),
+        )
         .catch((err) => `(page state unavailable: ${err.message})`);
     }
-    e.message += `\npage state: ${state}\npage log:\n${pageLog.join('\n') || '(empty)'}`;
+    e.message += `\npage state: ${state}\npage log:\n${pageLog.join('\n') || '(empty)'}\nserve.mjs output:\n${site?.output() || '(empty)'}`;
     throw e;
   }
 }
@@ -131,12 +163,13 @@ const memberIds = (p) => p.$$eval('#members li', (lis) => lis.map((li) => li.dat
 test('Chromium: Echo subscribes to a public channel and shows an event triggered by the Node SDK', async () => {
   const p = await openPage();
   await withDiagnostics(async () => {
-    await p.waitForSelector('body[data-connection="connected"]');
-    await p.waitForSelector('body[data-public="subscribed"]');
+    await p.waitForSelector('#state[data-state="connected"]');
+    await p.waitForSelector('#events[data-state="subscribed"]', { state: 'attached' });
     const res = await serverSdk().trigger(PUBLIC, 'browser-news', { headline: 'Hello, Chromium ✓', n: 42 });
     assert.equal(res.status, 200);
     const li = await p.waitForSelector('#events li[data-event="browser-news"]');
-    assert.equal(await li.textContent(), '.browser-news {"headline":"Hello, Chromium ✓","n":42}');
+    // "<local time> browser-news {…}"
+    assert.match(await li.textContent(), /^\S.* browser-news \{"headline":"Hello, Chromium ✓","n":42\}$/);
     assert.equal(await p.locator('#events li').count(), 1, 'exactly one event shown');
   });
 });
@@ -144,16 +177,16 @@ test('Chromium: Echo subscribes to a public channel and shows an event triggered
 test('Chromium: presence through the auth endpoint lists the page itself, then a Node member who joins', async () => {
   const p = await openPage();
   await withDiagnostics(async () => {
-    await p.waitForSelector('body[data-presence="subscribed"]');
-    assert.deepEqual(await memberIds(p), ['1'], 'the page (auth server user 1) sees only itself');
-    assert.equal(await p.textContent('#members li[data-id="1"]'), '1 User 1');
+    await p.waitForSelector('#members[data-state="subscribed"]', { state: 'attached' });
+    assert.deepEqual(await memberIds(p), [ME], 'the page sees only itself');
+    assert.equal(await p.textContent(`#members li[data-id="${ME}"]`), `${ME} (you)`);
 
-    const other = echoClient(authOptions(auth, '2'));
+    const other = echoClient(exampleAuth('bob'));
     other.join(PRESENCE);
     await subscribed(other.connector.pusher.channel(`presence-${PRESENCE}`));
-    await p.waitForSelector('#members li[data-id="2"]');
-    assert.deepEqual(await memberIds(p), ['1', '2']);
-    assert.equal(await p.textContent('#members li[data-id="2"]'), '2 User 2');
+    await p.waitForSelector('#members li[data-id="bob"]');
+    assert.deepEqual(await memberIds(p), [ME, 'bob']);
+    assert.equal(await p.textContent('#members li[data-id="bob"]'), 'bob');
 
     fs.mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
     await p.screenshot({ path: SCREENSHOT, fullPage: true });
@@ -164,15 +197,15 @@ test('Chromium: presence through the auth endpoint lists the page itself, then a
 test('Chromium: a presence member who disconnects disappears from the page', async () => {
   const p = await openPage();
   await withDiagnostics(async () => {
-    await p.waitForSelector('body[data-presence="subscribed"]');
-    const leaver = echoClient(authOptions(auth, '3'));
+    await p.waitForSelector('#members[data-state="subscribed"]', { state: 'attached' });
+    const leaver = echoClient(exampleAuth('carol'));
     leaver.join(PRESENCE);
     await subscribed(leaver.connector.pusher.channel(`presence-${PRESENCE}`));
-    await p.waitForSelector('#members li[data-id="3"]');
+    await p.waitForSelector('#members li[data-id="carol"]');
     leaver.disconnect();
-    await p.waitForSelector('#members li[data-id="3"]', { state: 'detached' });
+    await p.waitForSelector('#members li[data-id="carol"]', { state: 'detached' });
     const ids = await memberIds(p);
-    assert.ok(ids.includes('1') && !ids.includes('3'), `members now: ${ids}`);
-    assert.equal(await p.getAttribute('body', 'data-connection'), 'connected');
+    assert.ok(ids.includes(ME) && !ids.includes('carol'), `members now: ${ids}`);
+    assert.equal(await p.getAttribute('#state', 'data-state'), 'connected');
   });
 });
