@@ -43,6 +43,12 @@ pub struct App {
     pub max_event_batch_size: usize,
     /// Client events per second per connection (0 = unlimited).
     pub max_client_events_per_second: u32,
+    /// Events per second the HTTP API accepts for the app, batch items counted one by one
+    /// (0 = unlimited); over it, 429.
+    pub max_backend_events_per_second: u32,
+    /// HTTP API read requests (channel queries, users, connections) per second (0 = unlimited);
+    /// over it, 429.
+    pub max_read_requests_per_second: u32,
     /// Send several webhook events in one request (Pusher's "batch webhooks").
     pub webhook_batching: bool,
     /// Webhook targets (`[[apps.webhooks]]`).
@@ -101,6 +107,8 @@ impl Default for App {
             max_event_channels: 100,
             max_event_batch_size: 10,
             max_client_events_per_second: 10,
+            max_backend_events_per_second: 0,
+            max_read_requests_per_second: 0,
             webhook_batching: false,
             webhooks: Vec::new(),
         }

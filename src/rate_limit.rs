@@ -22,8 +22,18 @@ impl RateLimiter {
         }
     }
 
+    /// The configured limit per second.
+    pub fn limit(&self) -> u32 {
+        self.limit
+    }
+
     /// Counts one action at `now`; false when the window's budget is spent.
     pub fn allow(&mut self, now: Instant) -> bool {
+        self.allow_n(now, 1)
+    }
+
+    /// Counts `n` actions at once (all or none).
+    pub fn allow_n(&mut self, now: Instant, n: u32) -> bool {
         if self.limit == 0 {
             return true;
         }
@@ -34,8 +44,8 @@ impl RateLimiter {
                 self.used = 0;
             }
         }
-        if self.used < self.limit {
-            self.used += 1;
+        if self.used.saturating_add(n) <= self.limit {
+            self.used += n;
             true
         } else {
             false

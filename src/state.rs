@@ -14,6 +14,8 @@ pub struct State {
     pub adapter: Arc<dyn Adapter>,
     pub webhooks: Webhooks,
     pub metrics: Metrics,
+    /// Per-app HTTP API rate limits.
+    pub api_limits: crate::http::limits::ApiLimits,
     /// TLS for the main port, when configured.
     pub tls: Option<crate::tls::Tls>,
     /// Set when shutdown starts: `/ready` answers 503 and new WebSocket connections are refused.
@@ -28,6 +30,7 @@ impl State {
             metrics: Metrics::new(&config.metrics_prefix)
                 .unwrap_or_else(|e| unreachable!("metric names from a validated prefix: {e}")),
             draining: std::sync::atomic::AtomicBool::new(false),
+            api_limits: Default::default(),
             // Validated with the config, so the files were readable a moment ago.
             tls: (!config.tls_cert.is_empty())
                 .then(|| crate::tls::Tls::load(&config.tls_cert, &config.tls_key).ok())

@@ -64,6 +64,7 @@ pub async fn trigger(
         ApiError::bad_request(format!("Body is not a valid event JSON object: {e}"))
     })?;
     let t = validate(app, event, false)?;
+    state.api_limits.events(state, app, 1)?;
     deliver(state, app, &t).await;
     if !t.info.any() {
         return Ok(response::ok(json!({})));
@@ -99,6 +100,7 @@ pub async fn batch(
             .map_err(|ApiError(status, msg)| ApiError(status, format!("batch[{i}]: {msg}")))?;
         triggers.push(t);
     }
+    state.api_limits.events(state, app, triggers.len() as u32)?;
     for t in &triggers {
         deliver(state, app, t).await;
     }

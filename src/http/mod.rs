@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod channels;
 pub mod events;
+pub mod limits;
 pub mod response;
 pub mod users;
 
@@ -201,14 +202,17 @@ async fn dispatch(
         }
         ["channels"] => {
             expect(Method::GET)?;
+            state.api_limits.read(state, app)?;
             channels::list(state, app, query).await
         }
         ["channels", name] => {
             expect(Method::GET)?;
+            state.api_limits.read(state, app)?;
             channels::show(state, app, name, query).await
         }
         ["channels", name, "users"] => {
             expect(Method::GET)?;
+            state.api_limits.read(state, app)?;
             channels::users(state, app, name).await
         }
         ["users", user_id, "terminate_connections"] => {
@@ -217,6 +221,7 @@ async fn dispatch(
         }
         ["connections"] => {
             expect(Method::GET)?;
+            state.api_limits.read(state, app)?;
             let n = state.adapter.connection_count(app).await;
             Ok(response::ok(json!({"connections": n})))
         }
