@@ -180,24 +180,17 @@ async fn call(
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let mut query = vec![
-        ("auth_key".to_string(), t.key.clone()),
-        ("auth_timestamp".to_string(), ts.to_string()),
-        ("auth_version".to_string(), "1.0".to_string()),
-    ];
-    if !body.is_empty() {
-        query.push(("body_md5".to_string(), signature::body_md5(body.as_bytes())));
-    }
-    query.extend(extra.iter().cloned());
     let decoded_path = crate::http::auth::decode(path);
-    let to_sign = signature::http_string_to_sign(method, &decoded_path, &query);
-    let sig = signature::sign(&t.secret, &to_sign);
-    let q: Vec<String> = query
-        .iter()
-        .map(|(k, v)| format!("{k}={}", encode(v)))
-        .chain(std::iter::once(format!("auth_signature={sig}")))
-        .collect();
-    let url = format!("{base}{path}?{}", q.join("&"));
+    let query = signature::signed_query(
+        &t.key,
+        &t.secret,
+        method,
+        &decoded_path,
+        body.as_bytes(),
+        extra,
+        ts,
+    );
+    let url = format!("{base}{path}?{query}");
     let uri: hyper::Uri = match url.parse() {
         Ok(u) => u,
         Err(e) => {

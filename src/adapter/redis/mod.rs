@@ -362,50 +362,40 @@ impl Adapter for RedisAdapter {
         member: Option<NewMember>,
     ) -> Result<Subscribed, SubscribeError> {
         let ns = self.local.namespace(&app.id);
-        let Some(m) = member else {
-            let mut local = ns.subscribe(channel, conn, None, 0)?;
-            if local.added {
-                self.apply_count(
-                    &app.id,
-                    channel,
-                    1,
-                    &mut local.occupied,
-                    &mut local.subscription_count,
-                )
-                .await;
+        let presence = member.is_some();
+        let (mut local, joined) = match member {
+            None => (ns.subscribe(channel, conn, None, 0)?, None),
+            Some(m) => {
+                // Presence: the cluster decides the limit and member_added atomically.
+                let field = self.keys.member_field(&conn.socket_id.to_string());
+                let members_key = self.keys.members(&app.id, channel);
+                let value = member_value(&m);
+                let joined: Option<(i64, Vec<String>)> = self
+                    .script(
+                        "presence join",
+                        self.scripts
+                            .join
+                            .key(&members_key)
+                            .arg(&field)
+                            .arg(&value)
+                            .arg(&m.key)
+                            .arg(app.max_presence_members_per_channel),
+                    )
+                    .await;
+                if let Some((-1, _)) = joined {
+                    return Err(SubscribeError::ChannelFull {
+                        limit: app.max_presence_members_per_channel,
+                    });
+                }
+                // Without Redis the local limit is all there is.
+                let max_local = if joined.is_some() {
+                    0
+                } else {
+                    app.max_presence_members_per_channel
+                };
+                (ns.subscribe(channel, conn, Some(m), max_local)?, joined)
             }
-            return Ok(local);
         };
-        // Presence: the cluster decides the limit and member_added atomically.
-        let field = self.keys.member_field(&conn.socket_id.to_string());
-        let members_key = self.keys.members(&app.id, channel);
-        let value = member_value(&m);
-        let joined: Option<(i64, Vec<String>)> = self
-            .script(
-                "presence join",
-                self.scripts
-                    .join
-                    .key(&members_key)
-                    .arg(&field)
-                    .arg(&value)
-                    .arg(&m.key)
-                    .arg(app.max_presence_members_per_channel),
-            )
-            .await;
-        let joined = match joined {
-            Some((-1, _)) => {
-                return Err(SubscribeError::ChannelFull {
-                    limit: app.max_presence_members_per_channel,
-                })
-            }
-            other => other,
-        };
-        let max_local = if joined.is_some() {
-            0
-        } else {
-            app.max_presence_members_per_channel
-        };
-        let mut local = ns.subscribe(channel, conn, Some(m), max_local)?;
         if local.added {
             self.apply_count(
                 &app.id,
@@ -415,6 +405,9 @@ impl Adapter for RedisAdapter {
                 &mut local.subscription_count,
             )
             .await;
+        }
+        if !presence {
+            return Ok(local);
         }
         let mut pipe = redis::pipe();
         pipe.cmd("SADD")

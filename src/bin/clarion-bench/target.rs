@@ -26,18 +26,8 @@ impl Target {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        let mut query = vec![
-            ("auth_key".to_string(), self.key.clone()),
-            ("auth_timestamp".to_string(), ts.to_string()),
-            ("auth_version".to_string(), "1.0".to_string()),
-        ];
-        if !body.is_empty() {
-            query.push(("body_md5".to_string(), signature::body_md5(body)));
-        }
-        let to_sign = signature::http_string_to_sign(method, path, &query);
-        let sig = signature::sign(&self.secret, &to_sign);
-        let q: Vec<String> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        format!("{path}?{}&auth_signature={sig}", q.join("&"))
+        let query = signature::signed_query(&self.key, &self.secret, method, path, body, &[], ts);
+        format!("{path}?{query}")
     }
 
     /// `key:signature` for a private or presence channel subscription.
