@@ -55,6 +55,21 @@ pub struct Cli {
     #[arg(long, env = "CLARION_MAX_HTTP_BODY_SIZE")]
     pub max_http_body_size: Option<usize>,
 
+    /// Seconds a new connection may take for its TLS handshake and its HTTP request head
+    /// [default: 10].
+    #[arg(long, env = "CLARION_HANDSHAKE_TIMEOUT")]
+    pub handshake_timeout: Option<u64>,
+
+    /// New WebSocket connections per second allowed from one client address; 0 = no limit
+    /// [default: 0].
+    #[arg(long, env = "CLARION_NEW_CONNECTIONS_PER_IP_PER_SECOND")]
+    pub new_connections_per_ip_per_second: Option<u32>,
+
+    /// Comma-separated proxy addresses or CIDR networks whose X-Forwarded-For header is
+    /// believed [default: none].
+    #[arg(long, env = "CLARION_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Option<Vec<String>>,
+
     /// Log format: `text` or `json` [default: text]. Levels come from RUST_LOG.
     #[arg(long, env = "CLARION_LOG_FORMAT")]
     pub log_format: Option<String>,

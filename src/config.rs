@@ -30,6 +30,15 @@ pub struct Config {
     pub outbound_queue_size: usize,
     /// Largest HTTP API request body, in bytes (413 above it).
     pub max_http_body_size: usize,
+    /// Seconds a new TCP connection may take to finish its TLS handshake and to send a complete
+    /// HTTP request head (also between keep-alive requests); slower ones are closed.
+    pub handshake_timeout: u64,
+    /// New WebSocket connections per second from one client address (0 = no limit); over it
+    /// the connection is closed with 4100 and pusher-js retries after a second.
+    pub new_connections_per_ip_per_second: u32,
+    /// Proxies (addresses or CIDR networks) whose `X-Forwarded-For` names the client; from
+    /// anyone else the header is ignored.
+    pub trusted_proxies: Vec<String>,
     /// `text` or `json`.
     pub log_format: String,
     /// `local` (one node) or `redis` (a cluster of nodes sharing one Redis).
@@ -80,6 +89,9 @@ impl Default for Config {
             max_message_size: 100 * 1024,
             outbound_queue_size: 1000,
             max_http_body_size: 256 * 1024,
+            handshake_timeout: 10,
+            new_connections_per_ip_per_second: 0,
+            trusted_proxies: Vec::new(),
             log_format: "text".into(),
             adapter: "local".into(),
             redis_url: "redis://127.0.0.1:6379/0".into(),
@@ -140,6 +152,12 @@ impl Config {
         set(&mut self.max_message_size, &cli.max_message_size);
         set(&mut self.outbound_queue_size, &cli.outbound_queue_size);
         set(&mut self.max_http_body_size, &cli.max_http_body_size);
+        set(&mut self.handshake_timeout, &cli.handshake_timeout);
+        set(
+            &mut self.new_connections_per_ip_per_second,
+            &cli.new_connections_per_ip_per_second,
+        );
+        set(&mut self.trusted_proxies, &cli.trusted_proxies);
         set(&mut self.log_format, &cli.log_format);
         set(&mut self.adapter, &cli.adapter);
         set(&mut self.redis_url, &cli.redis_url);
@@ -208,6 +226,10 @@ impl Config {
         if self.max_http_body_size < 1024 {
             return Err("max_http_body_size: must be at least 1024 bytes".into());
         }
+        if self.handshake_timeout == 0 {
+            return Err("handshake_timeout: must be at least 1".into());
+        }
+        crate::client_ip::TrustedProxies::parse(&self.trusted_proxies)?;
         if self.log_format != "text" && self.log_format != "json" {
             return Err(format!(
                 "log_format: {:?} is neither \"text\" nor \"json\"",

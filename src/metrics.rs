@@ -9,8 +9,8 @@
 use std::sync::Arc;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 use crate::state::State;
@@ -19,6 +19,7 @@ use crate::state::State;
 pub struct Metrics {
     registry: Registry,
     pub connected: IntGaugeVec,
+    pub open_sockets: IntGauge,
     pub new_connections: IntCounterVec,
     pub new_disconnections: IntCounterVec,
     pub ws_received_bytes: IntCounterVec,
@@ -75,8 +76,14 @@ impl Metrics {
             ]),
         )?;
         registry.register(Box::new(broadcast_seconds.clone()))?;
+        let open_sockets = IntGauge::new(
+            name("open_sockets"),
+            "TCP connections open on the main port (HTTP, handshaking and WebSocket)",
+        )?;
+        registry.register(Box::new(open_sockets.clone()))?;
         Ok(Metrics {
             connected: gauge("connected", "Open WebSocket connections")?,
+            open_sockets,
             new_connections: counter_vec("new_connections_total", "WebSocket connections opened")?,
             new_disconnections: counter_vec(
                 "new_disconnections_total",
@@ -148,6 +155,11 @@ impl Metrics {
                 .with_label_values(&[&s.app_id])
                 .set(s.members as i64);
         }
+        self.open_sockets.set(
+            state
+                .open_sockets
+                .load(std::sync::atomic::Ordering::Relaxed),
+        );
         let (sent, failed, dropped) = state.webhooks.stats();
         catch_up(&self.webhooks_sent, sent);
         catch_up(&self.webhooks_failed, failed);

@@ -14,11 +14,17 @@ use crate::adapter::local::LocalAdapter;
 use crate::adapter::redis::RedisAdapter;
 use crate::adapter::Adapter;
 use crate::config::Config;
+use crate::open_sockets::Counted;
 use crate::protocol::codes;
 use crate::state::State;
 
-/// How long a client may take to send its request headers (bounds slowloris-style clients).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest request head (request line and headers) hyper buffers; bigger ones get 431. Browsers
+/// send a few KB at most, cookies included; the bound keeps a flood of huge heads cheap.
+pub const MAX_REQUEST_HEAD: usize = 16 * 1024;
+
+/// The TCP peer of a request, put in its extensions for the per-address connection limit.
+#[derive(Clone, Copy, Debug)]
+pub struct Peer(pub SocketAddr);
 
 /// A bound, not yet running server.
 pub struct Server {
@@ -107,23 +113,25 @@ impl Server {
         loop {
             tokio::select! {
                 accepted = self.listener.accept() => match accepted {
-                    Ok((stream, _peer)) => {
+                    Ok((stream, peer)) => {
                         let _ = stream.set_nodelay(true);
+                        let stream = Counted::new(stream, self.state.open_sockets.clone());
+                        let state = self.state.clone();
                         match &self.state.tls {
                             Some(tls) => {
                                 let acceptor = tls.acceptor();
-                                let state = self.state.clone();
+                                let limit = Duration::from_secs(state.config.handshake_timeout);
                                 tokio::spawn(async move {
                                     // A client that never finishes the handshake is dropped.
-                                    match tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream)).await {
-                                        Ok(Ok(tls_stream)) => serve_connection(state, tls_stream).await,
+                                    match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+                                        Ok(Ok(tls_stream)) => serve_connection(state, tls_stream, peer).await,
                                         Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                                         Err(_) => tracing::debug!("TLS handshake timed out"),
                                     }
                                 });
                             }
                             None => {
-                                tokio::spawn(serve_connection(self.state.clone(), stream));
+                                tokio::spawn(serve_connection(state, stream, peer));
                             }
                         }
                     }
@@ -210,17 +218,23 @@ async fn drain(state: &Arc<State>, accept: impl Future<Output = ()>) {
     state.adapter.leave_cluster().await;
 }
 
-async fn serve_connection<S>(state: Arc<State>, stream: S)
+/// Serves HTTP/1.1 on one connection. `handshake_timeout` bounds each request head — from the
+/// moment the server starts waiting for it, so a silent connection, a slowloris dribbling bytes
+/// and an idle keep-alive connection are all closed after it.
+async fn serve_connection<S>(state: Arc<State>, stream: S, peer: SocketAddr)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let service = service_fn(move |req| {
+    let head_timeout = Duration::from_secs(state.config.handshake_timeout);
+    let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
         let state = state.clone();
+        req.extensions_mut().insert(Peer(peer));
         async move { Ok::<_, std::convert::Infallible>(crate::http::route(state, req).await) }
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(head_timeout)
+        .max_buf_size(MAX_REQUEST_HEAD)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     if let Err(e) = conn.await {

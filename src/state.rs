@@ -18,6 +18,12 @@ pub struct State {
     pub api_limits: crate::http::limits::ApiLimits,
     /// TLS for the main port, when configured.
     pub tls: Option<crate::tls::Tls>,
+    /// TCP connections open on the main port (see `open_sockets`).
+    pub open_sockets: Arc<std::sync::atomic::AtomicI64>,
+    /// `new_connections_per_ip_per_second`.
+    pub connection_rate: crate::ip_limit::ConnectionRateLimit,
+    /// `trusted_proxies`, parsed.
+    pub trusted_proxies: crate::client_ip::TrustedProxies,
     /// Set when shutdown starts: `/ready` answers 503 and new WebSocket connections are refused.
     pub draining: std::sync::atomic::AtomicBool,
 }
@@ -31,6 +37,13 @@ impl State {
                 .unwrap_or_else(|e| unreachable!("metric names from a validated prefix: {e}")),
             draining: std::sync::atomic::AtomicBool::new(false),
             api_limits: Default::default(),
+            open_sockets: Default::default(),
+            connection_rate: crate::ip_limit::ConnectionRateLimit::new(
+                config.new_connections_per_ip_per_second,
+            ),
+            // Validated with the config.
+            trusted_proxies: crate::client_ip::TrustedProxies::parse(&config.trusted_proxies)
+                .unwrap_or_default(),
             // Validated with the config, so the files were readable a moment ago.
             tls: (!config.tls_cert.is_empty())
                 .then(|| crate::tls::Tls::load(&config.tls_cert, &config.tls_key).ok())

@@ -103,6 +103,27 @@ pub async fn run<S>(
     }
 }
 
+/// Turns away a connection from an address over `new_connections_per_ip_per_second`: 4100 makes
+/// pusher-js retry after a second instead of giving up.
+pub async fn refuse_over_rate<S>(state: &State, mut ws: WebSocketStream<S>, app_key: &str)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    if let Some(app) = state.apps().by_key(app_key) {
+        state
+            .metrics
+            .rate_limit_rejections
+            .with_label_values(&[&app.id])
+            .inc();
+    }
+    fatal(
+        &mut ws,
+        codes::OVER_CAPACITY,
+        "Over capacity: too many new connections from this address; retry later",
+    )
+    .await;
+}
+
 /// Sends a fatal error both ways pusher-js understands: `pusher:error`, then a close frame with
 /// the same code.
 async fn fatal<S>(ws: &mut WebSocketStream<S>, code: u16, message: &str)

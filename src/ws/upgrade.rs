@@ -61,6 +61,18 @@ pub fn upgrade(state: Arc<State>, mut req: Request<Incoming>, app_key: String) -
             .find(|(k, _)| k == "protocol")
             .map(|(_, v)| v)
     });
+    let within_rate = match req.extensions().get::<crate::server::Peer>() {
+        Some(peer) => {
+            let forwarded = req
+                .headers()
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok());
+            let ip = state.trusted_proxies.client_ip(peer.0.ip(), forwarded);
+            state.connection_rate.allow(ip, std::time::Instant::now())
+        }
+        None => true,
+    };
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         match on_upgrade.await {
@@ -78,7 +90,11 @@ pub fn upgrade(state: Arc<State>, mut req: Request<Incoming>, app_key: String) -
                     Some(ws_config),
                 )
                 .await;
-                super::connection::run(state, ws, app_key, protocol).await;
+                if within_rate {
+                    super::connection::run(state, ws, app_key, protocol).await;
+                } else {
+                    super::connection::refuse_over_rate(&state, ws, &app_key).await;
+                }
             }
             Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
         }
