@@ -248,7 +248,7 @@ impl Config {
         {
             return Err(format!(
                 "redis_url: {:?} is not a redis:// or rediss:// URL",
-                self.redis_url
+                mask_url_password(&self.redis_url)
             ));
         }
         if self.redis_prefix.is_empty() || self.redis_prefix.contains(char::is_whitespace) {
@@ -298,6 +298,9 @@ impl Config {
         let mut shown = self.clone();
         for app in &mut shown.apps {
             app.secret = "********".into();
+            for hook in &mut app.webhooks {
+                hook.url = mask_url_password(&hook.url);
+            }
         }
         shown.redis_url = mask_url_password(&shown.redis_url);
         toml::to_string(&shown).unwrap_or_else(|e| format!("# cannot print the settings: {e}\n"))
@@ -309,12 +312,14 @@ impl Config {
     }
 }
 
-/// `redis://user:secret@host` → `redis://user:********@host`.
-fn mask_url_password(url: &str) -> String {
+/// `redis://user:secret@host` → `redis://user:********@host` (also for webhook URLs).
+pub fn mask_url_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
-    match rest.split_once('@') {
+    // The password may itself contain '@' (or, unencoded, '/'): everything up to the last '@'
+    // is treated as user info, which can only hide too much, never too little.
+    match rest.rsplit_once('@') {
         Some((auth, host)) => match auth.split_once(':') {
             Some((user, _)) => format!("{scheme}://{user}:********@{host}"),
             None => format!("{scheme}://********@{host}"),
@@ -374,6 +379,14 @@ mod tests {
             "{shown}"
         );
         assert!(shown.contains("redis://u:********@h:1/0"), "{shown}");
+        assert_eq!(
+            mask_url_password("redis://u:p@ss/w@h:1/0"),
+            "redis://u:********@h:1/0"
+        );
+        assert_eq!(
+            mask_url_password("https://hook:pw@example.test/x"),
+            "https://hook:********@example.test/x"
+        );
         assert!(shown.contains("key = \"k\""), "{shown}");
     }
 

@@ -8,19 +8,28 @@ use clap::Parser;
 use clarion::cli::{Cli, Command};
 use clarion::config::Config;
 use clarion::Server;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Colours only on a terminal, so redirected logs stay plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    // tungstenite logs whole frames at TRACE (payloads of private-encrypted- channels
+    // included); those records never reach the log, whatever RUST_LOG asks for.
+    let no_frame_dumps = tracing_subscriber::filter::filter_fn(|meta| {
+        !(*meta.level() == tracing::Level::TRACE
+            && (meta.target().starts_with("tungstenite")
+                || meta.target().starts_with("tokio_tungstenite")))
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi);
     if format == "json" {
-        builder.json().init();
+        builder.json().finish().with(no_frame_dumps).init();
     } else {
-        builder.init();
+        builder.finish().with(no_frame_dumps).init();
     }
 }
 

@@ -333,18 +333,20 @@ async fn deliver(
     let mut backoff = Duration::from_millis(500);
     loop {
         let outcome = sender::post(url, headers, body.clone(), s.timeout).await;
-        tracing::debug!(app = app_id, url = %url, outcome = ?outcome, "webhook sent");
+        // Credentials in a webhook URL stay out of the logs.
+        let shown = crate::config::mask_url_password(&url.to_string());
+        tracing::debug!(app = app_id, url = %shown, outcome = ?outcome, "webhook sent");
         let retry = match &outcome {
             Ok(status) if (200..300).contains(status) => return true,
             Ok(status) if *status == 429 || *status >= 500 => true,
             Ok(status) => {
-                tracing::warn!(app = app_id, url = %url, status, "webhook refused; not retried");
+                tracing::warn!(app = app_id, url = %shown, status, "webhook refused; not retried");
                 return false;
             }
             Err(_) => true,
         };
         if !retry || started.elapsed() + backoff > s.retry_for {
-            tracing::warn!(app = app_id, url = %url, outcome = ?outcome, "webhook given up after retries");
+            tracing::warn!(app = app_id, url = %shown, outcome = ?outcome, "webhook given up after retries");
             return false;
         }
         tokio::time::sleep(backoff).await;
