@@ -258,7 +258,10 @@ async fn event_loop<S>(
                 counters.received_messages.inc();
                 counters.received_bytes.inc_by(msg.len() as u64);
                 match msg {
-                    Message::Text(text) => session.on_text(text.as_str()).await,
+                    Message::Text(text) => {
+                        super::fault::check(text.as_str());
+                        session.on_text(text.as_str()).await
+                    }
                     Message::Binary(_) => {
                         session.send(frames::error(
                             codes::RECONNECT,

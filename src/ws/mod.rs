@@ -2,6 +2,7 @@
 
 mod client_event;
 pub mod connection;
+pub mod fault;
 pub mod handle;
 pub mod session;
 mod signin;
