@@ -100,8 +100,8 @@ pub async fn trigger(t: &Trigger) -> Answer {
                 };
             }
             let mut body = json!({"name": t.event.clone().unwrap_or_default(), "channels": channels, "data": t.data});
-            if let Some(s) = &t.socket_id {
-                body["socket_id"] = Value::String(s.clone());
+            if let (Some(s), Some(fields)) = (&t.socket_id, body.as_object_mut()) {
+                fields.insert("socket_id".into(), Value::String(s.clone()));
             }
             (
                 format!("/apps/{}/events", t.target.app_id),
@@ -218,7 +218,7 @@ async fn call(
             let raw = String::from_utf8_lossy(&answer).into_owned();
             let message = serde_json::from_str::<Value>(&raw)
                 .ok()
-                .and_then(|v| v["error"].as_str().map(str::to_string))
+                .and_then(|v| v.get("error")?.as_str().map(str::to_string))
                 .unwrap_or(raw);
             Answer {
                 ok: false,

@@ -1,4 +1,10 @@
 //! The `clarion` binary: parse flags, load the config, start the server.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 #[cfg(feature = "mimalloc")]
 #[global_allocator]

@@ -514,8 +514,9 @@ impl Adapter for RedisAdapter {
         {
             Some((Some(value), pttl)) if pttl > 0 => {
                 let split = value.iter().position(|b| *b == 0)?;
-                let data = String::from_utf8(value[..split].to_vec()).ok()?;
-                let frame = String::from_utf8(value[split + 1..].to_vec()).ok()?;
+                let (data, frame) = value.split_at(split);
+                let data = String::from_utf8(data.to_vec()).ok()?;
+                let frame = String::from_utf8(frame.get(1..)?.to_vec()).ok()?;
                 let age = CACHE_TTL.saturating_sub(Duration::from_millis(pttl as u64));
                 Some(CachedEvent {
                     frame: Frame::from(frame),
