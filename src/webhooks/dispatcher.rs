@@ -174,8 +174,9 @@ impl AppHooks {
     /// Moves due removals to the ready queue; returns the next deadline, if any.
     fn release_due(&self, now: Instant) -> Option<Instant> {
         let mut q = self.lock();
-        let (due, waiting): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut q.delayed).into_iter().partition(|(t, _)| *t <= now);
+        let (due, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut q.delayed)
+            .into_iter()
+            .partition(|(t, _)| *t <= now);
         q.delayed = waiting;
         q.ready.extend(due.into_iter().map(|(_, e)| e));
         q.delayed.iter().map(|(t, _)| *t).min()
