@@ -20,12 +20,12 @@
 // server itself and its exit status is the server's.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
 import { target, pusherClient, serverSdk, waitFor, sleep, closeAll } from '../lib/target.mjs';
 import { startAuthServer, authOptions } from '../lib/auth-server.mjs';
+import { freePort, startServer as startStandalone, signal, stopServer, waitReady } from '../lib/servers.mjs';
 
 const TIMEOUT = 15000;
 
@@ -46,17 +46,6 @@ after(async () => {
   if (auth) await auth.close();
 });
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 /** Rejects with `what` if `promise` has not settled within `ms`. */
 function within(promise, ms, what) {
   let timer;
@@ -66,53 +55,11 @@ function within(promise, ms, what) {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-/** Starts PT_SERVER_CMD on `port` in its own process group, so it can be signalled as a whole. */
+/** Starts a server on `port`, remembered for the final cleanup. */
 function startServer(port) {
-  const cmd = target.serverCmd.replaceAll('{port}', String(port));
-  const child = spawn('sh', ['-c', cmd], { stdio: ['ignore', 'ignore', 'inherit'], detached: true });
-  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  const server = { port, child, exited, done: false };
-  exited.then(() => (server.done = true));
+  const server = startStandalone(port);
   servers.push(server);
   return server;
-}
-
-function signal(server, sig) {
-  try {
-    process.kill(-server.child.pid, sig);
-  } catch {
-    // already gone
-  }
-}
-
-/** SIGTERM, then SIGKILL if the server has not exited within 5 s; waits for the exit. */
-async function stopServer(server) {
-  if (server.done) return;
-  signal(server, 'SIGTERM');
-  let timer;
-  const timeout = new Promise((resolve) => (timer = setTimeout(() => resolve('timeout'), 5000)));
-  const result = await Promise.race([server.exited, timeout]);
-  clearTimeout(timer);
-  if (result === 'timeout') {
-    signal(server, 'SIGKILL');
-    await server.exited;
-  }
-}
-
-/** Waits until the server answers GET /ready with 200 (for a cluster node: Redis reachable too). */
-async function waitReady(server, ms = TIMEOUT) {
-  const end = Date.now() + ms;
-  for (;;) {
-    if (server.done) throw new Error(`server on port ${server.port} exited: ${JSON.stringify(await server.exited)}`);
-    try {
-      const r = await fetch(`http://${target.host}:${server.port}/ready`);
-      if (r.status === 200) return;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > end) throw new Error(`server on port ${server.port} was not ready within ${ms} ms`);
-    await sleep(50);
-  }
 }
 
 /**
