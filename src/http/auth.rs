@@ -52,7 +52,9 @@ pub fn verify(
     let ts: i64 = ts
         .parse()
         .map_err(|_| format!("auth_timestamp {ts:?} is not a Unix time in seconds"))?;
-    if (now_unix - ts).abs() > TIMESTAMP_WINDOW {
+    // abs_diff, not `(now - ts).abs()`: the timestamp is the caller's, and a far-off one
+    // (-9223372036854775808) must be refused, not overflow.
+    if now_unix.abs_diff(ts) > TIMESTAMP_WINDOW.unsigned_abs() {
         return Err(format!(
             "Timestamp expired: Given timestamp ({ts}) not within {TIMESTAMP_WINDOW}s of server time ({now_unix})"
         ));
@@ -116,6 +118,38 @@ mod tests {
         assert!(e.contains("body_md5"), "{e}");
         let e = verify(&app(), "POST", "/apps/3/event", &q, body, 1353088179).expect_err("path");
         assert!(e.contains("POST\\n/apps/3/event\\n"), "{e}");
+    }
+
+    /// Found by the `http_api` fuzz target: `auth_timestamp=1` with the clock at `i64::MIN`
+    /// overflowed `now - ts` (a panic in debug builds); with a real clock,
+    /// `auth_timestamp=-9223372036854775808` did the same.
+    #[test]
+    fn far_timestamps_are_refused_without_overflow() {
+        let query = |ts: &str| {
+            parse_query(&format!(
+                "auth_key=278d425bdf160c739803&auth_timestamp={ts}&auth_version=1.0&auth_signature=00"
+            ))
+        };
+        for (ts, now) in [
+            ("1", i64::MIN),
+            ("-9223372036854775808", 1353088179),
+            ("-9223372036854775808", i64::MAX),
+            ("9223372036854775807", i64::MIN),
+            ("9223372036854775807", -1),
+        ] {
+            let e = verify(&app(), "GET", "/apps/3/channels", &query(ts), b"", now)
+                .expect_err("far off");
+            assert!(e.starts_with("Timestamp expired"), "{ts} at {now}: {e}");
+        }
+        // Within the window at the extremes the timestamp passes (and the signature fails).
+        for (ts, now) in [
+            ("9223372036854775807", i64::MAX - 600),
+            ("-9223372036854775808", i64::MIN + 600),
+        ] {
+            let e = verify(&app(), "GET", "/apps/3/channels", &query(ts), b"", now)
+                .expect_err("bad signature");
+            assert!(e.starts_with("Invalid signature"), "{ts} at {now}: {e}");
+        }
     }
 
     #[test]

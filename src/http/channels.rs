@@ -15,14 +15,17 @@ use crate::app::App;
 use crate::protocol::channel_name::{self, ChannelKind};
 use crate::state::State;
 
-#[derive(Default)]
-struct Wanted {
-    user_count: bool,
-    subscription_count: bool,
-    cache: bool,
+/// The attributes a channel query asked for with `info`.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Wanted {
+    pub user_count: bool,
+    pub subscription_count: bool,
+    pub cache: bool,
 }
 
-fn wanted(query: &[(String, String)], allow_cache: bool) -> Result<Wanted, ApiError> {
+/// Reads `info` (a comma-separated list) from a decoded query; `cache` is only known to
+/// `GET /channels/{name}`. Public so the HTTP API fuzzer runs it on arbitrary queries.
+pub fn wanted(query: &[(String, String)], allow_cache: bool) -> Result<Wanted, ApiError> {
     let mut w = Wanted::default();
     for attr in param(query, "info").unwrap_or("").split(',').map(str::trim) {
         match attr {

@@ -27,30 +27,34 @@ struct EventIn {
     info: Option<Value>,
 }
 
+/// The items stay raw until each is checked to be an object (see `is_object_text`).
 #[derive(Deserialize)]
-struct BatchIn {
-    batch: Option<Vec<EventIn>>,
+struct BatchIn<'a> {
+    #[serde(borrow)]
+    batch: Option<Vec<&'a RawValue>>,
 }
 
-/// A validated event, ready to deliver.
-struct Trigger {
-    name: String,
+/// A validated event, ready to deliver. Public (with `parse_trigger_body` and
+/// `parse_batch_body`) so the fuzzer can check what validation lets through.
+#[derive(Debug)]
+pub struct Trigger {
+    pub name: String,
     /// The `data` as a JSON string literal, copied byte for byte into every frame.
-    data: String,
-    channels: Vec<String>,
-    except: Option<SocketId>,
-    info: Info,
+    pub data: String,
+    pub channels: Vec<String>,
+    pub except: Option<SocketId>,
+    pub info: Info,
 }
 
 /// Which attributes the caller asked for with `info`.
-#[derive(Default, Clone, Copy)]
-struct Info {
-    user_count: bool,
-    subscription_count: bool,
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Info {
+    pub user_count: bool,
+    pub subscription_count: bool,
 }
 
 impl Info {
-    fn any(&self) -> bool {
+    pub fn any(&self) -> bool {
         self.user_count || self.subscription_count
     }
 }
@@ -60,10 +64,7 @@ pub async fn trigger(
     app: &Arc<App>,
     body: &[u8],
 ) -> Result<Response<Body>, ApiError> {
-    let event: EventIn = serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_request(format!("Body is not a valid event JSON object: {e}"))
-    })?;
-    let t = validate(app, event, false)?;
+    let t = parse_trigger_body(app, body)?;
     state.api_limits.events(state, app, 1)?;
     deliver(state, app, &t).await;
     if !t.info.any() {
@@ -81,25 +82,7 @@ pub async fn batch(
     app: &Arc<App>,
     body: &[u8],
 ) -> Result<Response<Body>, ApiError> {
-    let input: BatchIn = serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_request(format!("Body is not a valid batch JSON object: {e}"))
-    })?;
-    let items = input
-        .batch
-        .ok_or_else(|| ApiError::bad_request("Missing batch: expected {\"batch\":[…]}"))?;
-    if app.max_event_batch_size != 0 && items.len() > app.max_event_batch_size {
-        return Err(ApiError::bad_request(format!(
-            "Batch too large: {} events; the limit is {}",
-            items.len(),
-            app.max_event_batch_size
-        )));
-    }
-    let mut triggers = Vec::with_capacity(items.len());
-    for (i, item) in items.into_iter().enumerate() {
-        let t = validate(app, item, true)
-            .map_err(|ApiError(status, msg)| ApiError(status, format!("batch[{i}]: {msg}")))?;
-        triggers.push(t);
-    }
+    let triggers = parse_batch_body(app, body)?;
     state.api_limits.events(state, app, triggers.len() as u32)?;
     for t in &triggers {
         deliver(state, app, t).await;
@@ -115,6 +98,76 @@ pub async fn batch(
         }
     }
     Ok(response::ok(json!({ "batch": out })))
+}
+
+/// Parses and validates the body of `POST /events`: everything that can make the request a 4xx
+/// happens here, before anything is delivered.
+pub fn parse_trigger_body(app: &App, body: &[u8]) -> Result<Trigger, ApiError> {
+    let body = json_text(body, "event")?;
+    let event: EventIn = serde_json::from_str(body).map_err(|e| {
+        ApiError::bad_request(format!("Body is not a valid event JSON object: {e}"))
+    })?;
+    validate(app, event, false)
+}
+
+/// Parses and validates the body of `POST /batch_events`; one bad item refuses the whole batch
+/// (its index is in the message), so a batch is delivered entirely or not at all.
+pub fn parse_batch_body(app: &App, body: &[u8]) -> Result<Vec<Trigger>, ApiError> {
+    let body = json_text(body, "batch")?;
+    let input: BatchIn = serde_json::from_str(body).map_err(|e| {
+        ApiError::bad_request(format!("Body is not a valid batch JSON object: {e}"))
+    })?;
+    let items = input
+        .batch
+        .ok_or_else(|| ApiError::bad_request("Missing batch: expected {\"batch\":[…]}"))?;
+    if app.max_event_batch_size != 0 && items.len() > app.max_event_batch_size {
+        return Err(ApiError::bad_request(format!(
+            "Batch too large: {} events; the limit is {}",
+            items.len(),
+            app.max_event_batch_size
+        )));
+    }
+    let mut triggers = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        if !is_object_text(item.get().as_bytes()) {
+            return Err(ApiError::bad_request(format!(
+                "batch[{i}]: an event must be a JSON object"
+            )));
+        }
+        let item: EventIn = serde_json::from_str(item.get()).map_err(|e| {
+            ApiError::bad_request(format!("batch[{i}]: not a valid event JSON object: {e}"))
+        })?;
+        let t = validate(app, item, true)
+            .map_err(|ApiError(status, msg)| ApiError(status, format!("batch[{i}]: {msg}")))?;
+        triggers.push(t);
+    }
+    Ok(triggers)
+}
+
+/// The body as the text of a JSON object, or the 400 that says why not. UTF-8 is checked here
+/// because serde_json skips the strings of ignored fields without checking them, so invalid
+/// bytes there would otherwise pass; JSON is UTF-8 (RFC 8259 §8.1).
+fn json_text<'a>(body: &'a [u8], what: &str) -> Result<&'a str, ApiError> {
+    let text = std::str::from_utf8(body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "Body is not a valid {what} JSON object: it is not UTF-8 ({e})"
+        ))
+    })?;
+    if !is_object_text(text.as_bytes()) {
+        return Err(ApiError::bad_request(format!(
+            "Body is not a valid {what} JSON object: expected a JSON object"
+        )));
+    }
+    Ok(text)
+}
+
+/// Whether JSON text is an object. serde's derived structs also accept an array, taking the
+/// fields by position, so without this `["e","\"d\"","c"]` would be a valid event; the HTTP
+/// API takes objects only. Checked on the text (JSON whitespace, then `{`), before parsing.
+fn is_object_text(text: &[u8]) -> bool {
+    text.iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        == Some(&b'{')
 }
 
 fn validate(app: &App, e: EventIn, single_channel: bool) -> Result<Trigger, ApiError> {
@@ -282,4 +335,66 @@ async fn attributes(state: &Arc<State>, app: &Arc<App>, channel: &str, info: Inf
         attrs.insert("user_count".into(), json!(stats.user_count));
     }
     Value::Object(attrs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app() -> App {
+        App {
+            id: "3".into(),
+            key: "k".into(),
+            secret: "s".into(),
+            ..App::default()
+        }
+    }
+
+    #[test]
+    fn parses_a_trigger_and_a_batch() {
+        let t = parse_trigger_body(
+            &app(),
+            br#"{"name":"e","channels":["a","presence-b"],"data":{"x":1},"socket_id":"1.2","info":"user_count"}"#,
+        )
+        .expect("valid");
+        assert_eq!(t.name, "e");
+        assert_eq!(t.data, r#""{\"x\":1}""#);
+        assert_eq!(t.channels, ["a", "presence-b"]);
+        assert_eq!(t.except, Some(SocketId(1, 2)));
+        assert!(t.info.user_count && !t.info.subscription_count);
+        let b = parse_batch_body(
+            &app(),
+            br#" {"batch":[{"name":"a","channel":"c","data":"\"q\""},{"name":"b","channels":["d"],"data":"1"}]}"#,
+        )
+        .expect("valid");
+        assert_eq!(b.len(), 2);
+        assert_eq!(b[0].data, r#""\"q\"""#);
+        assert_eq!(b[1].channels, ["d"]);
+    }
+
+    /// Same class as `inbound::tests::arrays_are_not_messages` (found by the `inbound_frame`
+    /// fuzz target): derived structs would take an array's items as the fields by position.
+    #[test]
+    fn arrays_are_not_events() {
+        let e = parse_trigger_body(&app(), br#"["e","\"d\"","c"]"#).expect_err("array");
+        assert!(e.1.contains("expected a JSON object"), "{}", e.1);
+        let e = parse_batch_body(&app(), br#"[["e","\"d\"","c"]]"#).expect_err("array");
+        assert!(e.1.contains("expected a JSON object"), "{}", e.1);
+        let e = parse_batch_body(&app(), br#"{"batch":[["e","\"d\"","c"]]}"#).expect_err("item");
+        assert_eq!(e.1, "batch[0]: an event must be a JSON object");
+        let e = parse_batch_body(&app(), br#"{"batch":[5]}"#).expect_err("item");
+        assert_eq!(e.1, "batch[0]: an event must be a JSON object");
+    }
+
+    /// Found by the `http_api` fuzz target: an invalid UTF-8 byte inside the string of an
+    /// unknown (ignored) field was accepted, since serde_json does not check skipped strings.
+    #[test]
+    fn bodies_must_be_utf8() {
+        let body = b"{\"name\":\"my-event\",\"channel\":\"presence-room\",\"data\":\"{}\",\"namd\":\"user_count,sub\x89script\"}";
+        let e = parse_trigger_body(&app(), body).expect_err("not UTF-8");
+        assert!(e.1.contains("not UTF-8"), "{}", e.1);
+        let body = b"{\"batch\":[],\"x\":\"\xff\"}";
+        let e = parse_batch_body(&app(), body).expect_err("not UTF-8");
+        assert!(e.1.contains("not UTF-8"), "{}", e.1);
+    }
 }

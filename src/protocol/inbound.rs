@@ -64,6 +64,11 @@ pub struct InboundError(pub String);
 
 /// Parses one text frame.
 pub fn parse(text: &str) -> Result<Inbound, InboundError> {
+    if !is_object_text(text) {
+        return Err(InboundError(
+            "Invalid message format: expected a JSON object".into(),
+        ));
+    }
     let env: Envelope = serde_json::from_str(text)
         .map_err(|e| InboundError(format!("Invalid message format: {e}")))?;
     if let Some(name) = env.event.strip_prefix("pusher:") {
@@ -113,12 +118,31 @@ fn pusher_data<T: for<'de> Deserialize<'de>>(
         .data
         .as_ref()
         .ok_or_else(|| InboundError(format!("Invalid message format: {event} needs data")))?;
+    let not_object = || {
+        InboundError(format!(
+            "Invalid message format: {event} data: expected a JSON object"
+        ))
+    };
     if raw.get().trim_start().starts_with('"') {
         let inner: String = serde_json::from_str(raw.get()).map_err(bad)?;
+        if !is_object_text(&inner) {
+            return Err(not_object());
+        }
         serde_json::from_str(&inner).map_err(bad)
-    } else {
+    } else if is_object_text(raw.get()) {
         serde_json::from_str(raw.get()).map_err(bad)
+    } else {
+        Err(not_object())
     }
+}
+
+/// Whether JSON text is an object. serde's derived structs also accept an array, taking the
+/// fields by position, so without this `["client-x","private-a",{}]` would pass for a client
+/// event; the protocol's messages are objects, and so is every `pusher:` event's data. Checked
+/// on the text (JSON whitespace, then `{`) so the hot path parses only once.
+fn is_object_text(text: &str) -> bool {
+    text.trim_start_matches([' ', '\t', '\n', '\r'])
+        .starts_with('{')
 }
 
 #[cfg(test)]
@@ -146,6 +170,26 @@ mod tests {
         assert!(parse(r#"{"event":"pusher:subscribe","data":{"channel":7}}"#).is_err());
         assert!(parse(r#"{"event":"pusher:bogus","data":{}}"#).is_err());
         assert!(parse(r#"{"event":"pusher_internal:member_added","data":{}}"#).is_err());
+    }
+
+    /// Found by the `inbound_frame` fuzz target: `[\t…"puphe{"]` decoded as a client event,
+    /// because derived structs take their fields from an array by position.
+    #[test]
+    fn arrays_are_not_messages() {
+        let e = parse("[\t\t\t\t\t\t\t\t\t\"puphe{\"]").expect_err("array");
+        assert_eq!(e.0, "Invalid message format: expected a JSON object");
+        assert!(parse(r#"["client-x","private-a",{"a":1}]"#).is_err());
+        assert!(parse(r#"{"event":"pusher:subscribe","data":["private-a","k:s"]}"#).is_err());
+        assert!(parse(r#"{"event":"pusher:subscribe","data":"[\"private-a\"]"}"#).is_err());
+        assert!(parse(r#"{"event":"pusher:unsubscribe","data":["a"]}"#).is_err());
+        assert!(parse(r#"{"event":"pusher:signin","data":["k:s","{}"]}"#).is_err());
+        // JSON whitespace before the object is fine, as before.
+        assert!(matches!(
+            parse(
+                " \r\n\t{\"event\":\"pusher:subscribe\",\"data\":\" {\\\"channel\\\":\\\"a\\\"}\"}"
+            ),
+            Ok(Inbound::Subscribe(_))
+        ));
     }
 
     #[test]

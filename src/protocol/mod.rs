@@ -6,5 +6,6 @@ pub mod channel_name;
 pub mod codes;
 pub mod frames;
 pub mod inbound;
+pub mod presence;
 pub mod signature;
 pub mod socket_id;

@@ -96,10 +96,19 @@ pub fn http_string_to_sign(method: &str, path: &str, query: &[(String, String)])
     )
 }
 
+/// What `signed_query` escapes: everything but RFC 3986's unreserved characters, so the usual
+/// keys and values (`auth_key`, `1.0`) go on the wire as they are signed.
+const QUERY_ESCAPED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// The query string of a signed HTTP API request (for clients: the CLI and the load
 /// generator): `auth_*` and `body_md5` (when there is a body), the `extra` parameters, then
-/// `auth_signature`. Values are percent-encoded on the wire and signed decoded; `path` is the
-/// decoded path the server verifies (without any server prefix).
+/// `auth_signature`. Keys and values are percent-encoded on the wire and signed decoded, since
+/// the server decodes both before checking; `path` is the decoded path the server verifies
+/// (without any server prefix).
 pub fn signed_query(
     key: &str,
     secret: &str,
@@ -119,12 +128,10 @@ pub fn signed_query(
     }
     query.extend(extra.iter().cloned());
     let sig = sign(secret, &http_string_to_sign(method, path, &query));
-    let encode = |v: &str| {
-        percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC).to_string()
-    };
+    let encode = |v: &str| percent_encoding::utf8_percent_encode(v, QUERY_ESCAPED).to_string();
     query
         .iter()
-        .map(|(k, v)| format!("{k}={}", encode(v)))
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
         .chain(std::iter::once(format!("auth_signature={sig}")))
         .collect::<Vec<_>>()
         .join("&")
@@ -283,6 +290,39 @@ mod tests {
         assert_eq!(
             sign("tofu", &s),
             "a650196dc427ebe837226f8565ca9232198c6d1b9455eaa72374a9dc0b620e7b"
+        );
+    }
+
+    /// Found by the `http_api` fuzz target: an extra parameter whose key held `%`, `&` or `=`
+    /// was sent unencoded, so the server decoded (or split) a different key than was signed.
+    #[test]
+    fn signed_query_encodes_keys() {
+        let app = crate::app::App {
+            id: "3".into(),
+            key: KEY.into(),
+            secret: SECRET.into(),
+            ..crate::app::App::default()
+        };
+        let extra = vec![
+            ("A\0KE79sen%%%i%%P%%E27apq0d".to_string(), String::new()),
+            ("a&b=c".to_string(), "d&e=f".to_string()),
+        ];
+        let q = signed_query(KEY, SECRET, "GET", "/apps/3/channels", b"x", &extra, 1000);
+        assert!(
+            q.starts_with(
+                "auth_key=278d425bdf160c739803&auth_timestamp=1000&auth_version=1.0&body_md5="
+            ),
+            "{q}"
+        );
+        assert!(
+            q.contains("&A%00KE79sen%25%25%25i%25%25P%25%25E27apq0d=&a%26b%3Dc=d%26e%3Df&"),
+            "{q}"
+        );
+        let parsed = crate::http::auth::parse_query(&q);
+        assert_eq!(&parsed[4..6], &extra[..]);
+        assert_eq!(
+            crate::http::auth::verify(&app, "GET", "/apps/3/channels", &parsed, b"x", 1000),
+            Ok(())
         );
     }
 

@@ -1,11 +1,10 @@
 //! `pusher:signin`: user authentication, which unlocks `#server-to-user-{id}` and makes the
 //! connection reachable by `terminate_connections`.
 
-use serde_json::Value;
-
 use super::session::{Session, SignedIn};
 use crate::protocol::codes;
 use crate::protocol::frames;
+use crate::protocol::presence::{self, SigninUser};
 use crate::protocol::signature;
 
 impl Session {
@@ -24,27 +23,26 @@ impl Session {
                 None,
             ));
         }
-        let parsed: Option<Value> = serde_json::from_str(user_data).ok();
-        let id =
-            match parsed.as_ref().and_then(|v| v.get("id")) {
-                Some(Value::String(s)) if !s.is_empty() => s.clone(),
-                _ => return self.send(frames::error(
-                    codes::UNAUTHORIZED,
-                    "Sign-in refused: user_data must be a JSON object with a non-empty string id",
-                    None,
-                )),
-            };
-        let user_info = parsed
-            .as_ref()
-            .and_then(|v| v.get("user_info"))
-            .cloned()
-            .unwrap_or(Value::Null);
+        let Some(SigninUser { id, user_info }) = presence::parse_signin_user(user_data) else {
+            return self.send(frames::error(
+                codes::UNAUTHORIZED,
+                "Sign-in refused: user_data must be a JSON object with a non-empty string id",
+                None,
+            ));
+        };
         if let Some(previous) = self.user.take() {
             if previous.id != id {
                 self.state
                     .adapter
                     .remove_user(&self.app, &previous.id, self.handle.socket_id)
                     .await;
+                // The previous user's private channel goes with the previous identity.
+                let own = format!(
+                    "{}{}",
+                    crate::protocol::channel_name::SERVER_TO_USER_PREFIX,
+                    previous.id
+                );
+                self.unsubscribe(&own).await;
             }
         }
         self.state

@@ -8,6 +8,7 @@ use crate::protocol::channel_name::{self, ChannelKind, SERVER_TO_USER_PREFIX};
 use crate::protocol::codes::subscription as status;
 use crate::protocol::frames;
 use crate::protocol::inbound::Subscribe;
+use crate::protocol::presence::{self, MemberError};
 use crate::protocol::signature;
 use crate::webhooks::Event;
 
@@ -121,7 +122,8 @@ impl Session {
     }
 
     /// Reads the member from `channel_data` (or from the sign-in when it is absent) and checks
-    /// its size. On error the subscription error has already been sent.
+    /// its size; the parsing itself is `protocol::presence::parse_member`, shared with the
+    /// fuzzer. On error the subscription error has already been sent.
     fn presence_member(&self, channel: &str, channel_data: Option<&str>) -> Result<NewMember, ()> {
         let Some(data) = channel_data else {
             return match &self.user {
@@ -139,42 +141,26 @@ impl Session {
                 }
             };
         };
-        let max = self.app.max_presence_member_size;
-        if max != 0 && data.len() > max {
-            self.send(frames::subscription_error(
-                channel,
-                "LimitReached",
-                &format!(
-                    "Presence member data is {} bytes; the limit is {max} bytes",
-                    data.len()
-                ),
-                status::MEMBER_TOO_BIG,
-            ));
-            return Err(());
-        }
-        let parsed: Option<Value> = serde_json::from_str(data).ok();
-        let user_id = parsed.as_ref().and_then(|v| v.get("user_id")).cloned();
-        let key = match &user_id {
-            Some(Value::String(s)) if !s.is_empty() => s.clone(),
-            Some(Value::Number(n)) => n.to_string(),
-            _ => {
-                self.auth_error(
+        match presence::parse_member(data, self.app.max_presence_member_size) {
+            Ok(m) => Ok(NewMember {
+                key: m.key,
+                user_id: m.user_id,
+                user_info: m.user_info,
+            }),
+            Err(e @ MemberError::TooBig { .. }) => {
+                self.send(frames::subscription_error(
                     channel,
-                    "channel_data must be a JSON object with a user_id (a non-empty string or a number)",
-                );
-                return Err(());
+                    "LimitReached",
+                    &e.to_string(),
+                    status::MEMBER_TOO_BIG,
+                ));
+                Err(())
             }
-        };
-        let user_info = parsed
-            .as_ref()
-            .and_then(|v| v.get("user_info"))
-            .cloned()
-            .unwrap_or(Value::Null);
-        Ok(NewMember {
-            key,
-            user_id: user_id.unwrap_or(Value::Null),
-            user_info,
-        })
+            Err(e @ MemberError::NoUserId) => {
+                self.auth_error(channel, &e.to_string());
+                Err(())
+            }
+        }
     }
 
     fn auth_error(&self, channel: &str, message: &str) {
