@@ -2,7 +2,7 @@
 //! what an operator sees at start. Every child process is owned by a `Running` guard that kills
 //! it on drop, so a failing assertion never leaves a server behind; every wait is bounded.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -12,23 +12,15 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_clarion");
+mod common;
+use common::binary::{collect, config_file};
 /// Upper bound for the server to start (or to fail) and for any single network exchange.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A command for the binary with a clean `CLARION_*` environment, so that variables set where
-/// the tests run cannot change what is being tested.
+/// A command for the binary with a clean `CLARION_*` environment and `RUST_LOG=info`.
 fn clarion() -> Command {
-    let mut cmd = Command::new(BIN);
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("CLARION_") {
-            cmd.env_remove(&k);
-        }
-    }
-    cmd.env("RUST_LOG", "info");
-    cmd.stdin(Stdio::null());
-    cmd
+    common::binary::clarion("info")
 }
 
 /// A port that was free a moment ago.
@@ -37,22 +29,11 @@ fn free_port() -> u16 {
     l.local_addr().expect("local addr").port()
 }
 
-/// Writes `text` to a fresh temporary `.toml` file.
-fn config_file(text: &str) -> tempfile::NamedTempFile {
-    let mut f = tempfile::Builder::new()
-        .suffix(".toml")
-        .tempfile()
-        .expect("temp file");
-    f.write_all(text.as_bytes()).expect("write config");
-    f.flush().expect("flush config");
-    f
-}
-
 /// A running `clarion` child whose stdout and stderr are collected in the background.
 /// Dropping it kills the process and reaps it.
 struct Running {
     child: Child,
-    output: Arc<Mutex<String>>,
+    output: Arc<Mutex<Vec<u8>>>,
 }
 
 impl Running {
@@ -62,7 +43,7 @@ impl Running {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn clarion");
-        let output = Arc::new(Mutex::new(String::new()));
+        let output = Arc::new(Mutex::new(Vec::new()));
         let stdout = child.stdout.take().expect("stdout");
         let stderr = child.stderr.take().expect("stderr");
         collect(stdout, output.clone());
@@ -71,7 +52,8 @@ impl Running {
     }
 
     fn output(&self) -> String {
-        self.output.lock().map(|s| s.clone()).unwrap_or_default()
+        let bytes = self.output.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
     }
 
     /// Waits until the server logs that it listens and returns the address it logged
@@ -106,18 +88,6 @@ impl Drop for Running {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn collect(pipe: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines() {
-            let Ok(line) = line else { break };
-            if let Ok(mut s) = into.lock() {
-                s.push_str(&line);
-                s.push('\n');
-            }
-        }
-    });
 }
 
 /// The `addr` field of the JSON "clarion listening" log line.

@@ -29,12 +29,12 @@
 //! re-sign-in keeping the previous user's channel, and two ways a Redis password leaked.
 
 mod common;
+use common::binary::{collect, config_file};
 use common::receiver::Receiver;
 use common::redis::free_port;
 use common::*;
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -228,38 +228,6 @@ async fn api_users(server: &TestServer, app: &TestApp, channel: &str) -> Vec<Str
     ids
 }
 
-/// A plain HTTP request; returns the status and the body exactly as text.
-async fn http_text(
-    addr: SocketAddr,
-    method: &str,
-    path_and_query: &str,
-    body: &str,
-) -> (u16, String) {
-    use http_body_util::{BodyExt, Full};
-    let stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("tcp connect");
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .expect("http handshake");
-    tokio::spawn(conn);
-    let req = hyper::Request::builder()
-        .method(method)
-        .uri(path_and_query)
-        .header("host", addr.to_string())
-        .header("content-type", "application/json")
-        .body(Full::new(bytes::Bytes::from(body.to_string())))
-        .expect("request");
-    let res = tokio::time::timeout(WAIT, sender.send_request(req))
-        .await
-        .expect("http response in time")
-        .expect("http response");
-    let status = res.status().as_u16();
-    let bytes = res.into_body().collect().await.expect("body").to_bytes();
-    (status, String::from_utf8_lossy(&bytes).into_owned())
-}
-
 /// Connects a WebSocket client to any server address; returns it and its socket id.
 async fn connect_at(addr: SocketAddr, key: &str) -> (WsClient, String) {
     let mut c = WsClient::connect(&format!(
@@ -277,30 +245,10 @@ async fn connect_at(addr: SocketAddr, key: &str) -> (WsClient, String) {
 
 // --- The real binary, its logs captured ------------------------------------------------------
 
-const BIN: &str = env!("CARGO_BIN_EXE_clarion");
-
 /// The binary with a clean `CLARION_*` environment and `RUST_LOG=trace`: every log line any
 /// crate in the process can emit is captured.
 fn clarion() -> Command {
-    let mut cmd = Command::new(BIN);
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("CLARION_") {
-            cmd.env_remove(&k);
-        }
-    }
-    cmd.env("RUST_LOG", "trace");
-    cmd.stdin(Stdio::null());
-    cmd
-}
-
-fn config_file(text: &str) -> tempfile::NamedTempFile {
-    let mut f = tempfile::Builder::new()
-        .suffix(".toml")
-        .tempfile()
-        .expect("temp file");
-    f.write_all(text.as_bytes()).expect("write config");
-    f.flush().expect("flush config");
-    f
+    common::binary::clarion("trace")
 }
 
 /// A running `clarion` whose stdout and stderr both go into one buffer. Dropping it kills it.
@@ -385,22 +333,6 @@ impl Drop for Logged {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn collect(mut pipe: impl Read + Send + 'static, into: Arc<Mutex<Vec<u8>>>) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 8192];
-        loop {
-            match pipe.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if let Ok(mut out) = into.lock() {
-                        out.extend_from_slice(&buf[..n]);
-                    }
-                }
-            }
-        }
-    })
 }
 
 /// The address in the "clarion listening" line, text or JSON format.

@@ -3,6 +3,7 @@
 //! server's code, so a signing bug in the server cannot hide behind the same bug in the tests.
 #![allow(dead_code)]
 
+pub mod binary;
 pub mod process;
 pub mod receiver;
 pub mod redis;
@@ -198,13 +199,25 @@ pub fn signed_query(
     format!("{q}&auth_signature={sig}")
 }
 
-/// A minimal HTTP/1.1 request over a fresh TCP connection (hyper's client connection).
+/// A minimal HTTP/1.1 request over a fresh TCP connection (hyper's client connection); the
+/// body as JSON (`Null` when it is not JSON).
 pub async fn http_request(
     addr: SocketAddr,
     method: &str,
     path_and_query: &str,
     body: &str,
 ) -> (u16, Value) {
+    let (status, text) = http_text(addr, method, path_and_query, body).await;
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// A minimal HTTP/1.1 request; returns the status and the body exactly as text.
+pub async fn http_text(
+    addr: SocketAddr,
+    method: &str,
+    path_and_query: &str,
+    body: &str,
+) -> (u16, String) {
     use http_body_util::{BodyExt, Full};
     let stream = TcpStream::connect(addr).await.expect("tcp connect");
     let (mut sender, conn) =
@@ -225,8 +238,7 @@ pub async fn http_request(
         .expect("http response");
     let status = res.status().as_u16();
     let bytes = res.into_body().collect().await.expect("body").to_bytes();
-    let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    (status, value)
+    (status, String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// Decodes the double-encoded `data` of a `pusher:`/`pusher_internal:` event.
