@@ -1,34 +1,13 @@
 //! Prometheus metrics: values move with the load and return to zero when it goes away.
 
 mod common;
+use common::process::scrape;
 use common::redis::free_port;
 use common::*;
 
 use std::time::Duration;
 
 use serde_json::json;
-
-/// Scrapes `/metrics`.
-async fn scrape(port: u16) -> String {
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-    let stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("metrics port");
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .expect("handshake");
-    tokio::spawn(conn);
-    let req = hyper::Request::get("/metrics")
-        .header("host", "x")
-        .body(http_body_util::Empty::<bytes::Bytes>::new())
-        .expect("request");
-    let res = sender.send_request(req).await.expect("response");
-    assert_eq!(res.status(), 200);
-    use http_body_util::BodyExt;
-    let body = res.into_body().collect().await.expect("body").to_bytes();
-    String::from_utf8_lossy(&body).into_owned()
-}
 
 /// The value of one series (`name{labels}`), 0 when absent.
 fn value(text: &str, series: &str) -> f64 {

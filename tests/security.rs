@@ -1743,29 +1743,8 @@ fn check_config_masks_a_redis_password_containing_an_at_sign() {
 /// logs, whether Redis accepts it or refuses it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_password_never_appears_in_logs() {
-    let redis_port = free_port();
-    let mut redis = Command::new("redis-server")
-        .args([
-            "--port",
-            &redis_port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--requirepass",
-            "RightPw_MaRkEr_111",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("redis-server must be installed");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", redis_port)).is_err() {
-        assert!(Instant::now() < deadline, "redis-server did not start");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let redis = common::redis::Redis::start_with(&["--requirepass", "RightPw_MaRkEr_111"]);
+    let redis_port = redis.port;
     let mut outputs = Vec::new();
     for password in ["RightPw_MaRkEr_111", "WrongPw_MaRkEr_222"] {
         let mut cmd = clarion();
@@ -1791,8 +1770,7 @@ async fn redis_password_never_appears_in_logs() {
         provoke_a_debug_line(server.addr).await;
         outputs.push((password, server.stop().await));
     }
-    let _ = redis.kill();
-    let _ = redis.wait();
+    drop(redis);
     for (password, out) in &outputs {
         assert_verbose_capture(out, false);
         assert!(

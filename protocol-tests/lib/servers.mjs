@@ -2,20 +2,8 @@
 // with PT_SERVER_CMD on a free port, in their own process group so they can be signalled as a
 // whole. PT_SERVER_CMD should exec the server, so the process started is the server itself.
 import { spawn } from 'node:child_process';
-import net from 'node:net';
 import { target, sleep } from './target.mjs';
-
-/** A free TCP port on the loopback interface. */
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from './ports.mjs';
 
 /** Starts PT_SERVER_CMD on `port` with extra environment variables `env`. */
 export function startServer(port, env = {}) {

@@ -3,9 +3,9 @@
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import net from 'node:net';
 import { target, pusherClient, serverSdk, waitFor, sleep, closeAll } from '../lib/target.mjs';
 import { startAuthServer, authOptions } from '../lib/auth-server.mjs';
+import { freePort } from '../lib/ports.mjs';
 
 let auth;
 let server = null;
@@ -18,16 +18,6 @@ after(async () => {
   await auth.close();
 });
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Starts PT_SERVER_CMD on `port` in its own process group, so it can be killed as a whole. */
 function startServer(port) {

@@ -11,12 +11,12 @@ import { spawn, execFile } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { target, pusherClient, serverSdk, connected, nextCall, subscribed, sleep, closeAll } from '../lib/target.mjs';
 import { startAuthServer, authOptions } from '../lib/auth-server.mjs';
+import { freePort } from '../lib/ports.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const webhookCheck = path.resolve(here, '..', 'python', 'webhook_check.py');
@@ -46,16 +46,6 @@ after(async () => {
   if (auth) await auth.close();
 });
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Starts everything once; every test awaits it, so a setup failure fails each test clearly. */
 function ready() {
