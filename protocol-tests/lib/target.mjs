@@ -133,6 +133,15 @@ export async function waitFor(fn, ms = 5000, what = 'condition') {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** A channel or event name no other test (or earlier run) uses. */
+export const unique = (name) => `${name}-${Date.now().toString(36)}${Math.floor(Math.random() * 1e4)}`;
+
+/** Records every call of a callback: `calls` holds the first arguments. */
+export function recorder() {
+  const calls = [];
+  return { calls, cb: (arg) => calls.push(arg) };
+}
+
 /** A subscription-succeeded promise for a pusher-js channel. */
 export function subscribed(channel) {
   return new Promise((resolve, reject) => {

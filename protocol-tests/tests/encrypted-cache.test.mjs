@@ -3,7 +3,7 @@
 // to new subscribers, pusher:cache_miss when there is none).
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { echoClient, pusherClient, serverSdk, nextCall, subscribed, waitFor, sleep, closeAll } from '../lib/target.mjs';
+import { echoClient, pusherClient, serverSdk, nextCall, subscribed, waitFor, sleep, closeAll, unique, recorder } from '../lib/target.mjs';
 import { startAuthServer, authOptions } from '../lib/auth-server.mjs';
 
 let auth;
@@ -14,14 +14,6 @@ after(async () => {
   closeAll();
   await auth.close();
 });
-
-const unique = (name) => `${name}-${Date.now().toString(36)}${Math.floor(Math.random() * 1e4)}`;
-
-/** Records every call of a callback: `calls` holds the first arguments. */
-function recorder() {
-  const calls = [];
-  return { calls, cb: (arg) => calls.push(arg) };
-}
 
 /** The decoded frames pusher-js receives for `event` on `channel`, before any channel logic. */
 function wireLog(pusher, channel, event) {

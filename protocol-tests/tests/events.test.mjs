@@ -2,7 +2,7 @@
 // exclusion) and whispers (client events), with the rules of protocol.md §2.3.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { echoClient, pusherClient, serverSdk, nextCall, subscribed, waitFor, sleep, closeAll } from '../lib/target.mjs';
+import { echoClient, pusherClient, serverSdk, nextCall, subscribed, waitFor, sleep, closeAll, unique } from '../lib/target.mjs';
 import { startAuthServer, authOptions } from '../lib/auth-server.mjs';
 
 let auth;
@@ -13,8 +13,6 @@ after(async () => {
   closeAll();
   await auth.close();
 });
-
-const unique = (name) => `${name}-${Date.now().toString(36)}${Math.floor(Math.random() * 1e4)}`;
 
 /** Records every call of a callback: `calls` holds the argument lists. */
 function recorder() {

@@ -2,7 +2,7 @@
 // (channel.members), authorized over real HTTP by the Laravel-like auth server.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { echoClient, pusherClient, serverSdk, nextCall, subscribed, waitFor, sleep, closeAll } from '../lib/target.mjs';
+import { echoClient, pusherClient, serverSdk, nextCall, subscribed, waitFor, sleep, closeAll, unique, recorder } from '../lib/target.mjs';
 import { startAuthServer, authOptions } from '../lib/auth-server.mjs';
 
 let auth;
@@ -13,14 +13,6 @@ after(async () => {
   closeAll();
   await auth.close();
 });
-
-const unique = (name) => `${name}-${Date.now().toString(36)}${Math.floor(Math.random() * 1e4)}`;
-
-/** Records every call of a callback (first argument only). */
-function recorder() {
-  const calls = [];
-  return { calls, cb: (arg) => calls.push(arg) };
-}
 
 /** The pusher-js channel behind an Echo presence channel. */
 const pusherChannel = (echo, name) => echo.connector.pusher.channel(name);

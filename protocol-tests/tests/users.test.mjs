@@ -2,7 +2,7 @@
 // /broadcasting/user-auth, server-to-user messages (sendToUser) and terminateUserConnections.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { pusherClient, serverSdk, connected, nextCall, subscribed, waitFor, sleep, closeAll } from '../lib/target.mjs';
+import { pusherClient, serverSdk, connected, nextCall, subscribed, waitFor, sleep, closeAll, recorder } from '../lib/target.mjs';
 import { startAuthServer, authOptions } from '../lib/auth-server.mjs';
 
 let auth;
@@ -13,12 +13,6 @@ after(async () => {
   closeAll();
   await auth.close();
 });
-
-/** Records every call of a callback: `calls` holds the first arguments. */
-function recorder() {
-  const calls = [];
-  return { calls, cb: (arg) => calls.push(arg) };
-}
 
 /**
  * A pusher-js client signed in as `id`: resolves once pusher:signin_success has arrived and the
