@@ -12,6 +12,7 @@ use crate::app::App;
 use crate::channels::cache::CachedEvent;
 use crate::protocol::channel_name::{self, ChannelKind};
 use crate::protocol::frames;
+use crate::protocol::inbound::is_object_text;
 use crate::protocol::socket_id::SocketId;
 use crate::state::State;
 
@@ -27,7 +28,7 @@ struct EventIn {
     info: Option<Value>,
 }
 
-/// The items stay raw until each is checked to be an object (see `is_object_text`).
+/// The items stay raw until each is checked to be an object (see `inbound::is_object_text`).
 #[derive(Deserialize)]
 struct BatchIn<'a> {
     #[serde(borrow)]
@@ -129,7 +130,7 @@ pub fn parse_batch_body(app: &App, body: &[u8]) -> Result<Vec<Trigger>, ApiError
     }
     let mut triggers = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
-        if !is_object_text(item.get().as_bytes()) {
+        if !is_object_text(item.get()) {
             return Err(ApiError::bad_request(format!(
                 "batch[{i}]: an event must be a JSON object"
             )));
@@ -153,21 +154,12 @@ fn json_text<'a>(body: &'a [u8], what: &str) -> Result<&'a str, ApiError> {
             "Body is not a valid {what} JSON object: it is not UTF-8 ({e})"
         ))
     })?;
-    if !is_object_text(text.as_bytes()) {
+    if !is_object_text(text) {
         return Err(ApiError::bad_request(format!(
             "Body is not a valid {what} JSON object: expected a JSON object"
         )));
     }
     Ok(text)
-}
-
-/// Whether JSON text is an object. serde's derived structs also accept an array, taking the
-/// fields by position, so without this `["e","\"d\"","c"]` would be a valid event; the HTTP
-/// API takes objects only. Checked on the text (JSON whitespace, then `{`), before parsing.
-fn is_object_text(text: &[u8]) -> bool {
-    text.iter()
-        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
-        == Some(&b'{')
 }
 
 fn validate(app: &App, e: EventIn, single_channel: bool) -> Result<Trigger, ApiError> {

@@ -138,9 +138,10 @@ fn pusher_data<T: for<'de> Deserialize<'de>>(
 
 /// Whether JSON text is an object. serde's derived structs also accept an array, taking the
 /// fields by position, so without this `["client-x","private-a",{}]` would pass for a client
-/// event; the protocol's messages are objects, and so is every `pusher:` event's data. Checked
-/// on the text (JSON whitespace, then `{`) so the hot path parses only once.
-fn is_object_text(text: &str) -> bool {
+/// event; the protocol's messages are objects, and so is every `pusher:` event's data (the HTTP
+/// API's events too). Checked on the text (JSON whitespace, then `{`) so the hot path parses
+/// only once.
+pub fn is_object_text(text: &str) -> bool {
     text.trim_start_matches([' ', '\t', '\n', '\r'])
         .starts_with('{')
 }
