@@ -60,6 +60,11 @@ pub struct Cli {
     #[arg(long, env = "CLARION_HANDSHAKE_TIMEOUT")]
     pub handshake_timeout: Option<u64>,
 
+    /// Connections the kernel queues before the server accepts them (capped by
+    /// net.core.somaxconn) [default: 4096].
+    #[arg(long, env = "CLARION_LISTEN_BACKLOG")]
+    pub listen_backlog: Option<u32>,
+
     /// New WebSocket connections per second allowed from one client address; 0 = no limit
     /// [default: 0].
     #[arg(long, env = "CLARION_NEW_CONNECTIONS_PER_IP_PER_SECOND")]

@@ -33,6 +33,10 @@ pub struct Config {
     /// Seconds a new TCP connection may take to finish its TLS handshake and to send a complete
     /// HTTP request head (also between keep-alive requests); slower ones are closed.
     pub handshake_timeout: u64,
+    /// Length of the kernel's queue of connections not yet accepted (capped by
+    /// `net.core.somaxconn`). When a burst of clients (a reconnect storm after a restart)
+    /// overflows it, the kernel drops their SYNs and they retry only after a second.
+    pub listen_backlog: u32,
     /// New WebSocket connections per second from one client address (0 = no limit); over it
     /// the connection is closed with 4100 and pusher-js retries after a second.
     pub new_connections_per_ip_per_second: u32,
@@ -90,6 +94,7 @@ impl Default for Config {
             outbound_queue_size: 1000,
             max_http_body_size: 256 * 1024,
             handshake_timeout: 10,
+            listen_backlog: 4096,
             new_connections_per_ip_per_second: 0,
             trusted_proxies: Vec::new(),
             log_format: "text".into(),
@@ -153,6 +158,7 @@ impl Config {
         set(&mut self.outbound_queue_size, &cli.outbound_queue_size);
         set(&mut self.max_http_body_size, &cli.max_http_body_size);
         set(&mut self.handshake_timeout, &cli.handshake_timeout);
+        set(&mut self.listen_backlog, &cli.listen_backlog);
         set(
             &mut self.new_connections_per_ip_per_second,
             &cli.new_connections_per_ip_per_second,
@@ -228,6 +234,9 @@ impl Config {
         }
         if self.handshake_timeout == 0 {
             return Err("handshake_timeout: must be at least 1".into());
+        }
+        if self.listen_backlog == 0 {
+            return Err("listen_backlog: must be at least 1".into());
         }
         crate::client_ip::TrustedProxies::parse(&self.trusted_proxies)?;
         if self.log_format != "text" && self.log_format != "json" {

@@ -25,6 +25,7 @@ pub mod config;
 pub mod http;
 pub mod http_client;
 pub mod ip_limit;
+pub mod listener;
 pub mod metrics;
 pub mod open_sockets;
 pub mod protocol;

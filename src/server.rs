@@ -54,7 +54,8 @@ impl Server {
         let apps = config
             .registry()
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-        let listener = TcpListener::bind((config.host.as_str(), config.port)).await?;
+        let listener =
+            crate::listener::bind(&config.host, config.port, config.listen_backlog).await?;
         let state = Arc::new(State::new(config, apps, adapter));
         // Events a cluster adapter discovers by itself (a dead node's members) reach webhooks.
         let weak = Arc::downgrade(&state);
