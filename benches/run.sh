@@ -26,7 +26,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
-ALL_CASES="idle-19k fanout-10k-1ch-10eps fanout-10k-100ch-100eps fanout-1k-1ch-500eps trigger-c32 presence client-events"
+ALL_CASES="idle-19k fanout-10k-1ch-10eps fanout-10k-100ch-100eps fanout-1k-1ch-500eps trigger-c32 presence client-events write-floor-10k"
 RUNS=${RUNS:-3}
 CASES=${CASES:-$ALL_CASES}
 DURATION=${DURATION:-10}
@@ -102,6 +102,9 @@ case_args() {
     trigger-c32) echo "trigger --concurrency 32 --duration $DURATION" ;;
     presence) echo "presence --samples 200 --joiners 1000 --concurrency 100" ;;
     client-events) echo "client-events --pairs 200 --rate 10 --duration $DURATION" ;;
+    # No server: the kernel's cost of one write to each of 9,900 loopback sockets, 10 rounds/s,
+    # the floor under fanout-10k-1ch-10eps (9,900 because each socket is two open files here).
+    write-floor-10k) echo "write-floor --sockets 9900 --rate 10 --duration $DURATION" ;;
     esac
 }
 
@@ -113,6 +116,7 @@ case_timeout() {
     trigger-*) echo $((60 + 2 * DURATION)) ;;
     presence) echo 180 ;;
     client-events) echo $((120 + 2 * DURATION)) ;;
+    write-floor-*) echo $((60 + 2 * DURATION)) ;;
     esac
 }
 
@@ -292,13 +296,15 @@ for run in $(seq 1 "$RUNS"); do
         log "run $run/$RUNS, case $case ($ncases cases)"
         server_log=$LOG_DIR/$case.run$run.server.log
         bench_log=$LOG_DIR/$case.run$run.bench.log
-        start_server "$server_log"
+        target_args=()
+        if [[ $case != write-floor-* ]]; then # the floor case measures the kernel, no server
+            start_server "$server_log"
+            target_args=(--host 127.0.0.1 --port "$SERVER_PORT" --app-id "$APP_ID"
+                --key "$APP_KEY" --secret "$APP_SECRET" --pid "$MEASURE_PID")
+        fi
         limit=$(case_timeout "$case")
         # shellcheck disable=SC2046 # case_args is deliberately word-split
-        timeout --kill-after=10 "$limit" "$BENCH_BIN" \
-            --host 127.0.0.1 --port "$SERVER_PORT" \
-            --app-id "$APP_ID" --key "$APP_KEY" --secret "$APP_SECRET" \
-            --pid "$MEASURE_PID" \
+        timeout --kill-after=10 "$limit" "$BENCH_BIN" "${target_args[@]}" \
             $(case_args "$case") >"$bench_log" 2>&1 &
         BENCH_PID=$!
         rc=0

@@ -123,6 +123,12 @@ def rows():
          None, field("latency", "p99_ms"), fmt_ms),
         ("client-events", "Client events lost", "0",
          ("<=", 0), field("lost"), fmt_int),
+        ("write-floor-10k", "Kernel floor, no server: CPU-s per million single writes "
+         "(9,900 loopback sockets, 10 rounds/s)", "—",
+         None, field("cpu_seconds_per_million"), fmt_2),
+        ("write-floor-10k", "Kernel floor, no server: round of 9,900 writes to last byte, "
+         "p99 (ms)", "—",
+         None, field("round_ms", "p99"), fmt_ms),
     ]
     return r
 

@@ -13,6 +13,7 @@ mod proc_stats;
 mod report;
 mod target;
 mod trigger;
+mod write_floor;
 mod ws_client;
 
 use std::time::Duration;
@@ -113,6 +114,24 @@ enum Scenario {
         rate: f64,
         #[arg(long, default_value_t = 10)]
         duration: u64,
+    },
+    /// No server: the kernel's own cost of writing one message to each of N loopback sockets
+    /// (the floor under any server's fan-out on this machine).
+    WriteFloor {
+        /// Loopback connections (each takes two open files in this process).
+        #[arg(long, default_value_t = 9_900)]
+        sockets: usize,
+        /// Rounds (one message to every socket) per second.
+        #[arg(long, default_value_t = 10.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        /// Bytes of the JSON text in each frame.
+        #[arg(long, default_value_t = 150)]
+        payload: usize,
+        /// Writer threads sharing the sockets.
+        #[arg(long, default_value_t = 1)]
+        writers: usize,
     },
 }
 
@@ -227,6 +246,25 @@ fn main() {
                     },
                 )
                 .await
+            }
+            Scenario::WriteFloor {
+                sockets,
+                rate,
+                duration,
+                payload,
+                writers,
+            } => {
+                let o = write_floor::WriteFloor {
+                    sockets,
+                    rate,
+                    duration: Duration::from_secs(duration),
+                    payload,
+                    writers,
+                };
+                if let Err(e) = write_floor::run(o) {
+                    eprintln!("clarion-bench: write-floor: {e}");
+                    std::process::exit(1);
+                }
             }
         }
     });

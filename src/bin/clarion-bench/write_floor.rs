@@ -1,0 +1,225 @@
+//! `write-floor`: what the kernel alone charges for a broadcast, with no server at all.
+//!
+//! A server that delivers one message to each of N sockets makes at least one `write` per
+//! socket, and on loopback that write also runs the receiving side's TCP stack and wakes the
+//! reader, all charged to the writer. This scenario measures that floor on this machine: it opens
+//! N loopback connections inside this process, a reader thread drains them (a tokio runtime with
+//! one task per socket, as `fanout` reads), and writer threads send one WebSocket-framed message
+//! to every socket, R rounds per second, with plain blocking `write` calls and nothing else.
+//! The writers' CPU per million writes is the least any server can spend per delivery here when
+//! each message goes out alone; a round's time to the last byte is the least fan-out latency.
+
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio::io::AsyncReadExt;
+
+use crate::report;
+
+pub struct WriteFloor {
+    pub sockets: usize,
+    pub rate: f64,
+    pub duration: Duration,
+    pub payload: usize,
+    pub writers: usize,
+}
+
+pub fn run(o: WriteFloor) -> Result<(), String> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let mut server_side = Vec::with_capacity(o.sockets);
+    let mut client_side = Vec::with_capacity(o.sockets);
+    for _ in 0..o.sockets {
+        let c = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
+        let (s, _) = listener.accept().map_err(|e| format!("accept: {e}"))?;
+        s.set_nodelay(true).map_err(|e| e.to_string())?;
+        c.set_nonblocking(true).map_err(|e| e.to_string())?;
+        server_side.push(s);
+        client_side.push(c);
+    }
+    let frame = ws_text_frame(o.payload);
+    let received = Arc::new(AtomicU64::new(0));
+    start_reader(client_side, received.clone())?;
+
+    let rounds = (o.rate * o.duration.as_secs_f64()).round().max(1.0) as u64;
+    let per_round = (o.sockets * frame.len()) as u64;
+    let writers = o.writers.clamp(1, o.sockets.max(1));
+    let chunk = o.sockets.div_ceil(writers);
+    let mut groups: Vec<Vec<TcpStream>> = Vec::new();
+    let mut rest = server_side;
+    while !rest.is_empty() {
+        let tail = rest.split_off(chunk.min(rest.len()));
+        groups.push(std::mem::replace(&mut rest, tail));
+    }
+    // Each writer thread writes its share of every round when told to, and reports its CPU.
+    let mut go = Vec::new();
+    let mut handles = Vec::new();
+    for mut group in groups {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        go.push(tx);
+        let frame = frame.clone();
+        handles.push(std::thread::spawn(move || {
+            let before = thread_cpu();
+            let mut errors = 0u64;
+            while rx.recv().is_ok() {
+                for s in &mut group {
+                    if s.write_all(&frame).is_err() {
+                        errors += 1;
+                    }
+                }
+            }
+            (before, thread_cpu(), errors)
+        }));
+    }
+    let mut round_ms = Vec::with_capacity(rounds as usize);
+    let period = Duration::from_secs_f64(1.0 / o.rate.max(0.001));
+    let started = Instant::now();
+    for r in 0..rounds {
+        let due = started + period * r as u32;
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let t0 = Instant::now();
+        for tx in &go {
+            let _ = tx.send(());
+        }
+        // The round ends when the reader has every byte of it.
+        let target = per_round * (r + 1);
+        let deadline = t0 + Duration::from_secs(5);
+        while received.load(Ordering::Relaxed) < target && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        round_ms.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    drop(go);
+    let (mut user, mut sys, mut errors) = (0.0, 0.0, 0u64);
+    for h in handles {
+        let (b, a, e) = h.join().map_err(|_| "writer thread panicked")?;
+        user += a.0 - b.0;
+        sys += a.1 - b.1;
+        errors += e;
+    }
+    let writes = rounds * o.sockets as u64;
+    let per_million = |s: f64| s / (writes as f64 / 1e6);
+    round_ms.sort_by(|a, b| a.total_cmp(b));
+    let pct = |p: f64| {
+        let i = ((round_ms.len() as f64 - 1.0) * p).round() as usize;
+        round_ms.get(i).copied().unwrap_or(0.0)
+    };
+    println!(
+        "write-floor: {} sockets, {} rounds of one {}-byte frame each, {} writer thread(s), {} write errors",
+        o.sockets,
+        rounds,
+        frame.len(),
+        writers,
+        errors
+    );
+    println!(
+        "write-floor: writer CPU {:.2} CPU-s per million writes (user {:.2}, system {:.2})",
+        per_million(user + sys),
+        per_million(user),
+        per_million(sys)
+    );
+    println!(
+        "write-floor: round to last byte ms: p50 {:.1}  p99 {:.1}  max {:.1}",
+        pct(0.5),
+        pct(0.99),
+        pct(1.0)
+    );
+    report::emit(json!({
+        "scenario": "write-floor",
+        "sockets": o.sockets,
+        "rounds": rounds,
+        "frame_bytes": frame.len(),
+        "writers": writers,
+        "write_errors": errors,
+        "cpu_seconds_per_million": per_million(user + sys),
+        "user_seconds_per_million": per_million(user),
+        "system_seconds_per_million": per_million(sys),
+        "round_ms": {"p50": pct(0.5), "p99": pct(0.99), "max": pct(1.0)},
+    }));
+    Ok(())
+}
+
+/// An unmasked WebSocket text frame (server to client) with `payload` bytes of JSON-ish text.
+fn ws_text_frame(payload: usize) -> Vec<u8> {
+    let body = format!(
+        "{{\"event\":\"bench\",\"channel\":\"fanout-0\",\"data\":\"{}\"}}",
+        "x".repeat(payload.saturating_sub(45))
+    );
+    let mut f = vec![0x81u8];
+    match body.len() {
+        n if n < 126 => f.push(n as u8),
+        n if n <= 0xffff => {
+            f.push(126);
+            f.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            f.push(127);
+            f.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    f.extend_from_slice(body.as_bytes());
+    f
+}
+
+/// Drains every client socket on one thread (a current-thread runtime), counting bytes.
+fn start_reader(sockets: Vec<TcpStream>, received: Arc<AtomicU64>) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .map_err(|e| e.to_string())?;
+    std::thread::spawn(move || {
+        rt.block_on(async move {
+            let mut tasks = Vec::with_capacity(sockets.len());
+            for s in sockets {
+                let Ok(mut s) = tokio::net::TcpStream::from_std(s) else {
+                    continue;
+                };
+                let received = received.clone();
+                tasks.push(tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = s.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                        received.fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                }));
+            }
+            for t in tasks {
+                let _ = t.await;
+            }
+        });
+    });
+    Ok(())
+}
+
+/// This thread's (user, system) CPU seconds, from /proc/thread-self/stat.
+fn thread_cpu() -> (f64, f64) {
+    let Ok(stat) = std::fs::read_to_string("/proc/thread-self/stat") else {
+        return (0.0, 0.0);
+    };
+    let Some(close) = stat.rfind(')') else {
+        return (0.0, 0.0);
+    };
+    let fields: Vec<&str> = stat
+        .get(close + 2..)
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let ticks = if ticks > 0 { ticks as f64 } else { 100.0 };
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (field(11) / ticks, field(12) / ticks)
+}
