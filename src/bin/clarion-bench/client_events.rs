@@ -66,7 +66,7 @@ pub async fn run(t: Target, o: ClientEvents) {
         tasks.push(tokio::spawn(async move {
             let receiver = tokio::spawn(async move {
                 while let Some(Ok(Message::Text(text))) = b.next().await {
-                    if let Some(ts) = crate::target::extract_timestamp(text.as_str()) {
+                    if let Some(ts) = crate::target::extract_timestamp(text.as_bytes()) {
                         hist.record(i, now_micros().saturating_sub(ts));
                         received.fetch_add(1, Ordering::Relaxed);
                     }

@@ -5,13 +5,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use serde_json::json;
 use tokio::sync::{mpsc, Mutex, Semaphore};
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::http_client::ApiClient;
 use crate::proc_stats;
+use crate::raw_ws::RawWs;
 use crate::report::{self, SharedHistogram};
 use crate::target::{now_micros, Target};
 use crate::ws_client;
@@ -41,8 +40,8 @@ pub async fn run(t: Target, o: Fanout) {
         let source = ws_client::source_ip(i, o.source_ips);
         connecting.push(tokio::spawn(async move {
             let _p = sem.acquire_owned().await.map_err(|e| e.to_string())?;
-            let (mut ws, _) = ws_client::connect(&t, source).await?;
-            ws_client::subscribe(&mut ws, &channel, None, None).await?;
+            let (mut ws, _) = RawWs::connect(&t, source).await?;
+            ws.subscribe(&channel).await?;
             Ok::<_, String>(ws)
         }));
     }
@@ -54,17 +53,18 @@ pub async fn run(t: Target, o: Fanout) {
         match c.await {
             Ok(Ok(mut ws)) => {
                 per_channel[i % channels] += 1;
-                let hist = hist.clone();
+                let mut samples = hist.local(i);
                 let received = received.clone();
                 readers.push(tokio::spawn(async move {
-                    while let Some(Ok(msg)) = ws.next().await {
-                        if let Message::Text(text) = msg {
-                            if let Some(sent) = crate::target::extract_timestamp(text.as_str()) {
-                                hist.record(i, now_micros().saturating_sub(sent));
+                    let _ = ws
+                        .read_messages(|text| {
+                            if let Some(sent) = crate::target::extract_timestamp(text) {
+                                samples.record(now_micros().saturating_sub(sent));
                                 received.fetch_add(1, Ordering::Relaxed);
                             }
-                        }
-                    }
+                            true
+                        })
+                        .await;
                 }));
             }
             _ => failures += 1,
@@ -140,10 +140,14 @@ pub async fn run(t: Target, o: Fanout) {
     }
     let cpu_after = proc_stats::sample(o.pid).cpu;
     let elapsed = started.elapsed().as_secs_f64();
+    let got = received.load(Ordering::Relaxed);
+    // Stopped readers hand their last samples to the histogram as they are dropped.
     for r in &readers {
         r.abort();
     }
-    let got = received.load(Ordering::Relaxed);
+    for r in readers {
+        let _ = r.await;
+    }
     let lost = expected.saturating_sub(got);
     let h = hist.merged();
     let cpu = match (cpu_before, cpu_after) {

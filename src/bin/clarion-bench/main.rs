@@ -10,6 +10,7 @@ mod http_client;
 mod idle;
 mod presence;
 mod proc_stats;
+mod raw_ws;
 mod report;
 mod target;
 mod trigger;

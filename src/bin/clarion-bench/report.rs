@@ -26,6 +26,15 @@ impl SharedHistogram {
         }
     }
 
+    /// A recorder for one task that takes the lock once per batch of samples.
+    pub fn local(self: &std::sync::Arc<Self>, who: usize) -> LocalSamples {
+        LocalSamples {
+            shared: self.clone(),
+            who,
+            samples: Vec::new(),
+        }
+    }
+
     /// All shards merged.
     pub fn merged(&self) -> Histogram<u64> {
         let mut all = new_histogram();
@@ -35,6 +44,43 @@ impl SharedHistogram {
             }
         }
         all
+    }
+}
+
+/// Samples of one task, moved to the shared histogram 256 at a time and when dropped: at half a
+/// million deliveries per second a lock and a histogram update per sample showed up in the
+/// generator's profile (7% of it), CPU taken from the server under test.
+pub struct LocalSamples {
+    shared: std::sync::Arc<SharedHistogram>,
+    who: usize,
+    samples: Vec<u64>,
+}
+
+impl LocalSamples {
+    pub fn record(&mut self, micros: u64) {
+        if self.samples.capacity() == 0 {
+            self.samples.reserve_exact(256);
+        }
+        self.samples.push(micros);
+        if self.samples.len() == 256 {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        let shard = &self.shared.shards[self.who % self.shared.shards.len()];
+        if let Ok(mut h) = shard.lock() {
+            for &s in &self.samples {
+                h.saturating_record(s.max(1));
+            }
+        }
+        self.samples.clear();
+    }
+}
+
+impl Drop for LocalSamples {
+    fn drop(&mut self) {
+        self.flush();
     }
 }
 

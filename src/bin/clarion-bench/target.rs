@@ -57,16 +57,21 @@ pub fn now_micros() -> u64 {
 /// Finds the send timestamp `t` in a frame. The publisher writes `{"t":<micros>,…}` into the
 /// event data, which reaches us inside a JSON string (`{\"t\":123,…}`), or as an object for
 /// client events (`{"t":123,…}`). A scan is much cheaper than parsing the frame twice.
-pub fn extract_timestamp(frame: &str) -> Option<u64> {
-    let at = frame
-        .find("\"t\\\":")
+pub fn extract_timestamp(frame: &[u8]) -> Option<u64> {
+    let at = find(frame, b"\"t\\\":")
         .map(|i| i + 5)
-        .or_else(|| frame.find("\"t\":").map(|i| i + 4))?;
-    let digits: &str = &frame[at..];
+        .or_else(|| find(frame, b"\"t\":").map(|i| i + 4))?;
+    let digits = frame.get(at..)?;
     let end = digits
-        .find(|c: char| !c.is_ascii_digit())
+        .iter()
+        .position(|c| !c.is_ascii_digit())
         .unwrap_or(digits.len());
-    digits[..end].parse().ok()
+    std::str::from_utf8(digits.get(..end)?).ok()?.parse().ok()
+}
+
+/// The first position of `needle` in `haystack`.
+pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 #[cfg(test)]
@@ -76,13 +81,13 @@ mod tests {
     #[test]
     fn finds_timestamps_in_both_encodings() {
         assert_eq!(
-            extract_timestamp(r#"{"event":"e","data":"{\"t\":123,\"p\":\"x\"}"}"#),
+            extract_timestamp(br#"{"event":"e","data":"{\"t\":123,\"p\":\"x\"}"}"#),
             Some(123)
         );
         assert_eq!(
-            extract_timestamp(r#"{"event":"client-e","data":{"t":77}}"#),
+            extract_timestamp(br#"{"event":"client-e","data":{"t":77}}"#),
             Some(77)
         );
-        assert_eq!(extract_timestamp(r#"{"event":"e","data":"{}"}"#), None);
+        assert_eq!(extract_timestamp(br#"{"event":"e","data":"{}"}"#), None);
     }
 }

@@ -42,11 +42,16 @@ pub fn run(o: WriteFloor) -> Result<(), String> {
         client_side.push(c);
     }
     let frame = ws_text_frame(o.payload);
-    let received = Arc::new(AtomicU64::new(0));
-    start_reader(client_side, received.clone())?;
-
     let rounds = (o.rate * o.duration.as_secs_f64()).round().max(1.0) as u64;
-    let per_round = (o.sockets * frame.len()) as u64;
+    let clock = Arc::new(RoundClock {
+        base: Instant::now(),
+        round_bytes: (o.sockets * frame.len()) as u64,
+        received: AtomicU64::new(0),
+        started: (0..rounds).map(|_| AtomicU64::new(0)).collect(),
+        done: std::sync::Mutex::new(Vec::with_capacity(rounds as usize)),
+    });
+    start_reader(client_side, clock.clone())?;
+
     let writers = o.writers.clamp(1, o.sockets.max(1));
     let chunk = o.sockets.div_ceil(writers);
     let mut groups: Vec<Vec<TcpStream>> = Vec::new();
@@ -75,36 +80,38 @@ pub fn run(o: WriteFloor) -> Result<(), String> {
             (before, thread_cpu(), errors)
         }));
     }
-    let mut round_ms = Vec::with_capacity(rounds as usize);
     let period = Duration::from_secs_f64(1.0 / o.rate.max(0.001));
     let started = Instant::now();
-    for r in 0..rounds {
+    for (r, start) in clock.started.iter().enumerate() {
         let due = started + period * r as u32;
         if let Some(wait) = due.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
         }
-        let t0 = Instant::now();
+        start.store(clock.micros(), Ordering::Release);
         for tx in &go {
             let _ = tx.send(());
         }
-        // The round ends when the reader has every byte of it.
-        let target = per_round * (r + 1);
-        let deadline = t0 + Duration::from_secs(5);
-        while received.load(Ordering::Relaxed) < target && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_micros(200));
-        }
-        round_ms.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while clock.received.load(Ordering::Relaxed) < clock.round_bytes * rounds
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(5));
     }
     drop(go);
-    let (mut user, mut sys, mut errors) = (0.0, 0.0, 0u64);
+    let (mut cpu, mut errors) = (0.0, 0u64);
     for h in handles {
-        let (b, a, e) = h.join().map_err(|_| "writer thread panicked")?;
-        user += a.0 - b.0;
-        sys += a.1 - b.1;
+        let (before, after, e) = h.join().map_err(|_| "writer thread panicked")?;
+        cpu += after - before;
         errors += e;
     }
     let writes = rounds * o.sockets as u64;
-    let per_million = |s: f64| s / (writes as f64 / 1e6);
+    let per_million = cpu / (writes as f64 / 1e6);
+    let mut round_ms = match clock.done.lock() {
+        Ok(d) => d.clone(),
+        Err(p) => p.into_inner().clone(),
+    };
+    let incomplete = rounds - round_ms.len() as u64;
     round_ms.sort_by(|a, b| a.total_cmp(b));
     let pct = |p: f64| {
         let i = ((round_ms.len() as f64 - 1.0) * p).round() as usize;
@@ -118,14 +125,9 @@ pub fn run(o: WriteFloor) -> Result<(), String> {
         writers,
         errors
     );
+    println!("write-floor: writer CPU {per_million:.2} CPU-s per million writes");
     println!(
-        "write-floor: writer CPU {:.2} CPU-s per million writes (user {:.2}, system {:.2})",
-        per_million(user + sys),
-        per_million(user),
-        per_million(sys)
-    );
-    println!(
-        "write-floor: round to last byte ms: p50 {:.1}  p99 {:.1}  max {:.1}",
+        "write-floor: round to last byte ms: p50 {:.2}  p99 {:.2}  max {:.2}  ({incomplete} rounds incomplete)",
         pct(0.5),
         pct(0.99),
         pct(1.0)
@@ -137,9 +139,8 @@ pub fn run(o: WriteFloor) -> Result<(), String> {
         "frame_bytes": frame.len(),
         "writers": writers,
         "write_errors": errors,
-        "cpu_seconds_per_million": per_million(user + sys),
-        "user_seconds_per_million": per_million(user),
-        "system_seconds_per_million": per_million(sys),
+        "cpu_seconds_per_million": per_million,
+        "incomplete_rounds": incomplete,
         "round_ms": {"p50": pct(0.5), "p99": pct(0.99), "max": pct(1.0)},
     }));
     Ok(())
@@ -167,8 +168,43 @@ fn ws_text_frame(payload: usize) -> Vec<u8> {
     f
 }
 
+/// When each round started and when its last byte arrived.
+struct RoundClock {
+    base: Instant,
+    round_bytes: u64,
+    received: AtomicU64,
+    /// Start of round r in microseconds since `base` (plus one, so 0 means not started).
+    started: Vec<AtomicU64>,
+    /// Milliseconds from start to last byte, per completed round.
+    done: std::sync::Mutex<Vec<f64>>,
+}
+
+impl RoundClock {
+    fn micros(&self) -> u64 {
+        self.base.elapsed().as_micros() as u64 + 1
+    }
+
+    /// Counts `n` received bytes; the reader that completes a round records its time.
+    fn add(&self, n: u64) {
+        let before = self.received.fetch_add(n, Ordering::Relaxed);
+        let (from, to) = (before / self.round_bytes, (before + n) / self.round_bytes);
+        for r in from..to {
+            let start = self
+                .started
+                .get(r as usize)
+                .map_or(0, |s| s.load(Ordering::Acquire));
+            if start > 0 {
+                let ms = self.micros().saturating_sub(start) as f64 / 1e3;
+                if let Ok(mut d) = self.done.lock() {
+                    d.push(ms);
+                }
+            }
+        }
+    }
+}
+
 /// Drains every client socket on one thread (a current-thread runtime), counting bytes.
-fn start_reader(sockets: Vec<TcpStream>, received: Arc<AtomicU64>) -> Result<(), String> {
+fn start_reader(sockets: Vec<TcpStream>, clock: Arc<RoundClock>) -> Result<(), String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .build()
@@ -180,14 +216,14 @@ fn start_reader(sockets: Vec<TcpStream>, received: Arc<AtomicU64>) -> Result<(),
                 let Ok(mut s) = tokio::net::TcpStream::from_std(s) else {
                     continue;
                 };
-                let received = received.clone();
+                let clock = clock.clone();
                 tasks.push(tokio::spawn(async move {
                     let mut buf = [0u8; 4096];
                     while let Ok(n) = s.read(&mut buf).await {
                         if n == 0 {
                             break;
                         }
-                        received.fetch_add(n as u64, Ordering::Relaxed);
+                        clock.add(n as u64);
                     }
                 }));
             }
@@ -199,13 +235,13 @@ fn start_reader(sockets: Vec<TcpStream>, received: Arc<AtomicU64>) -> Result<(),
     Ok(())
 }
 
-/// This thread's (user, system) CPU seconds, from /proc/thread-self/stat.
-fn thread_cpu() -> (f64, f64) {
+/// This thread's user + system CPU seconds, from /proc/thread-self/stat.
+fn thread_cpu() -> f64 {
     let Ok(stat) = std::fs::read_to_string("/proc/thread-self/stat") else {
-        return (0.0, 0.0);
+        return 0.0;
     };
     let Some(close) = stat.rfind(')') else {
-        return (0.0, 0.0);
+        return 0.0;
     };
     let fields: Vec<&str> = stat
         .get(close + 2..)
@@ -221,5 +257,5 @@ fn thread_cpu() -> (f64, f64) {
             .and_then(|f| f.parse::<f64>().ok())
             .unwrap_or(0.0)
     };
-    (field(11) / ticks, field(12) / ticks)
+    (field(11) + field(12)) / ticks
 }

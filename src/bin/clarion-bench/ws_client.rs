@@ -16,11 +16,38 @@ pub type Ws = WebSocketStream<TcpStream>;
 /// Opens a connection (from `source` when given, to spread over 127.0.0.x addresses) and reads
 /// `connection_established`; returns the stream and its socket id.
 pub async fn connect(t: &Target, source: Option<IpAddr>) -> Result<(Ws, String), String> {
+    let stream = open_tcp(t, source).await?;
+    let url = format!("ws://{}:{}{}", t.host, t.port, t.ws_path());
+    let cfg = WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0);
+    let (mut ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(cfg))
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    let socket_id = socket_id_of(&next_json(&mut ws).await?)?;
+    Ok((ws, socket_id))
+}
+
+/// The socket id in a `pusher:connection_established` message (an error for any other).
+pub fn socket_id_of(first: &Value) -> Result<String, String> {
+    if first["event"] != "pusher:connection_established" {
+        return Err(format!("unexpected first message {first}"));
+    }
+    let data: Value =
+        serde_json::from_str(first["data"].as_str().unwrap_or("{}")).map_err(|e| e.to_string())?;
+    Ok(data["socket_id"]
+        .as_str()
+        .ok_or("no socket_id")?
+        .to_string())
+}
+
+/// A TCP connection to the server (from `source` when given), with Nagle off.
+pub async fn open_tcp(t: &Target, source: Option<IpAddr>) -> Result<TcpStream, String> {
     // A source port can still collide with a TIME_WAIT connection of an earlier run (the
     // connect then fails with EADDRNOTAVAIL): try a few fresh source addresses.
     let mut last = String::new();
     for _ in 0..4 {
-        match connect_once(t, source).await {
+        match open_tcp_once(t, source).await {
             Ok(c) => return Ok(c),
             Err(e) if e.contains("os error 99") => last = e,
             Err(e) => return Err(e),
@@ -29,7 +56,7 @@ pub async fn connect(t: &Target, source: Option<IpAddr>) -> Result<(Ws, String),
     Err(last)
 }
 
-async fn connect_once(t: &Target, source: Option<IpAddr>) -> Result<(Ws, String), String> {
+async fn open_tcp_once(t: &Target, source: Option<IpAddr>) -> Result<TcpStream, String> {
     let addr: SocketAddr = tokio::net::lookup_host((t.host.as_str(), t.port))
         .await
         .map_err(|e| format!("resolve {}: {e}", t.host))?
@@ -70,24 +97,7 @@ async fn connect_once(t: &Target, source: Option<IpAddr>) -> Result<(Ws, String)
         .await
         .map_err(|e| format!("connect: {e}"))?;
     let _ = stream.set_nodelay(true);
-    let url = format!("ws://{}:{}{}", t.host, t.port, t.ws_path());
-    let cfg = WebSocketConfig::default()
-        .read_buffer_size(4096)
-        .write_buffer_size(0);
-    let (mut ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(cfg))
-        .await
-        .map_err(|e| format!("handshake: {e}"))?;
-    let first = next_json(&mut ws).await?;
-    if first["event"] != "pusher:connection_established" {
-        return Err(format!("unexpected first message {first}"));
-    }
-    let data: Value =
-        serde_json::from_str(first["data"].as_str().unwrap_or("{}")).map_err(|e| e.to_string())?;
-    let socket_id = data["socket_id"]
-        .as_str()
-        .ok_or("no socket_id")?
-        .to_string();
-    Ok((ws, socket_id))
+    Ok(stream)
 }
 
 /// The next text message, parsed.
@@ -112,6 +122,20 @@ pub async fn subscribe(
     auth: Option<String>,
     channel_data: Option<String>,
 ) -> Result<(), String> {
+    let msg = subscribe_message(channel, auth, channel_data);
+    ws.send(Message::Text(msg.into()))
+        .await
+        .map_err(|e| e.to_string())?;
+    while !subscribed(&next_json(ws).await?, channel)? {}
+    Ok(())
+}
+
+/// The `pusher:subscribe` message for `channel`.
+pub fn subscribe_message(
+    channel: &str,
+    auth: Option<String>,
+    channel_data: Option<String>,
+) -> String {
     let mut data = json!({"channel": channel});
     if let Some(a) = auth {
         data["auth"] = Value::String(a);
@@ -119,21 +143,18 @@ pub async fn subscribe(
     if let Some(d) = channel_data {
         data["channel_data"] = Value::String(d);
     }
-    let msg = json!({"event": "pusher:subscribe", "data": data}).to_string();
-    ws.send(Message::Text(msg.into()))
-        .await
-        .map_err(|e| e.to_string())?;
-    loop {
-        let m = next_json(ws).await?;
-        match m["event"].as_str() {
-            Some("pusher_internal:subscription_succeeded") if m["channel"] == channel => {
-                return Ok(())
-            }
-            Some("pusher:subscription_error") | Some("pusher:error") => {
-                return Err(format!("subscribe {channel}: {m}"))
-            }
-            _ => continue,
+    json!({"event": "pusher:subscribe", "data": data}).to_string()
+}
+
+/// Whether `m` confirms the subscription to `channel`: true for `subscription_succeeded`, an
+/// error for a refusal, false for anything else (keep waiting).
+pub fn subscribed(m: &Value, channel: &str) -> Result<bool, String> {
+    match m["event"].as_str() {
+        Some("pusher_internal:subscription_succeeded") if m["channel"] == channel => Ok(true),
+        Some("pusher:subscription_error") | Some("pusher:error") => {
+            Err(format!("subscribe {channel}: {m}"))
         }
+        _ => Ok(false),
     }
 }
 
