@@ -21,6 +21,7 @@ pub mod channels;
 pub mod cli;
 pub mod client;
 pub mod client_ip;
+pub mod coalesce_101;
 pub mod config;
 pub mod http;
 pub mod http_client;

@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use crate::adapter::local::LocalAdapter;
 use crate::adapter::redis::RedisAdapter;
 use crate::adapter::Adapter;
+use crate::coalesce_101::Coalesce101;
 use crate::config::Config;
 use crate::open_sockets::Counted;
 use crate::protocol::codes;
@@ -236,7 +237,7 @@ where
         .timer(TokioTimer::new())
         .header_read_timeout(head_timeout)
         .max_buf_size(MAX_REQUEST_HEAD)
-        .serve_connection(TokioIo::new(stream), service)
+        .serve_connection(TokioIo::new(Coalesce101::new(stream)), service)
         .with_upgrades();
     if let Err(e) = conn.await {
         tracing::debug!(error = %e, "http connection ended with an error");
