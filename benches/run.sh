@@ -71,7 +71,7 @@ done
 if [[ -n $SERVER_CMD && $SERVER_CMD != *"{port}"* ]]; then
     die "SERVER_CMD must contain the {port} placeholder"
 fi
-for tool in python3 timeout setsid ss curl; do
+for tool in python3 timeout ss curl; do
     command -v "$tool" >/dev/null || die "'$tool' is required"
 done
 
@@ -123,7 +123,7 @@ case_timeout() {
 # --- server lifecycle -------------------------------------------------------------------------
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/clarion-bench.XXXXXX")
-SERVER_PID=""   # the process we started (leader of its own session / process group)
+SERVER_PID=""   # the process we started (leader of its own process group)
 MEASURE_PID=""  # the process that listens on the port (what --pid measures)
 SERVER_PORT=""
 BENCH_PID=""
@@ -172,19 +172,26 @@ EOF
 start_server() {
     local logfile=$1 port cmd deadline
     port=$(free_port)
+    # The server gets its own process group (so a wrapper and its children stop together) but
+    # stays in this session: a new session (setsid) would also give it its own scheduler
+    # autogroup (kernel.sched_autogroup_enabled=1 here), and the kernel would then share the
+    # two cores between server and load generator as two groups rather than thread by thread,
+    # which more than doubled fan-out p99s measured here (README "Performance").
+    set -m
     if [[ -z $SERVER_CMD ]]; then
         # CLARION_* variables would override the generated config; run without them.
         (
             for v in $(compgen -e | grep '^CLARION_' || true); do unset "$v"; done
             export RUST_LOG=warn
-            exec setsid "$SERVER_BIN" --config "$WORK/clarion.toml" --host 127.0.0.1 --port "$port"
+            exec "$SERVER_BIN" --config "$WORK/clarion.toml" --host 127.0.0.1 --port "$port"
         ) >"$logfile" 2>&1 </dev/null &
     else
         cmd=${SERVER_CMD//\{port\}/$port}
         echo "\$ $cmd" >"$logfile"
-        setsid bash -c "exec $cmd" >>"$logfile" 2>&1 </dev/null &
+        bash -c "exec $cmd" >>"$logfile" 2>&1 </dev/null &
     fi
     SERVER_PID=$!
+    set +m
     SERVER_PORT=$port
     MEASURE_PID=""
     deadline=$((SECONDS + START_TIMEOUT))
