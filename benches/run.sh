@@ -26,7 +26,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
-ALL_CASES="idle-19k fanout-10k-1ch-10eps fanout-10k-100ch-100eps fanout-1k-1ch-500eps trigger-c32 presence client-events write-floor-10k"
+ALL_CASES="idle-19k fanout-10k-1ch-10eps fanout-10k-100ch-100eps fanout-1k-1ch-500eps trigger-c32 presence client-events write-floor-10k write-floor-10k-100"
 RUNS=${RUNS:-3}
 CASES=${CASES:-$ALL_CASES}
 DURATION=${DURATION:-10}
@@ -102,9 +102,12 @@ case_args() {
     trigger-c32) echo "trigger --concurrency 32 --duration $DURATION" ;;
     presence) echo "presence --samples 200 --joiners 1000 --concurrency 100" ;;
     client-events) echo "client-events --pairs 200 --rate 10 --duration $DURATION" ;;
-    # No server: the kernel's cost of one write to each of 9,900 loopback sockets, 10 rounds/s,
-    # the floor under fanout-10k-1ch-10eps (9,900 because each socket is two open files here).
-    write-floor-10k) echo "write-floor --sockets 9900 --rate 10 --duration $DURATION" ;;
+    # No server: the kernel's cost of plain writes to loopback sockets, two writer threads (as
+    # the server has two workers here), 9,900 sockets (each is two open files in one process).
+    # The floor under fanout-10k-1ch-10eps: every socket in every round, 10 rounds/s.
+    write-floor-10k) echo "write-floor --sockets 9900 --writers 2 --rate 10 --duration $DURATION" ;;
+    # The floor under fanout-10k-100ch-100eps: 100 of the sockets per round, 100 rounds/s.
+    write-floor-10k-100) echo "write-floor --sockets 9900 --per-round 100 --writers 2 --rate 100 --duration $DURATION" ;;
     esac
 }
 

@@ -105,9 +105,11 @@ async fn idle_holds_every_connection_and_measures_the_server() {
 
 #[test]
 fn write_floor_completes_every_round_without_a_server() {
-    let r = bench(
-        None,
-        &[
+    for (extra, per_round) in [
+        (&[][..], 40),
+        (&["--per-round", "10", "--writers", "2"][..], 10),
+    ] {
+        let mut args = vec![
             "write-floor",
             "--sockets",
             "40",
@@ -115,10 +117,13 @@ fn write_floor_completes_every_round_without_a_server() {
             "20",
             "--duration",
             "1",
-        ],
-    );
-    assert_eq!(int(&r, "rounds"), 20, "{r}");
-    assert_eq!(int(&r, "incomplete_rounds"), 0, "{r}");
-    assert_eq!(int(&r, "write_errors"), 0, "{r}");
-    assert!(r["round_ms"]["p99"].as_f64().unwrap_or(0.0) > 0.0, "{r}");
+        ];
+        args.extend_from_slice(extra);
+        let r = bench(None, &args);
+        assert_eq!(int(&r, "rounds"), 20, "{r}");
+        assert_eq!(int(&r, "per_round"), per_round, "{r}");
+        assert_eq!(int(&r, "incomplete_rounds"), 0, "{r}");
+        assert_eq!(int(&r, "write_errors"), 0, "{r}");
+        assert!(r["round_ms"]["p99"].as_f64().unwrap_or(0.0) > 0.0, "{r}");
+    }
 }

@@ -133,6 +133,10 @@ enum Scenario {
         /// Writer threads sharing the sockets.
         #[arg(long, default_value_t = 1)]
         writers: usize,
+        /// Sockets written per round, a rotating window (default: every socket), like one
+        /// channel of many.
+        #[arg(long)]
+        per_round: Option<usize>,
     },
 }
 
@@ -254,6 +258,7 @@ fn main() {
                 duration,
                 payload,
                 writers,
+                per_round,
             } => {
                 let o = write_floor::WriteFloor {
                     sockets,
@@ -261,6 +266,7 @@ fn main() {
                     duration: Duration::from_secs(duration),
                     payload,
                     writers,
+                    per_round,
                 };
                 if let Err(e) = write_floor::run(o) {
                     eprintln!("clarion-bench: write-floor: {e}");

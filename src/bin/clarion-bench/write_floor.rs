@@ -26,6 +26,8 @@ pub struct WriteFloor {
     pub duration: Duration,
     pub payload: usize,
     pub writers: usize,
+    /// Sockets written per round (default: all of them).
+    pub per_round: Option<usize>,
 }
 
 pub fn run(o: WriteFloor) -> Result<(), String> {
@@ -43,15 +45,6 @@ pub fn run(o: WriteFloor) -> Result<(), String> {
     }
     let frame = ws_text_frame(o.payload);
     let rounds = (o.rate * o.duration.as_secs_f64()).round().max(1.0) as u64;
-    let clock = Arc::new(RoundClock {
-        base: Instant::now(),
-        round_bytes: (o.sockets * frame.len()) as u64,
-        received: AtomicU64::new(0),
-        started: (0..rounds).map(|_| AtomicU64::new(0)).collect(),
-        done: std::sync::Mutex::new(Vec::with_capacity(rounds as usize)),
-    });
-    start_reader(client_side, clock.clone())?;
-
     let writers = o.writers.clamp(1, o.sockets.max(1));
     let chunk = o.sockets.div_ceil(writers);
     let mut groups: Vec<Vec<TcpStream>> = Vec::new();
@@ -60,6 +53,19 @@ pub fn run(o: WriteFloor) -> Result<(), String> {
         let tail = rest.split_off(chunk.min(rest.len()));
         groups.push(std::mem::replace(&mut rest, tail));
     }
+    // Sockets each writer writes per round (a rotating window of its group when a round is
+    // smaller than all the sockets, as one channel of many is).
+    let per_writer = o.per_round.unwrap_or(o.sockets).div_ceil(writers).max(1);
+    let per_round: usize = groups.iter().map(|g| per_writer.min(g.len())).sum();
+    let clock = Arc::new(RoundClock {
+        base: Instant::now(),
+        round_bytes: (per_round * frame.len()) as u64,
+        received: AtomicU64::new(0),
+        started: (0..rounds).map(|_| AtomicU64::new(0)).collect(),
+        done: std::sync::Mutex::new(Vec::with_capacity(rounds as usize)),
+    });
+    start_reader(client_side, clock.clone())?;
+
     // Each writer thread writes its share of every round when told to, and reports its CPU.
     let mut go = Vec::new();
     let mut handles = Vec::new();
@@ -70,11 +76,16 @@ pub fn run(o: WriteFloor) -> Result<(), String> {
         handles.push(std::thread::spawn(move || {
             let before = thread_cpu();
             let mut errors = 0u64;
+            let window = per_writer.min(group.len());
+            let mut next = 0;
             while rx.recv().is_ok() {
-                for s in &mut group {
-                    if s.write_all(&frame).is_err() {
-                        errors += 1;
+                for _ in 0..window {
+                    if let Some(s) = group.get_mut(next) {
+                        if s.write_all(&frame).is_err() {
+                            errors += 1;
+                        }
                     }
+                    next = (next + 1) % group.len();
                 }
             }
             (before, thread_cpu(), errors)
@@ -105,7 +116,7 @@ pub fn run(o: WriteFloor) -> Result<(), String> {
         cpu += after - before;
         errors += e;
     }
-    let writes = rounds * o.sockets as u64;
+    let writes = rounds * per_round as u64;
     let per_million = cpu / (writes as f64 / 1e6);
     let mut round_ms = match clock.done.lock() {
         Ok(d) => d.clone(),
@@ -118,10 +129,11 @@ pub fn run(o: WriteFloor) -> Result<(), String> {
         round_ms.get(i).copied().unwrap_or(0.0)
     };
     println!(
-        "write-floor: {} sockets, {} rounds of one {}-byte frame each, {} writer thread(s), {} write errors",
+        "write-floor: {} sockets, {} rounds of one {}-byte frame to each of {} sockets, {} writer thread(s), {} write errors",
         o.sockets,
         rounds,
         frame.len(),
+        per_round,
         writers,
         errors
     );
@@ -136,6 +148,7 @@ pub fn run(o: WriteFloor) -> Result<(), String> {
         "scenario": "write-floor",
         "sockets": o.sockets,
         "rounds": rounds,
+        "per_round": per_round,
         "frame_bytes": frame.len(),
         "writers": writers,
         "write_errors": errors,
