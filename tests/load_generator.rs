@@ -107,7 +107,17 @@ async fn idle_holds_every_connection_and_measures_the_server() {
 fn write_floor_completes_every_round_without_a_server() {
     for (extra, per_round) in [
         (&[][..], 40),
-        (&["--per-round", "10", "--writers", "2"][..], 10),
+        (
+            &[
+                "--per-round",
+                "10",
+                "--writers",
+                "2",
+                "--congestion",
+                "reno",
+            ][..],
+            10,
+        ),
     ] {
         let mut args = vec![
             "write-floor",

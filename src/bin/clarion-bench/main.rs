@@ -137,6 +137,9 @@ enum Scenario {
         /// channel of many.
         #[arg(long)]
         per_round: Option<usize>,
+        /// TCP congestion control of the writing sockets (default: the system's).
+        #[arg(long)]
+        congestion: Option<String>,
     },
 }
 
@@ -259,6 +262,7 @@ fn main() {
                 payload,
                 writers,
                 per_round,
+                congestion,
             } => {
                 let o = write_floor::WriteFloor {
                     sockets,
@@ -267,6 +271,7 @@ fn main() {
                     payload,
                     writers,
                     per_round,
+                    congestion,
                 };
                 if let Err(e) = write_floor::run(o) {
                     eprintln!("clarion-bench: write-floor: {e}");

@@ -28,6 +28,8 @@ pub struct WriteFloor {
     pub writers: usize,
     /// Sockets written per round (default: all of them).
     pub per_round: Option<usize>,
+    /// TCP congestion control of the writing sockets (default: the system's).
+    pub congestion: Option<String>,
 }
 
 pub fn run(o: WriteFloor) -> Result<(), String> {
@@ -39,6 +41,9 @@ pub fn run(o: WriteFloor) -> Result<(), String> {
         let c = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
         let (s, _) = listener.accept().map_err(|e| format!("accept: {e}"))?;
         s.set_nodelay(true).map_err(|e| e.to_string())?;
+        if let Some(cc) = &o.congestion {
+            set_congestion(&s, cc)?;
+        }
         c.set_nonblocking(true).map_err(|e| e.to_string())?;
         server_side.push(s);
         client_side.push(c);
@@ -157,6 +162,29 @@ pub fn run(o: WriteFloor) -> Result<(), String> {
         "round_ms": {"p50": pct(0.5), "p99": pct(0.99), "max": pct(1.0)},
     }));
     Ok(())
+}
+
+/// Sets a socket's TCP congestion control (`cubic`, `reno`, `bbr`, … as the kernel offers).
+fn set_congestion(s: &TcpStream, name: &str) -> Result<(), String> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: the pointer and length describe `name`'s bytes, which outlive the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_CONGESTION,
+            name.as_ptr().cast(),
+            name.len() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "TCP_CONGESTION {name}: {}",
+            std::io::Error::last_os_error()
+        ))
+    }
 }
 
 /// An unmasked WebSocket text frame (server to client) with `payload` bytes of JSON-ish text.
