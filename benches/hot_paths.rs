@@ -28,12 +28,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clarion::channels::Namespace;
-use clarion::protocol::frames::{self, Frame};
+use clarion::protocol::frames;
 use clarion::protocol::signature;
 use clarion::protocol::socket_id::SocketId;
-use clarion::ws::handle::ConnHandle;
+use clarion::ws::handle::{ConnHandle, Receiver};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use tokio::sync::mpsc::Receiver;
 
 /// The app key and secret of the protocol's own test vectors (protocol.md §4.2).
 const KEY: &str = "278d425bdf160c739803";
@@ -151,7 +150,7 @@ fn frame_benches(c: &mut Criterion) {
 
 /// Subscribes `count` fresh connections (ids starting at `first`) to `channel` and returns
 /// their receivers, which must stay alive or every send takes the "connection gone" path.
-fn subscribe_many(ns: &Namespace, channel: &str, first: u64, count: u64) -> Vec<Receiver<Frame>> {
+fn subscribe_many(ns: &Namespace, channel: &str, first: u64, count: u64) -> Vec<Receiver> {
     (first..first + count)
         .map(|i| {
             let (handle, rx) = ConnHandle::new(SocketId(i, i), QUEUE);
@@ -163,10 +162,10 @@ fn subscribe_many(ns: &Namespace, channel: &str, first: u64, count: u64) -> Vec<
 }
 
 /// Empties every queue and returns how many frames were waiting.
-fn drain(receivers: &mut [Receiver<Frame>]) -> usize {
+fn drain(receivers: &mut [Receiver]) -> usize {
     let mut frames = 0;
     for rx in receivers {
-        while rx.try_recv().is_ok() {
+        while rx.try_recv().is_some() {
             frames += 1;
         }
     }
@@ -184,7 +183,7 @@ fn namespace_benches(c: &mut Criterion) {
     // part of a ~100 ns figure.
     let ns = Namespace::default();
     let names: Vec<String> = (0..10_000).map(|i| format!("private-user.{i}")).collect();
-    let mut receivers: Vec<Receiver<Frame>> = names
+    let mut receivers: Vec<Receiver> = names
         .iter()
         .zip(1..)
         .flat_map(|(name, id)| subscribe_many(&ns, name, id, 1))

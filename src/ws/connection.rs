@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -15,7 +14,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use super::handle::ConnHandle;
+use super::handle::{ConnHandle, Receiver};
 use super::session::Session;
 use crate::metrics::ConnCounters;
 use crate::protocol::codes;
@@ -168,11 +167,8 @@ enum Step {
     Timer,
 }
 
-async fn event_loop<S>(
-    session: &mut Session,
-    ws: &mut WebSocketStream<S>,
-    mut rx: mpsc::Receiver<Frame>,
-) where
+async fn event_loop<S>(session: &mut Session, ws: &mut WebSocketStream<S>, rx: Receiver)
+where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let handle = session.handle.clone();
@@ -190,20 +186,15 @@ async fn event_loop<S>(
         signin_deadline.map_or(connected_at + activity, |d| d.min(connected_at + activity));
     let timer = tokio::time::sleep_until(first_wake);
     tokio::pin!(timer);
-    // One close-request future for the whole loop: re-creating it on every iteration would
-    // re-register its waker for every frame written.
-    let closed = handle.closed();
-    tokio::pin!(closed);
 
     loop {
+        // A close request first, then what the client sent, then what is queued for it. The
+        // close check is a flag load: the waker `poll_frame` registers is woken for it too.
         let step = tokio::select! {
             biased;
-            (code, reason) = &mut closed => Step::Close(code, reason),
+            (code, reason) = std::future::poll_fn(|_| rx.poll_close()) => Step::Close(code, reason),
             m = ws.next() => Step::Inbound(m),
-            f = rx.recv() => match f {
-                Some(f) => Step::Outbound(f),
-                None => return,
-            },
+            f = std::future::poll_fn(|cx| rx.poll_frame(cx)) => Step::Outbound(f),
             () = &mut timer => Step::Timer,
         };
         match step {
@@ -214,20 +205,21 @@ async fn event_loop<S>(
                     ws.feed(Message::Text(first)).await?;
                     for _ in 0..WRITE_BATCH {
                         match rx.try_recv() {
-                            Ok(f) => {
+                            Some(f) => {
                                 frames_out += 1;
                                 bytes_out += f.len() as u64;
                                 ws.feed(Message::Text(f)).await?
                             }
-                            Err(_) => break,
+                            None => break,
                         }
                     }
                     ws.flush().await
                 };
+                let closing = std::future::poll_fn(|cx| rx.poll_close_registered(cx));
                 let written = tokio::select! {
                     r = write => r.is_ok(),
                     // The client stopped reading and its queue overflowed: give up on it.
-                    _ = &mut closed => false,
+                    _ = closing => false,
                 };
                 counters.sent_messages.inc_by(frames_out);
                 counters.sent_bytes.inc_by(bytes_out);
