@@ -1,19 +1,18 @@
 //! Black-box tests of the `clarion` binary: flags, environment, config files, precedence, and
-//! what an operator sees at start. Every child process is owned by a `Running` guard that kills
+//! what an operator sees at start. Every child process is owned by a `Captured` guard that kills
 //! it on drop, so a failing assertion never leaves a server behind; every wait is bounded.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use serde_json::Value;
 
 mod common;
-use common::binary::{collect, config_file};
+use common::binary::{config_file, Captured};
 /// Upper bound for the server to start (or to fail) and for any single network exchange.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
@@ -29,83 +28,10 @@ fn free_port() -> u16 {
     l.local_addr().expect("local addr").port()
 }
 
-/// A running `clarion` child whose stdout and stderr are collected in the background.
-/// Dropping it kills the process and reaps it.
-struct Running {
-    child: Child,
-    output: Arc<Mutex<Vec<u8>>>,
-}
-
-impl Running {
-    fn spawn(mut cmd: Command) -> Running {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn clarion");
-        let output = Arc::new(Mutex::new(Vec::new()));
-        let stdout = child.stdout.take().expect("stdout");
-        let stderr = child.stderr.take().expect("stderr");
-        collect(stdout, output.clone());
-        collect(stderr, output.clone());
-        Running { child, output }
-    }
-
-    fn output(&self) -> String {
-        let bytes = self.output.lock().map(|b| b.clone()).unwrap_or_default();
-        String::from_utf8_lossy(&bytes).into_owned()
-    }
-
-    /// Waits until the server logs that it listens and returns the address it logged
-    /// (JSON logs only; with text logs the address is `None`). Panics with everything the
-    /// process printed if it exits or does not get there in time.
-    fn wait_listening(&mut self) -> Option<SocketAddr> {
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            let out = self.output();
-            if out.contains("clarion listening") {
-                return listening_addr(&out);
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                // Give the reader threads a moment to drain the pipes.
-                std::thread::sleep(Duration::from_millis(100));
-                panic!(
-                    "clarion exited with {status} before listening; output:\n{}",
-                    self.output()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "clarion did not log \"clarion listening\" within {START_TIMEOUT:?}; output:\n{out}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The `addr` field of the JSON "clarion listening" log line.
-fn listening_addr(output: &str) -> Option<SocketAddr> {
-    output.lines().find_map(|line| {
-        let v: Value = serde_json::from_str(line).ok()?;
-        let fields = v.get("fields")?;
-        if fields.get("message")?.as_str()? != "clarion listening" {
-            return None;
-        }
-        fields.get("addr")?.as_str()?.parse().ok()
-    })
-}
-
 /// Runs the binary to completion (it must exit within the start timeout) and returns its exit
 /// code and everything it printed.
 fn run_to_exit(cmd: Command) -> (Option<i32>, String) {
-    let mut running = Running::spawn(cmd);
+    let mut running = Captured::spawn(cmd);
     let deadline = Instant::now() + START_TIMEOUT;
     let status = loop {
         if let Ok(Some(status)) = running.child.try_wait() {
@@ -150,10 +76,12 @@ fn http_get(port: u16, path: &str) -> (u16, String) {
 }
 
 /// Starts the binary on a chosen free port with JSON logs and waits until it listens there.
-fn start_on(mut cmd: Command, port: u16) -> Running {
+fn start_on(mut cmd: Command, port: u16) -> Captured {
     cmd.args(["--host", "127.0.0.1", "--log-format", "json"]);
-    let mut running = Running::spawn(cmd);
-    let addr = running.wait_listening().expect("JSON log has the address");
+    let mut running = Captured::spawn(cmd);
+    let addr = running
+        .wait_listening(START_TIMEOUT)
+        .expect("JSON log has the address");
     assert_eq!(addr.port(), port, "output:\n{}", running.output());
     running
 }
@@ -356,8 +284,10 @@ async fn config_example_starts_the_server() {
         "--log-format",
         "json",
     ]);
-    let mut server = Running::spawn(cmd);
-    let addr = server.wait_listening().expect("address in the JSON log");
+    let mut server = Captured::spawn(cmd);
+    let addr = server
+        .wait_listening(START_TIMEOUT)
+        .expect("address in the JSON log");
     let out = server.output();
     assert!(!out.contains("development app"), "{out}");
     assert_eq!(http_get(addr.port(), "/up").0, 200);
@@ -405,8 +335,8 @@ fn without_config_the_development_app_is_announced_and_health_answers() {
     let port = free_port();
     let mut cmd = clarion();
     cmd.args(["--host", "127.0.0.1", "--port", &port.to_string()]);
-    let mut server = Running::spawn(cmd);
-    server.wait_listening();
+    let mut server = Captured::spawn(cmd);
+    server.wait_listening(START_TIMEOUT);
     let out = server.output();
     assert!(out.contains("development app"), "{out}");
     for path in ["/up", "/", "/ready"] {

@@ -29,16 +29,14 @@
 //! re-sign-in keeping the previous user's channel, and two ways a Redis password leaked.
 
 mod common;
-use common::binary::{collect, config_file};
+use common::binary::{config_file, Captured};
 use common::receiver::Receiver;
 use common::redis::free_port;
 use common::*;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -251,99 +249,15 @@ fn clarion() -> Command {
     common::binary::clarion("trace")
 }
 
-/// A running `clarion` whose stdout and stderr both go into one buffer. Dropping it kills it.
-struct Logged {
-    child: Child,
-    output: Arc<Mutex<Vec<u8>>>,
-    readers: Vec<JoinHandle<()>>,
-    addr: SocketAddr,
-}
-
-impl Logged {
-    /// Starts `cmd` on 127.0.0.1 and a free port and waits until it logs that it listens.
-    async fn start(mut cmd: Command) -> Logged {
-        cmd.args(["--host", "127.0.0.1", "--port", "0"]);
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn clarion");
-        let output = Arc::new(Mutex::new(Vec::new()));
-        let readers = vec![
-            collect(child.stdout.take().expect("stdout"), output.clone()),
-            collect(child.stderr.take().expect("stderr"), output.clone()),
-        ];
-        let mut running = Logged {
-            child,
-            output,
-            readers,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let out = running.output();
-            if let Some(addr) = listening_addr(&out) {
-                running.addr = addr;
-                return running;
-            }
-            if let Ok(Some(status)) = running.child.try_wait() {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                panic!("clarion exited with {status}:\n{}", running.output());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "clarion did not start in time:\n{out}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn output(&self) -> String {
-        let bytes = self.output.lock().map(|b| b.clone()).unwrap_or_default();
-        String::from_utf8_lossy(&bytes).into_owned()
-    }
-
-    /// SIGTERM, wait for the exit, and return everything the process wrote.
-    async fn stop(mut self) -> String {
-        // SAFETY: kill(2) on the pid of a child this test spawned and has not reaped yet.
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "clarion did not stop after SIGTERM:\n{}",
-                self.output()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        for r in self.readers.drain(..) {
-            let _ = r.join();
-        }
-        self.output()
-    }
-}
-
-impl Drop for Logged {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The address in the "clarion listening" line, text or JSON format.
-fn listening_addr(output: &str) -> Option<SocketAddr> {
-    let line = output.lines().find(|l| l.contains("clarion listening"))?;
-    let at = line.find("127.0.0.1:")?;
-    let port: String = line[at + "127.0.0.1:".len()..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    Some(SocketAddr::from(([127, 0, 0, 1], port.parse().ok()?)))
+/// Starts `cmd` on 127.0.0.1 and a free port, with stdout and stderr captured, and waits until
+/// it logs that it listens; returns it and the address it logged.
+fn start_logged(mut cmd: Command) -> (Captured, SocketAddr) {
+    cmd.args(["--host", "127.0.0.1", "--port", "0"]);
+    let mut server = Captured::spawn(cmd);
+    let addr = server
+        .wait_listening(Duration::from_secs(30))
+        .expect("address in the listening line");
+    (server, addr)
 }
 
 /// Fails if `needle` (or its hex encoding, as WebSocket frame dumps print payloads) appears in
@@ -1416,8 +1330,7 @@ async fn encrypted_payloads_stay_out_of_the_logs(log_format: &str) {
     cmd.arg("--config")
         .arg(file.path())
         .args(["--metrics-port", "0", "--log-format", log_format]);
-    let server = Logged::start(cmd).await;
-    let addr = server.addr;
+    let (server, addr) = start_logged(cmd);
     let app = TestApp::new("enc", "enc-key", "enc-secret");
     let ch = "private-encrypted-x";
     let cache_ch = "private-encrypted-cache-x";
@@ -1474,7 +1387,7 @@ async fn encrypted_payloads_stay_out_of_the_logs(log_format: &str) {
 
     drop((sub, sender, late));
     provoke_a_debug_line(addr).await;
-    let out = server.stop().await;
+    let out = server.stop(Duration::from_secs(10));
     assert_verbose_capture(&out, log_format == "json");
     for marker in [
         "NONCE_MARKER_123",
@@ -1527,8 +1440,7 @@ async fn app_secret_never_appears_in_logs_error_bodies_or_metrics() {
     cmd.arg("--config")
         .arg(file.path())
         .args(["--metrics-port", &metrics_port.to_string()]);
-    let server = Logged::start(cmd).await;
-    let addr = server.addr;
+    let (server, addr) = start_logged(cmd);
     let app = TestApp::new("sec", "sec-key", SECRET);
     let wrong = TestApp::new("sec", "sec-key", "not-the-secret");
 
@@ -1678,7 +1590,7 @@ async fn app_secret_never_appears_in_logs_error_bodies_or_metrics() {
 
     drop((c, unknown));
     provoke_a_debug_line(addr).await;
-    let out = server.stop().await;
+    let out = server.stop(Duration::from_secs(10));
     assert_verbose_capture(&out, false);
     assert_absent(&out, SECRET, "log at RUST_LOG=trace");
 }
@@ -1756,19 +1668,19 @@ async fn redis_password_never_appears_in_logs() {
             .env("CLARION_APP_ID", "r")
             .env("CLARION_APP_KEY", "r-key")
             .env("CLARION_APP_SECRET", "r-secret");
-        let server = Logged::start(cmd).await;
+        let (server, addr) = start_logged(cmd);
         let app = TestApp::new("r", "r-key", "r-secret");
-        let (mut c, sid) = connect_at(server.addr, "r-key").await;
+        let (mut c, sid) = connect_at(addr, "r-key").await;
         join_presence(&mut c, &app, &sid, "presence-r", r#"{"user_id":"1"}"#).await;
         let body = json!({"name": "e", "channel": "presence-r", "data": "{}"}).to_string();
-        let (status, resp) = api_at(server.addr, &app, "POST", "/apps/r/events", &[], &body).await;
+        let (status, resp) = api_at(addr, &app, "POST", "/apps/r/events", &[], &body).await;
         assert_eq!(status, 200, "{resp}");
-        let _ = api_at(server.addr, &app, "GET", "/apps/r/channels", &[], "").await;
+        let _ = api_at(addr, &app, "GET", "/apps/r/channels", &[], "").await;
         // Give the adapter time to talk to (or fail against) Redis.
         tokio::time::sleep(Duration::from_millis(700)).await;
         drop(c);
-        provoke_a_debug_line(server.addr).await;
-        outputs.push((password, server.stop().await));
+        provoke_a_debug_line(addr).await;
+        outputs.push((password, server.stop(Duration::from_secs(10))));
     }
     drop(redis);
     for (password, out) in &outputs {
