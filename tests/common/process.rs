@@ -122,26 +122,13 @@ impl Drop for Process {
 
 /// Scrapes `GET /metrics` on `127.0.0.1:port`.
 pub async fn scrape(port: u16) -> String {
-    use http_body_util::BodyExt;
-    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("metrics port");
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let (status, text) =
+        tokio::time::timeout(super::WAIT, super::http_text(addr, "GET", "/metrics", ""))
             .await
-            .expect("metrics handshake");
-    tokio::spawn(conn);
-    let req = hyper::Request::get("/metrics")
-        .header("host", "x")
-        .body(http_body_util::Empty::<bytes::Bytes>::new())
-        .expect("request");
-    let res = tokio::time::timeout(super::WAIT, sender.send_request(req))
-        .await
-        .expect("metrics in time")
-        .expect("metrics response");
-    assert_eq!(res.status(), 200);
-    let body = res.into_body().collect().await.expect("body").to_bytes();
-    String::from_utf8_lossy(&body).into_owned()
+            .expect("metrics in time");
+    assert_eq!(status, 200, "{text}");
+    text
 }
 
 /// The value of one series (`name` or `name{labels}`) in a scrape; 0 when absent (a labelled
