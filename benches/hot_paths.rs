@@ -27,11 +27,11 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use clarion::channels::handle::{ConnHandle, Receiver};
 use clarion::channels::Namespace;
 use clarion::protocol::frames;
 use clarion::protocol::signature;
 use clarion::protocol::socket_id::SocketId;
-use clarion::ws::handle::{ConnHandle, Receiver};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 /// The app key and secret of the protocol's own test vectors (protocol.md §4.2).

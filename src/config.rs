@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::app::{App, AppRegistry};
 use crate::cli::Cli;
+use crate::net::client_ip::TrustedProxies;
+use crate::net::tls::Tls;
 
 /// Server-wide settings plus the app list.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -133,14 +135,13 @@ impl Config {
 
     /// Builds the effective configuration from flags/env (already merged by clap) over the file
     /// over the defaults, then validates it.
-    pub fn load(cli: &Cli) -> Result<Config, String> {
+    pub fn load(cli: &Cli) -> Result<Validated, String> {
         let mut cfg = match &cli.config {
             Some(path) => Config::from_file(path)?,
             None => Config::default(),
         };
         cfg.apply_overrides(cli)?;
-        cfg.finish()?;
-        Ok(cfg)
+        cfg.validate()
     }
 
     fn apply_overrides(&mut self, cli: &Cli) -> Result<(), String> {
@@ -202,8 +203,39 @@ impl Config {
         Ok(())
     }
 
-    /// Validates and normalises; adds the development app when no app is configured.
+    /// Validates and normalises in place; adds the development app when no app is
+    /// configured. What the server needs parsed comes from [`Config::validate`].
     pub fn finish(&mut self) -> Result<(), String> {
+        self.check_fields()?;
+        self.parse_parts().map(|_| ())
+    }
+
+    /// Validates, normalises and hands over the parsed parts (apps, TLS, trusted proxies), so
+    /// a server is only ever built from what was checked.
+    pub fn validate(mut self) -> Result<Validated, String> {
+        self.check_fields()?;
+        let (apps, tls, trusted_proxies) = self.parse_parts()?;
+        Ok(Validated {
+            config: self,
+            apps,
+            tls,
+            trusted_proxies,
+        })
+    }
+
+    /// The settings that are more than a value: each parsed once, here.
+    fn parse_parts(&self) -> Result<(AppRegistry, Option<Tls>, TrustedProxies), String> {
+        let proxies = TrustedProxies::parse(&self.trusted_proxies)?;
+        let tls = if self.tls_cert.is_empty() {
+            None
+        } else {
+            Some(Tls::load(&self.tls_cert, &self.tls_key)?)
+        };
+        let apps = AppRegistry::new(self.apps.clone())?;
+        Ok((apps, tls, proxies))
+    }
+
+    fn check_fields(&mut self) -> Result<(), String> {
         if self.host.trim().is_empty() {
             return Err("host: must not be empty".into());
         }
@@ -238,7 +270,6 @@ impl Config {
         if self.listen_backlog == 0 {
             return Err("listen_backlog: must be at least 1".into());
         }
-        crate::client_ip::TrustedProxies::parse(&self.trusted_proxies)?;
         if self.log_format != "text" && self.log_format != "json" {
             return Err(format!(
                 "log_format: {:?} is neither \"text\" nor \"json\"",
@@ -269,9 +300,6 @@ impl Config {
         if self.tls_cert.is_empty() != self.tls_key.is_empty() {
             return Err("tls_cert and tls_key: give both (TLS on) or neither (plain TCP)".into());
         }
-        if !self.tls_cert.is_empty() {
-            crate::tls::Tls::load(&self.tls_cert, &self.tls_key)?;
-        }
         let valid_metric = |p: &str| {
             p.chars()
                 .next()
@@ -297,7 +325,6 @@ impl Config {
             self.apps.push(App::development());
             self.using_development_app = true;
         }
-        AppRegistry::new(self.apps.clone())?;
         Ok(())
     }
 
@@ -319,6 +346,15 @@ impl Config {
     pub fn registry(&self) -> Result<AppRegistry, String> {
         AppRegistry::new(self.apps.clone())
     }
+}
+
+/// A checked configuration with its parsed parts; the only input a server is built from.
+pub struct Validated {
+    pub config: Config,
+    pub apps: AppRegistry,
+    /// TLS for the main port, when configured (the pair was read and matched).
+    pub tls: Option<Tls>,
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// `redis://user:secret@host` → `redis://user:********@host` (also for webhook URLs).

@@ -12,7 +12,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::Parser;
 use clarion::cli::{Cli, Command};
-use clarion::config::Config;
+use clarion::config::{Config, Validated};
+use clarion::server::StartError;
 use clarion::Server;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -47,27 +48,29 @@ async fn main() -> std::process::ExitCode {
         Some(command) => return client(command).await,
         None => {}
     }
-    let config = match Config::load(&cli) {
+    let checked = match Config::load(&cli) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("clarion: configuration error: {e}");
             return std::process::ExitCode::from(2);
         }
     };
+    let config = checked.config.clone();
     init_logging(&config.log_format);
     if config.using_development_app {
         tracing::warn!(
             "no app configured: using the development app (id \"app-id\", key \"app-key\", secret \"app-secret\"); configure [[apps]] before going to production"
         );
     }
-    let server = match Server::bind(config.clone()).await {
+    let server = match Server::start(checked).await {
         Ok(s) => s,
         Err(e) => {
-            eprintln!(
-                "clarion: cannot listen on {}:{}: {e}",
-                config.host, config.port
-            );
-            return std::process::ExitCode::from(1);
+            eprintln!("clarion: {e}");
+            let code = match e {
+                StartError::Config(_) => 2,
+                StartError::Adapter(_) | StartError::Bind { .. } => 1,
+            };
+            return std::process::ExitCode::from(code);
         }
     };
     match server.local_addr() {
@@ -110,7 +113,7 @@ async fn shutdown_signal() {
 fn check_config(mut cli: Cli, file: std::path::PathBuf) -> std::process::ExitCode {
     cli.config = Some(file.clone());
     match Config::load(&cli) {
-        Ok(config) => {
+        Ok(Validated { config, .. }) => {
             println!(
                 "# {}: valid. Effective settings (secrets masked):",
                 file.display()
@@ -139,7 +142,7 @@ fn spawn_reload_on_sighup(cli: Cli, state: std::sync::Arc<clarion::state::State>
             return;
         };
         while hup.recv().await.is_some() {
-            match Config::load(&cli).and_then(|c| c.registry()) {
+            match Config::load(&cli).map(|c| c.apps) {
                 Ok(apps) => clarion::server::reload_apps(&state, apps),
                 Err(e) => {
                     tracing::error!(error = %e, "configuration reload refused; keeping the current apps")
@@ -160,10 +163,10 @@ fn spawn_reload_on_sighup(cli: Cli, state: std::sync::Arc<clarion::state::State>
 /// `clarion trigger` / `channels` / `channel` / `users`: print the answer, exit 1 on failure.
 async fn client(command: Command) -> std::process::ExitCode {
     let answer = match &command {
-        Command::Trigger(t) => clarion::client::trigger(t).await,
-        Command::Channels(c) => clarion::client::channels(c).await,
-        Command::Channel(c) => clarion::client::channel(c).await,
-        Command::Users(c) => clarion::client::users(c).await,
+        Command::Trigger(t) => clarion::cli::client::trigger(t).await,
+        Command::Channels(c) => clarion::cli::client::channels(c).await,
+        Command::Channel(c) => clarion::cli::client::channel(c).await,
+        Command::Users(c) => clarion::cli::client::users(c).await,
         Command::CheckConfig { .. } => unreachable!("handled before"),
     };
     if answer.ok {

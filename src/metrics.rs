@@ -6,14 +6,26 @@
 //! scrape rather than incremented and decremented along the way, so they cannot drift: when
 //! the load goes away they read zero.
 
-use std::sync::Arc;
-
+use crate::adapter::{BusStats, LocalStats};
+use crate::webhooks::WebhookStats;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
 
-use crate::state::State;
+/// What the metrics read from the live state at each scrape: plain figures, so that rendering
+/// needs nothing else (and can be tested with made-up ones).
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// Per-app figures of this node.
+    pub apps: Vec<LocalStats>,
+    /// TCP connections open on the main port.
+    pub open_sockets: i64,
+    /// The webhook dispatcher's totals since start.
+    pub webhooks: WebhookStats,
+    /// The cluster bus's totals since start (zeros on one node).
+    pub bus: BusStats,
+}
 
 /// Every metric of one server.
 pub struct Metrics {
@@ -139,12 +151,13 @@ impl Metrics {
         })
     }
 
-    /// The text exposition, with the gauges and the externally kept counters refreshed first.
-    pub fn render(&self, state: &State) -> String {
+    /// The text exposition, with the gauges and the externally kept counters refreshed first
+    /// from `now`.
+    pub fn render(&self, now: &Snapshot) -> String {
         self.connected.reset();
         self.channels.reset();
         self.presence_members.reset();
-        for s in state.adapter.local_stats() {
+        for s in &now.apps {
             self.connected
                 .with_label_values(&[&s.app_id])
                 .set(s.connections as i64);
@@ -155,19 +168,13 @@ impl Metrics {
                 .with_label_values(&[&s.app_id])
                 .set(s.members as i64);
         }
-        self.open_sockets.set(
-            state
-                .open_sockets
-                .load(std::sync::atomic::Ordering::Relaxed),
-        );
-        let (sent, failed, dropped) = state.webhooks.stats();
-        catch_up(&self.webhooks_sent, sent);
-        catch_up(&self.webhooks_failed, failed);
-        catch_up(&self.webhooks_dropped, dropped);
-        let (published, received, errors) = state.adapter.bus_stats();
-        catch_up(&self.redis_published, published);
-        catch_up(&self.redis_received, received);
-        catch_up(&self.redis_errors, errors);
+        self.open_sockets.set(now.open_sockets);
+        catch_up(&self.webhooks_sent, now.webhooks.sent);
+        catch_up(&self.webhooks_failed, now.webhooks.failed);
+        catch_up(&self.webhooks_dropped, now.webhooks.dropped);
+        catch_up(&self.redis_published, now.bus.published);
+        catch_up(&self.redis_received, now.bus.received);
+        catch_up(&self.redis_errors, now.bus.errors);
         let mut out = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()
@@ -201,40 +208,69 @@ fn catch_up(counter: &IntCounter, total: u64) {
     }
 }
 
-/// Serves `GET /metrics` on its own port until the process ends.
-pub async fn serve(listener: tokio::net::TcpListener, state: Arc<State>) {
-    use hyper::service::service_fn;
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            continue;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+        text.lines().find(|l| l.starts_with(name))
+    }
+
+    #[test]
+    fn gauges_follow_the_snapshot_and_read_zero_when_the_load_is_gone() {
+        let m = Metrics::new("t").expect("valid prefix");
+        let busy = Snapshot {
+            apps: vec![LocalStats {
+                app_id: "a1".into(),
+                connections: 3,
+                channels: 2,
+                members: 1,
+            }],
+            open_sockets: 4,
+            ..Snapshot::default()
         };
-        let state = state.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                let state = state.clone();
-                async move {
-                    let res = if req.uri().path() == "/metrics" {
-                        let mut r = hyper::Response::new(http_body_util::Full::new(
-                            bytes::Bytes::from(state.metrics.render(&state)),
-                        ));
-                        r.headers_mut().insert(
-                            hyper::header::CONTENT_TYPE,
-                            hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),
-                        );
-                        r
-                    } else {
-                        crate::http::response::error(
-                            hyper::StatusCode::NOT_FOUND,
-                            "Not found: use /metrics",
-                        )
-                    };
-                    Ok::<_, std::convert::Infallible>(res)
-                }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await;
-        });
+        let text = m.render(&busy);
+        assert_eq!(
+            line(&text, "t_connected{"),
+            Some("t_connected{app_id=\"a1\"} 3")
+        );
+        assert_eq!(
+            line(&text, "t_channels{"),
+            Some("t_channels{app_id=\"a1\"} 2")
+        );
+        assert_eq!(line(&text, "t_open_sockets "), Some("t_open_sockets 4"));
+        // The app left: its series disappear instead of staying at their last value.
+        let text = m.render(&Snapshot::default());
+        assert_eq!(line(&text, "t_connected{"), None);
+        assert_eq!(line(&text, "t_open_sockets "), Some("t_open_sockets 0"));
+    }
+
+    #[test]
+    fn external_totals_only_move_counters_up() {
+        let m = Metrics::new("t").expect("valid prefix");
+        let mut now = Snapshot::default();
+        now.webhooks.sent = 5;
+        now.bus.published = 7;
+        let text = m.render(&now);
+        assert_eq!(
+            line(&text, "t_webhooks_sent_total "),
+            Some("t_webhooks_sent_total 5")
+        );
+        assert_eq!(
+            line(&text, "t_redis_published_total "),
+            Some("t_redis_published_total 7")
+        );
+        // A lower total (it cannot happen, but a counter must never go down) changes nothing.
+        now.webhooks.sent = 2;
+        let text = m.render(&now);
+        assert_eq!(
+            line(&text, "t_webhooks_sent_total "),
+            Some("t_webhooks_sent_total 5")
+        );
+    }
+
+    #[test]
+    fn a_prefix_that_is_not_a_metric_name_is_refused() {
+        assert!(Metrics::new("not a name").is_err());
     }
 }

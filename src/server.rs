@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use hyper::server::conn::http1;
@@ -10,22 +10,45 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
-use crate::adapter::local::LocalAdapter;
+use tokio::sync::mpsc;
+
 use crate::adapter::redis::RedisAdapter;
-use crate::adapter::Adapter;
-use crate::coalesce_101::Coalesce101;
-use crate::config::Config;
-use crate::open_sockets::Counted;
-use crate::protocol::codes;
+use crate::adapter::{Adapter, ClusterEvent, LocalAdapter};
+use crate::config::{Config, Validated};
+use crate::metrics::Metrics;
+use crate::net::coalesce_101::Coalesce101;
+use crate::net::open_sockets::Counted;
+use crate::protocol::codes::Fatal;
 use crate::state::State;
+use crate::webhooks::Event;
 
 /// Largest request head (request line and headers) hyper buffers; bigger ones get 431. Browsers
 /// send a few KB at most, cookies included; the bound keeps a flood of huge heads cheap.
 pub const MAX_REQUEST_HEAD: usize = 16 * 1024;
 
-/// The TCP peer of a request, put in its extensions for the per-address connection limit.
-#[derive(Clone, Copy, Debug)]
-pub struct Peer(pub SocketAddr);
+/// Why a server could not start; each names its cause, so a bad `redis_url` is not reported
+/// as a port that cannot be bound.
+#[derive(Debug)]
+pub enum StartError {
+    /// The configuration is invalid (the message names the key).
+    Config(String),
+    /// The cluster adapter cannot be used with its settings.
+    Adapter(String),
+    /// The listening socket could not be opened.
+    Bind { addr: String, error: std::io::Error },
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Config(e) => write!(f, "configuration error: {e}"),
+            StartError::Adapter(e) => write!(f, "cannot start the cluster adapter: {e}"),
+            StartError::Bind { addr, error } => write!(f, "cannot listen on {addr}: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
 
 /// A bound, not yet running server.
 pub struct Server {
@@ -34,45 +57,45 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds the configured address with the configured adapter (`local` or `redis`).
-    pub async fn bind(config: Config) -> std::io::Result<Server> {
+    /// Validates `config`, then starts as [`Server::start`] does.
+    pub async fn bind(config: Config) -> Result<Server, StartError> {
+        Server::start(config.validate().map_err(StartError::Config)?).await
+    }
+
+    /// Starts the configured adapter (`local` or `redis`), binds the configured address and
+    /// the metrics port. Nothing is served until `run`.
+    pub async fn start(checked: Validated) -> Result<Server, StartError> {
+        let config = &checked.config;
+        // The prefix was validated with the config; a failure here is still an error, not a
+        // panic.
+        let metrics = Metrics::new(&config.metrics_prefix)
+            .map_err(|e| StartError::Config(format!("metrics_prefix: {e}")))?;
+        let (events, cluster_events) = mpsc::unbounded_channel();
         let adapter: Arc<dyn Adapter> = if config.adapter == "redis" {
-            RedisAdapter::start(&config.redis_url, &config.redis_prefix)
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?
+            RedisAdapter::start(&config.redis_url, &config.redis_prefix, events)
+                .map_err(|e| StartError::Adapter(format!("redis_url: {e}")))?
         } else {
             let local = LocalAdapter::new();
             local.spawn_sweeper();
             local
         };
-        Server::bind_with_adapter(config, adapter).await
-    }
-
-    /// Binds the configured address with a given adapter.
-    pub async fn bind_with_adapter(
-        config: Config,
-        adapter: Arc<dyn Adapter>,
-    ) -> std::io::Result<Server> {
-        let apps = config
-            .registry()
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-        let listener =
-            crate::listener::bind(&config.host, config.port, config.listen_backlog).await?;
-        let state = Arc::new(State::new(config, apps, adapter));
-        // Events a cluster adapter discovers by itself (a dead node's members) reach webhooks.
-        let weak = Arc::downgrade(&state);
-        state.adapter.set_event_sink(Arc::new(move |app_id, event| {
-            if let Some(state) = weak.upgrade() {
-                if let Some(app) = state.apps().by_id(app_id).cloned() {
-                    state.webhooks.emit(&app, event);
-                }
-            }
-        }));
+        let listener = crate::net::listener::bind(&config.host, config.port, config.listen_backlog)
+            .await
+            .map_err(|error| StartError::Bind {
+                addr: format!("{}:{}", config.host, config.port),
+                error,
+            })?;
+        let state = Arc::new(State::new(checked, metrics, adapter));
+        tokio::spawn(forward_cluster_events(
+            Arc::downgrade(&state),
+            cluster_events,
+        ));
         if state.config.metrics_port != 0 {
             let addr = (state.config.host.as_str(), state.config.metrics_port);
             match TcpListener::bind(addr).await {
                 Ok(l) => {
                     tracing::info!(port = state.config.metrics_port, "metrics on /metrics");
-                    tokio::spawn(crate::metrics::serve(l, state.clone()));
+                    tokio::spawn(crate::http::metrics::serve(l, state.clone()));
                 }
                 // Metrics are an aid, not the service: a taken port is logged, not fatal.
                 Err(e) => tracing::error!(
@@ -93,7 +116,6 @@ impl Server {
         self.state.clone()
     }
 
-    /// Serves until `shutdown` completes.
     /// Serves until `shutdown` completes, then drains: `/ready` answers 503, new WebSocket
     /// connections are refused, every connection is closed with 4200 (pusher-js reconnects at
     /// once, to another node behind a load balancer), held-back webhooks are sent, and this
@@ -153,6 +175,29 @@ impl Server {
     }
 }
 
+/// Turns what a cluster adapter discovers on its own (a dead node's members and channels) into
+/// webhooks, for as long as the server lives.
+async fn forward_cluster_events(
+    state: Weak<State>,
+    mut events: mpsc::UnboundedReceiver<(String, ClusterEvent)>,
+) {
+    while let Some((app_id, event)) = events.recv().await {
+        let Some(state) = state.upgrade() else {
+            return;
+        };
+        let Some(app) = state.apps().by_id(&app_id).cloned() else {
+            continue;
+        };
+        let hook = match event {
+            ClusterEvent::MemberRemoved { channel, user_id } => {
+                Event::member_removed(&channel, &user_id)
+            }
+            ClusterEvent::ChannelVacated { channel } => Event::channel_vacated(&channel),
+        };
+        state.webhooks.emit(&app, hook);
+    }
+}
+
 /// Applies a new app list (SIGHUP): connections of unchanged apps stay; those of apps that
 /// were removed, disabled or re-keyed are closed with the code a new connection would get.
 pub fn reload_apps(state: &State, apps: crate::app::AppRegistry) {
@@ -160,24 +205,13 @@ pub fn reload_apps(state: &State, apps: crate::app::AppRegistry) {
     state.set_apps(apps);
     let new = state.apps();
     for app in old.iter() {
-        match new.by_id(&app.id) {
-            None => {
-                state
-                    .adapter
-                    .close_app(&app.id, codes::APP_NOT_FOUND, "Application does not exist")
-            }
-            Some(n) if !n.enabled => {
-                state
-                    .adapter
-                    .close_app(&app.id, codes::APP_DISABLED, "Application is disabled")
-            }
-            Some(n) if n.key != app.key => {
-                state
-                    .adapter
-                    .close_app(&app.id, codes::APP_NOT_FOUND, "Application key changed")
-            }
-            Some(_) => {}
-        }
+        let refusal = match new.by_id(&app.id) {
+            None => Fatal::AppNotFound,
+            Some(n) if !n.enabled => Fatal::AppDisabled,
+            Some(n) if n.key != app.key => Fatal::AppKeyChanged,
+            Some(_) => continue,
+        };
+        state.adapter.local().close_app(&app.id, refusal);
     }
     tracing::info!(apps = new.len(), "configuration reloaded: apps updated");
 }
@@ -193,13 +227,11 @@ async fn drain(state: &Arc<State>, accept: impl Future<Output = ()>) {
         grace_seconds = grace.as_secs(),
         "draining: closing connections with 4200"
     );
-    state
-        .adapter
-        .close_all(crate::protocol::codes::RECONNECT, "Server shutting down");
+    state.adapter.local().close_all(Fatal::ShuttingDown);
     state.webhooks.flush_now();
     let work = async {
         loop {
-            if state.adapter.local_connections() == 0 && state.webhooks.pending() == 0 {
+            if state.adapter.local().connections() == 0 && state.webhooks.pending() == 0 {
                 return;
             }
             state.webhooks.flush_now();
@@ -210,14 +242,16 @@ async fn drain(state: &Arc<State>, accept: impl Future<Output = ()>) {
         () = work => {}
         () = tokio::time::sleep(grace) => {
             tracing::warn!(
-                connections = state.adapter.local_connections(),
+                connections = state.adapter.local().connections(),
                 webhooks = state.webhooks.pending(),
                 "grace period over; exiting with work left"
             );
         }
         () = accept => {}
     }
-    state.adapter.leave_cluster().await;
+    if let Some(cluster) = state.adapter.cluster() {
+        cluster.leave().await;
+    }
 }
 
 /// Serves HTTP/1.1 on one connection. `handshake_timeout` bounds each request head — from the
@@ -228,10 +262,9 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let head_timeout = Duration::from_secs(state.config.handshake_timeout);
-    let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+    let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let state = state.clone();
-        req.extensions_mut().insert(Peer(peer));
-        async move { Ok::<_, std::convert::Infallible>(crate::http::route(state, req).await) }
+        async move { Ok::<_, std::convert::Infallible>(crate::http::route(state, req, peer).await) }
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())

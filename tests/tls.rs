@@ -142,7 +142,7 @@ async fn wss_and_https_work_with_the_configured_certificate() {
 fn certificates_are_checked_at_start_and_reloaded_on_demand() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (cert, key) = self_signed(dir.path(), "a");
-    let tls = clarion::tls::Tls::load(&cert, &key).expect("valid pair");
+    let tls = clarion::net::tls::Tls::load(&cert, &key).expect("valid pair");
     // A broken replacement is refused and the old certificate stays usable.
     std::fs::write(&cert, "not a certificate").expect("write");
     assert!(tls.reload().expect_err("broken cert").contains("tls_cert"));
@@ -152,7 +152,7 @@ fn certificates_are_checked_at_start_and_reloaded_on_demand() {
     assert!(tls.reload().is_ok());
     // A key that does not belong to the certificate is named at start.
     let (_, other_key) = self_signed(dir.path(), "c");
-    let err = clarion::tls::Tls::load(&cert, &other_key)
+    let err = clarion::net::tls::Tls::load(&cert, &other_key)
         .err()
         .expect("mismatch refused");
     assert!(err.contains("tls_key"), "{err}");

@@ -25,7 +25,8 @@
 #![no_main]
 
 use clarion::app::App;
-use clarion::http::auth::{decode, param, parse_query, verify, TIMESTAMP_WINDOW};
+use clarion::http::auth::{verify, TIMESTAMP_WINDOW};
+use clarion::protocol::query::{decode, param, parse_query};
 use clarion::http::channels::wanted;
 use clarion::http::events::{parse_batch_body, parse_trigger_body, Trigger};
 use clarion::protocol::channel_name;

@@ -7,14 +7,14 @@ use async_trait::async_trait;
 use dashmap::DashMap;
 use serde_json::Value;
 
-use super::{Adapter, ChannelStats, NewMember, SubscribeError, Subscribed, Unsubscribed};
+use super::{Adapter, ChannelStats, LocalStats, Member, SubscribeError, Subscribed, Unsubscribed};
 use crate::app::App;
 use crate::channels::cache::CachedEvent;
+use crate::channels::handle::ConnHandle;
 use crate::channels::Namespace;
-use crate::protocol::codes;
+use crate::protocol::codes::Fatal;
 use crate::protocol::frames::Frame;
 use crate::protocol::socket_id::SocketId;
-use crate::ws::handle::ConnHandle;
 
 /// Per-app namespaces of this node.
 #[derive(Debug, Default)]
@@ -63,10 +63,60 @@ impl LocalAdapter {
             }
         });
     }
+
+    /// Records that `socket_id` signed in as `user_id` (sign-ins are node-local: a cluster
+    /// reaches a user's connections by asking every node).
+    pub fn add_user(&self, app_id: &str, user_id: &str, socket_id: SocketId) {
+        self.namespace(app_id).add_user(user_id, socket_id)
+    }
+
+    /// Forgets that `socket_id` is signed in as `user_id`.
+    pub fn remove_user(&self, app_id: &str, user_id: &str, socket_id: SocketId) {
+        self.namespace(app_id).remove_user(user_id, socket_id)
+    }
+
+    /// Closes every connection of this node (shutdown).
+    pub fn close_all(&self, why: Fatal) {
+        for (_, ns) in self.namespaces() {
+            ns.close_all(why);
+        }
+    }
+
+    /// Closes this node's connections of one app (removed, disabled or re-keyed by a reload).
+    pub fn close_app(&self, app_id: &str, why: Fatal) {
+        if let Some(ns) = self.namespaces.get(app_id).map(|n| n.clone()) {
+            ns.close_all(why);
+        }
+    }
+
+    /// Connections still open on this node, over all apps.
+    pub fn connections(&self) -> u64 {
+        self.namespaces()
+            .iter()
+            .map(|(_, ns)| ns.connection_count())
+            .sum()
+    }
+
+    /// Per-app figures of this node, for the metrics and `/usage`.
+    pub fn stats(&self) -> Vec<LocalStats> {
+        self.namespaces()
+            .into_iter()
+            .map(|(app_id, ns)| LocalStats {
+                app_id,
+                connections: ns.connection_count(),
+                channels: ns.channel_count(),
+                members: ns.member_count(),
+            })
+            .collect()
+    }
 }
 
 #[async_trait]
 impl Adapter for LocalAdapter {
+    fn local(&self) -> &LocalAdapter {
+        self
+    }
+
     async fn add_connection(&self, app: &App, conn: Arc<ConnHandle>) -> bool {
         self.namespace(&app.id)
             .add_connection(conn, app.max_connections)
@@ -82,7 +132,7 @@ impl Adapter for LocalAdapter {
         app: &App,
         channel: &str,
         conn: &Arc<ConnHandle>,
-        member: Option<NewMember>,
+        member: Option<Member>,
     ) -> Result<Subscribed, SubscribeError> {
         self.namespace(&app.id).subscribe(
             channel,
@@ -120,54 +170,11 @@ impl Adapter for LocalAdapter {
         self.namespace(&app.id).presence_users(channel)
     }
 
-    async fn add_user(&self, app: &App, user_id: &str, socket_id: SocketId) {
-        self.namespace(&app.id).add_user(user_id, socket_id)
-    }
-
-    async fn remove_user(&self, app: &App, user_id: &str, socket_id: SocketId) {
-        self.namespace(&app.id).remove_user(user_id, socket_id)
-    }
-
     async fn terminate_user(&self, app: &App, user_id: &str) {
-        self.namespace(&app.id).terminate_user(
-            user_id,
-            codes::UNAUTHORIZED,
-            "Connection terminated by the application",
-        );
+        self.namespace(&app.id).terminate_user(user_id);
     }
 
     async fn connection_count(&self, app: &App) -> u64 {
         self.namespace(&app.id).connection_count()
-    }
-
-    fn close_all(&self, code: u16, reason: &str) {
-        for (_, ns) in self.namespaces() {
-            ns.close_all(code, reason);
-        }
-    }
-
-    fn close_app(&self, app_id: &str, code: u16, reason: &str) {
-        if let Some(ns) = self.namespaces.get(app_id).map(|n| n.clone()) {
-            ns.close_all(code, reason);
-        }
-    }
-
-    fn local_stats(&self) -> Vec<super::LocalStats> {
-        self.namespaces()
-            .into_iter()
-            .map(|(app_id, ns)| super::LocalStats {
-                app_id,
-                connections: ns.connection_count(),
-                channels: ns.channel_count(),
-                members: ns.member_count(),
-            })
-            .collect()
-    }
-
-    fn local_connections(&self) -> u64 {
-        self.namespaces()
-            .iter()
-            .map(|(_, ns)| ns.connection_count())
-            .sum()
     }
 }

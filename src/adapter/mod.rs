@@ -15,17 +15,27 @@ use serde_json::Value;
 
 use crate::app::App;
 use crate::channels::cache::CachedEvent;
-pub use crate::channels::namespace::{
-    ChannelStats, NewMember, SubscribeError, Subscribed, Unsubscribed,
-};
+use crate::channels::handle::ConnHandle;
+pub use crate::channels::namespace::{ChannelStats, SubscribeError, Subscribed, Unsubscribed};
 use crate::protocol::frames::Frame;
+pub use crate::protocol::presence::Member;
 use crate::protocol::socket_id::SocketId;
-use crate::ws::handle::ConnHandle;
+pub use local::LocalAdapter;
 
-/// Where subscribers live. All calls are async so that an implementation may talk to a shared
-/// store; none may hold a lock across such I/O.
+/// Where subscribers live: what a cluster must answer for every node. All calls are async so
+/// that an implementation may talk to a shared store; none may hold a lock across such I/O.
+///
+/// What only concerns this node (its own connections, sign-ins, closing them) is
+/// [`Adapter::local`]'s business, and the cluster's own health and counters are
+/// [`Adapter::cluster`]'s.
 #[async_trait]
 pub trait Adapter: Send + Sync + 'static {
+    /// This node's connections, channels and sign-ins.
+    fn local(&self) -> &LocalAdapter;
+    /// The cluster this node is part of, if any.
+    fn cluster(&self) -> Option<&dyn Cluster> {
+        None
+    }
     /// Registers a connection; false when the app is over `max_connections`.
     async fn add_connection(&self, app: &App, conn: Arc<ConnHandle>) -> bool;
     /// Forgets a connection and its sign-in (channels are left by `unsubscribe` first).
@@ -36,7 +46,7 @@ pub trait Adapter: Send + Sync + 'static {
         app: &App,
         channel: &str,
         conn: &Arc<ConnHandle>,
-        member: Option<NewMember>,
+        member: Option<Member>,
     ) -> Result<Subscribed, SubscribeError>;
     /// Unsubscribes a connection.
     async fn unsubscribe(&self, app: &App, channel: &str, socket_id: SocketId) -> Unsubscribed;
@@ -52,40 +62,25 @@ pub trait Adapter: Send + Sync + 'static {
     async fn channel_stats(&self, app: &App, channel: &str) -> ChannelStats;
     /// Distinct user ids on a presence channel.
     async fn presence_users(&self, app: &App, channel: &str) -> Vec<Value>;
-    /// Records a signed-in user.
-    async fn add_user(&self, app: &App, user_id: &str, socket_id: SocketId);
-    /// Forgets that `socket_id` is signed in as `user_id`.
-    async fn remove_user(&self, app: &App, user_id: &str, socket_id: SocketId);
-    /// Closes every connection signed in as `user_id`.
+    /// Closes every connection signed in as `user_id`, on every node.
     async fn terminate_user(&self, app: &App, user_id: &str);
     /// Connections of the app.
     async fn connection_count(&self, app: &App) -> u64;
-    /// Whether the adapter can do its whole job (a cluster adapter: its shared store is
-    /// reachable). `/ready` answers 503 when it cannot.
-    fn healthy(&self) -> bool {
-        true
-    }
-    /// Closes every connection of this node (shutdown).
-    fn close_all(&self, code: u16, reason: &str);
-    /// Closes this node's connections of one app (the app was removed or disabled by a reload).
-    fn close_app(&self, app_id: &str, code: u16, reason: &str);
-    /// Connections still open on this node, over all apps.
-    fn local_connections(&self) -> u64;
-    /// Per-app figures of this node, for the metrics' gauges.
-    fn local_stats(&self) -> Vec<LocalStats>;
-    /// Cluster bus counters: published, received, failed calls.
-    fn bus_stats(&self) -> (u64, u64, u64) {
-        (0, 0, 0)
-    }
-    /// Leaves the cluster cleanly (a cluster adapter removes this node's registration).
-    async fn leave_cluster(&self) {}
-    /// Where the adapter reports events it discovers on its own (a cluster adapter cleaning up
-    /// after a dead node: member_removed, channel_vacated), for webhooks.
-    fn set_event_sink(&self, _sink: EventSink) {}
+}
+
+/// A cluster's own concerns, which a single node does not have.
+#[async_trait]
+pub trait Cluster: Send + Sync {
+    /// Whether the shared store is reachable; `/ready` answers 503 when it is not.
+    fn healthy(&self) -> bool;
+    /// The bus's counters since start, for the metrics.
+    fn stats(&self) -> BusStats;
+    /// Leaves the cluster cleanly (removes this node's registration).
+    async fn leave(&self);
 }
 
 /// One app's figures on this node.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LocalStats {
     pub app_id: String,
     pub connections: u64,
@@ -93,5 +88,26 @@ pub struct LocalStats {
     pub members: usize,
 }
 
-/// Receives `(app id, event)` for webhooks.
-pub type EventSink = Arc<dyn Fn(&str, crate::webhooks::Event) + Send + Sync>;
+/// A cluster bus's totals since start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BusStats {
+    /// Messages published to the other nodes.
+    pub published: u64,
+    /// Messages received from the other nodes.
+    pub received: u64,
+    /// Failed calls to the shared store.
+    pub errors: u64,
+}
+
+/// Something a cluster adapter discovered on its own, without a connection of this node
+/// causing it (cleaning up after a dead node); the server turns it into a webhook.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ClusterEvent {
+    /// `user_id` is gone from the presence channel on every node.
+    MemberRemoved { channel: String, user_id: Value },
+    /// The channel has no subscriber left on any node.
+    ChannelVacated { channel: String },
+}
+
+/// Where a cluster adapter sends `(app id, event)`.
+pub type ClusterEvents = tokio::sync::mpsc::UnboundedSender<(String, ClusterEvent)>;

@@ -2,6 +2,7 @@
 //! what each cache channel last carried. The adapter layer builds cluster behaviour on top.
 
 pub mod cache;
+pub mod handle;
 pub mod namespace;
 
 pub use namespace::Namespace;

@@ -12,17 +12,11 @@ use dashmap::DashMap;
 use serde_json::{Map, Value};
 
 use super::cache::CachedEvent;
+use crate::channels::handle::ConnHandle;
+use crate::protocol::codes::Fatal;
 use crate::protocol::frames::Frame;
+use crate::protocol::presence::{self, Member};
 use crate::protocol::socket_id::SocketId;
-use crate::ws::handle::ConnHandle;
-
-/// A presence member about to join: `key` is the string form of `user_id`.
-#[derive(Clone, Debug)]
-pub struct NewMember {
-    pub key: String,
-    pub user_id: Value,
-    pub user_info: Value,
-}
 
 /// What a subscribe changed.
 #[derive(Debug, Default)]
@@ -33,10 +27,27 @@ pub struct Subscribed {
     pub occupied: bool,
     /// This is the user's first connection on the presence channel (member_added).
     pub member_added: bool,
-    /// Presence channels: every member (`ids`, `hash`), the subscriber included.
-    pub presence: Option<(Vec<Value>, Map<String, Value>)>,
+    /// Presence channels: every member, the subscriber included.
+    pub presence: Option<Roster>,
     /// Subscriptions to the channel after this one.
     pub subscription_count: usize,
+}
+
+/// A presence channel's members as `pusher_internal:subscription_succeeded` lists them.
+#[derive(Debug, Default, PartialEq)]
+pub struct Roster {
+    /// Every member's `user_id`.
+    pub ids: Vec<Value>,
+    /// Member key → `user_info`.
+    pub hash: Map<String, Value>,
+}
+
+/// A presence subscription of this node, as a cluster adapter re-asserts it.
+#[derive(Debug, PartialEq)]
+pub struct LocalMember {
+    pub channel: String,
+    pub socket_id: SocketId,
+    pub member: Member,
 }
 
 /// Why a subscribe was refused.
@@ -69,8 +80,9 @@ pub struct ChannelStats {
     pub user_count: usize,
 }
 
+/// A member present on the channel, with how many of the user's connections are subscribed.
 #[derive(Debug)]
-struct Member {
+struct Present {
     user_id: Value,
     user_info: Value,
     connections: u32,
@@ -85,7 +97,7 @@ struct Subscriber {
 #[derive(Debug, Default)]
 struct Channel {
     subscribers: HashMap<SocketId, Subscriber>,
-    members: HashMap<String, Member>,
+    members: HashMap<String, Present>,
 }
 
 /// One app's connections, channels, signed-in users and cache on this node.
@@ -150,8 +162,8 @@ impl Namespace {
         }
     }
 
-    /// Closes every connection signed in as `user_id`.
-    pub fn terminate_user(&self, user_id: &str, code: u16, reason: &str) -> usize {
+    /// Closes every connection signed in as `user_id` (`terminate_connections`).
+    pub fn terminate_user(&self, user_id: &str) -> usize {
         let sockets: Vec<SocketId> = self
             .users
             .get(user_id)
@@ -160,7 +172,7 @@ impl Namespace {
         let mut closed = 0;
         for sid in sockets {
             if let Some(conn) = self.connections.get(&sid) {
-                conn.close(code, reason);
+                conn.close(Fatal::TerminatedByApp);
                 closed += 1;
             }
         }
@@ -172,7 +184,7 @@ impl Namespace {
         &self,
         channel: &str,
         conn: &Arc<ConnHandle>,
-        member: Option<NewMember>,
+        member: Option<Member>,
         max_members: u64,
     ) -> Result<Subscribed, SubscribeError> {
         let result = {
@@ -198,7 +210,7 @@ impl Namespace {
                         Some(m) => {
                             m.connections = m.connections.saturating_sub(1);
                             out.member = Some((key.clone(), m.user_id.clone()));
-                            m.connections == 0
+                            presence::announces_member_removed(u64::from(m.connections))
                         }
                         None => false,
                     };
@@ -291,21 +303,23 @@ impl Namespace {
             .collect()
     }
 
-    /// Every presence subscription on this node: channel, socket, member key, `user_id`,
-    /// `user_info` (for a cluster adapter to re-assert its members).
-    pub fn local_members(&self) -> Vec<(String, SocketId, String, Value, Value)> {
+    /// Every presence subscription on this node (for a cluster adapter to re-assert its
+    /// members).
+    pub fn local_members(&self) -> Vec<LocalMember> {
         let mut out = Vec::new();
         for c in self.channels.iter() {
             for (sid, sub) in &c.subscribers {
                 if let Some(key) = &sub.member_key {
                     if let Some(m) = c.members.get(key) {
-                        out.push((
-                            c.key().clone(),
-                            *sid,
-                            key.clone(),
-                            m.user_id.clone(),
-                            m.user_info.clone(),
-                        ));
+                        out.push(LocalMember {
+                            channel: c.key().clone(),
+                            socket_id: *sid,
+                            member: Member {
+                                key: key.clone(),
+                                user_id: m.user_id.clone(),
+                                user_info: m.user_info.clone(),
+                            },
+                        });
                     }
                 }
             }
@@ -314,9 +328,9 @@ impl Namespace {
     }
 
     /// Closes every connection (used when a node loses its cluster for good, and by tests).
-    pub fn close_all(&self, code: u16, reason: &str) {
+    pub fn close_all(&self, why: Fatal) {
         for c in self.connections.iter() {
-            c.close(code, reason);
+            c.close(why);
         }
     }
 
@@ -336,7 +350,7 @@ fn stats(c: &Channel) -> ChannelStats {
 fn subscribe_in(
     ch: &mut Channel,
     conn: &Arc<ConnHandle>,
-    member: Option<NewMember>,
+    member: Option<Member>,
     max_members: u64,
 ) -> Result<Subscribed, SubscribeError> {
     let mut out = Subscribed {
@@ -361,24 +375,26 @@ fn subscribe_in(
             },
         );
         if let Some(m) = member.as_ref() {
-            let entry = ch.members.entry(m.key.clone()).or_insert_with(|| Member {
+            let entry = ch.members.entry(m.key.clone()).or_insert_with(|| Present {
                 user_id: m.user_id.clone(),
                 user_info: m.user_info.clone(),
                 connections: 0,
             });
             entry.connections += 1;
-            out.member_added = entry.connections == 1;
+            out.member_added = presence::announces_member_added(true, u64::from(entry.connections));
         }
     }
     out.subscription_count = ch.subscribers.len();
     if member.is_some() {
-        let mut ids = Vec::with_capacity(ch.members.len());
-        let mut hash = Map::new();
+        let mut roster = Roster {
+            ids: Vec::with_capacity(ch.members.len()),
+            hash: Map::new(),
+        };
         for (key, m) in &ch.members {
-            ids.push(m.user_id.clone());
-            hash.insert(key.clone(), m.user_info.clone());
+            roster.ids.push(m.user_id.clone());
+            roster.hash.insert(key.clone(), m.user_info.clone());
         }
-        out.presence = Some((ids, hash));
+        out.presence = Some(roster);
     }
     Ok(out)
 }

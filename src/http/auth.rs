@@ -1,36 +1,11 @@
 //! HTTP API request signing (auth_version 1.0), checked exactly as protocol.md §5.3 and §0 say.
 
-use percent_encoding::percent_decode_str;
-
 use crate::app::App;
+use crate::protocol::query::param;
 use crate::protocol::signature;
 
 /// How far `auth_timestamp` may be from the server's clock, in seconds.
 pub const TIMESTAMP_WINDOW: i64 = 600;
-
-/// Splits a raw query string into percent-decoded pairs, keeping their order.
-pub fn parse_query(raw: &str) -> Vec<(String, String)> {
-    raw.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode(k), decode(v))
-        })
-        .collect()
-}
-
-/// Percent-decodes a query or path component; invalid UTF-8 is replaced, not fatal.
-pub fn decode(s: &str) -> String {
-    percent_decode_str(s).decode_utf8_lossy().into_owned()
-}
-
-/// The value of a query parameter, by case-insensitive key.
-pub fn param<'a>(query: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    query
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(key))
-        .map(|(_, v)| v.as_str())
-}
 
 /// Verifies a signed request; the error text says exactly what is wrong.
 pub fn verify(
@@ -93,6 +68,7 @@ pub fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::query::parse_query;
 
     fn app() -> App {
         App {
@@ -150,12 +126,5 @@ mod tests {
                 .expect_err("bad signature");
             assert!(e.starts_with("Invalid signature"), "{ts} at {now}: {e}");
         }
-    }
-
-    #[test]
-    fn decodes_percent_encoded_values() {
-        let q = parse_query("info=user_count%2Csubscription_count&x");
-        assert_eq!(param(&q, "INFO"), Some("user_count,subscription_count"));
-        assert_eq!(param(&q, "x"), Some(""));
     }
 }

@@ -9,10 +9,10 @@ use std::time::Instant;
 use hyper::Response;
 use serde_json::{json, Map, Value};
 
-use super::auth::param;
 use super::response::{self, ApiError, Body};
 use crate::app::App;
 use crate::protocol::channel_name::{self, ChannelKind};
+use crate::protocol::query::param;
 use crate::state::State;
 
 /// The attributes a channel query asked for with `info`.

@@ -1,6 +1,7 @@
 //! `POST /events` and `POST /batch_events`: validate everything first, then deliver.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use hyper::{Response, StatusCode};
 use serde::Deserialize;
@@ -66,7 +67,7 @@ pub async fn trigger(
     body: &[u8],
 ) -> Result<Response<Body>, ApiError> {
     let t = parse_trigger_body(app, body)?;
-    state.api_limits.events(state, app, 1)?;
+    super::within_limit(state, app, state.api_limits.events(app, 1, Instant::now()))?;
     deliver(state, app, &t).await;
     if !t.info.any() {
         return Ok(response::ok(json!({})));
@@ -84,7 +85,13 @@ pub async fn batch(
     body: &[u8],
 ) -> Result<Response<Body>, ApiError> {
     let triggers = parse_batch_body(app, body)?;
-    state.api_limits.events(state, app, triggers.len() as u32)?;
+    super::within_limit(
+        state,
+        app,
+        state
+            .api_limits
+            .events(app, triggers.len() as u32, Instant::now()),
+    )?;
     for t in &triggers {
         deliver(state, app, t).await;
     }

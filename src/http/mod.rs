@@ -3,12 +3,14 @@
 pub mod auth;
 pub mod channels;
 pub mod events;
-pub mod limits;
+pub mod metrics;
 pub mod response;
+pub mod upgrade;
 pub mod users;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use http_body_util::{BodyExt, Limited};
 use hyper::body::{Bytes, Incoming};
@@ -16,11 +18,13 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 
 use crate::app::App;
+use crate::protocol::query::{decode, parse_query};
 use crate::state::State;
 use response::{ApiError, Body};
 
-/// Routes one request: the WebSocket endpoint, health, or the HTTP API.
-pub async fn route(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
+/// Routes one request from the TCP peer `peer`: the WebSocket endpoint, health, or the HTTP
+/// API.
+pub async fn route(state: Arc<State>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     let prefix = state.config.path_prefix.as_str();
     // The prefix must match whole segments: with `/ws`, `/ws/up` is routed but `/wsup` is not.
     let Some(path) = req
@@ -39,13 +43,13 @@ pub async fn route(state: Arc<State>, req: Request<Incoming>) -> Response<Body> 
     };
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match segments.as_slice() {
-        ["app", key] => crate::ws::upgrade::upgrade(state.clone(), req, auth::decode(key)),
+        ["app", key] => upgrade::upgrade(state.clone(), req, decode(key), peer),
         [""] | ["up"] => health(&req),
         ["ready"] => ready(&state, &req),
         ["usage"] => usage(&state),
         ["apps", app_id, rest @ ..] => {
-            let app_id = auth::decode(app_id);
-            let rest: Vec<String> = rest.iter().map(|s| auth::decode(s)).collect();
+            let app_id = decode(app_id);
+            let rest: Vec<String> = rest.iter().map(|s| decode(s)).collect();
             let received = req
                 .headers()
                 .get(hyper::header::CONTENT_LENGTH)
@@ -94,7 +98,8 @@ fn usage(state: &State) -> Response<Body> {
         .map(|kb| kb * 1024);
     let apps: serde_json::Map<String, serde_json::Value> = state
         .adapter
-        .local_stats()
+        .local()
+        .stats()
         .into_iter()
         .map(|s| {
             (
@@ -105,7 +110,7 @@ fn usage(state: &State) -> Response<Body> {
         .collect();
     response::ok(json!({
         "memory": {"rss_bytes": rss},
-        "connections": state.adapter.local_connections(),
+        "connections": state.adapter.local().connections(),
         "apps": apps,
     }))
 }
@@ -121,7 +126,7 @@ fn ready(state: &State, req: &Request<Incoming>) -> Response<Body> {
             &json!({"ready": false, "error": "shutting down"}),
         );
     }
-    if state.adapter.healthy() {
+    if state.adapter.cluster().is_none_or(|c| c.healthy()) {
         response::ok(json!({"health": "OK", "ready": true}))
     } else {
         response::json(
@@ -154,21 +159,14 @@ async fn api(
         ));
     }
     let method = req.method().clone();
-    let query = auth::parse_query(req.uri().query().unwrap_or(""));
+    let query = parse_query(req.uri().query().unwrap_or(""));
     let body = read_body(req, state.config.max_http_body_size).await?;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    auth::verify(
-        &app,
-        method.as_str(),
-        &auth::decode(path),
-        &query,
-        &body,
-        now,
-    )
-    .map_err(|e| ApiError(StatusCode::UNAUTHORIZED, e))?;
+    auth::verify(&app, method.as_str(), &decode(path), &query, &body, now)
+        .map_err(|e| ApiError(StatusCode::UNAUTHORIZED, e))?;
     dispatch(state, &app, &method, rest, &query, &body).await
 }
 
@@ -202,17 +200,17 @@ async fn dispatch(
         }
         ["channels"] => {
             expect(Method::GET)?;
-            state.api_limits.read(state, app)?;
+            within_limit(state, app, state.api_limits.read(app, Instant::now()))?;
             channels::list(state, app, query).await
         }
         ["channels", name] => {
             expect(Method::GET)?;
-            state.api_limits.read(state, app)?;
+            within_limit(state, app, state.api_limits.read(app, Instant::now()))?;
             channels::show(state, app, name, query).await
         }
         ["channels", name, "users"] => {
             expect(Method::GET)?;
-            state.api_limits.read(state, app)?;
+            within_limit(state, app, state.api_limits.read(app, Instant::now()))?;
             channels::users(state, app, name).await
         }
         ["users", user_id, "terminate_connections"] => {
@@ -221,7 +219,7 @@ async fn dispatch(
         }
         ["connections"] => {
             expect(Method::GET)?;
-            state.api_limits.read(state, app)?;
+            within_limit(state, app, state.api_limits.read(app, Instant::now()))?;
             let n = state.adapter.connection_count(app).await;
             Ok(response::ok(json!({"connections": n})))
         }
@@ -230,6 +228,22 @@ async fn dispatch(
             "Not found: unknown API endpoint".into(),
         )),
     }
+}
+
+/// Turns a rate-limit refusal into 429, counted in `rate_limit_rejections`.
+fn within_limit(
+    state: &State,
+    app: &App,
+    taken: Result<(), crate::limits::api::Limited>,
+) -> Result<(), ApiError> {
+    taken.map_err(|limited| {
+        state
+            .metrics
+            .rate_limit_rejections
+            .with_label_values(&[&app.id])
+            .inc();
+        ApiError(StatusCode::TOO_MANY_REQUESTS, limited.to_string())
+    })
 }
 
 /// Reads the whole body, refusing (413) anything larger than `limit`.

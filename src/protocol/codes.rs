@@ -25,6 +25,74 @@ pub const CLIENT_EVENT_REJECTED: u16 = 4301;
 /// WebSocket close code for an inbound frame over the size limit.
 pub const MESSAGE_TOO_BIG: u16 = 1009;
 
+/// Every reason the server closes a connection, each with its code and the message pusher-js
+/// shows: one table, so that the same situation is always announced the same way (as
+/// `pusher:error` and close frame both, see `ws::connection`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fatal {
+    /// No app has the key in the URL.
+    AppNotFound,
+    /// The app is disabled.
+    AppDisabled,
+    /// The app's key changed in a reload; its connections must reconnect with the new one.
+    AppKeyChanged,
+    /// `?protocol=` names a version the server does not speak.
+    UnsupportedProtocol,
+    /// The app is at `max_connections`.
+    OverQuota,
+    /// The client's address opened too many connections this second.
+    OverConnectionRate,
+    /// The client did not read its messages and its queue filled up.
+    SlowConsumer,
+    /// The server is shutting down: reconnect (to another node) at once.
+    ShuttingDown,
+    /// No frame came back after a server ping.
+    PongNotReceived,
+    /// The app requires sign-in and none came within the timeout.
+    NotSignedIn,
+    /// The application terminated the user's connections (HTTP API).
+    TerminatedByApp,
+    /// An inbound message was larger than `max_message_size`.
+    MessageTooBig,
+}
+
+impl Fatal {
+    /// The close code (and `pusher:error` code).
+    pub fn code(self) -> u16 {
+        match self {
+            Fatal::AppNotFound | Fatal::AppKeyChanged => APP_NOT_FOUND,
+            Fatal::AppDisabled => APP_DISABLED,
+            Fatal::UnsupportedProtocol => UNSUPPORTED_PROTOCOL,
+            Fatal::OverQuota => OVER_QUOTA,
+            Fatal::OverConnectionRate | Fatal::SlowConsumer => OVER_CAPACITY,
+            Fatal::ShuttingDown => RECONNECT,
+            Fatal::PongNotReceived => PONG_NOT_RECEIVED,
+            Fatal::NotSignedIn | Fatal::TerminatedByApp => UNAUTHORIZED,
+            Fatal::MessageTooBig => MESSAGE_TOO_BIG,
+        }
+    }
+
+    /// The message that goes with the code.
+    pub fn message(self) -> &'static str {
+        match self {
+            Fatal::AppNotFound => "Application does not exist",
+            Fatal::AppDisabled => "Application is disabled",
+            Fatal::AppKeyChanged => "Application key changed",
+            Fatal::UnsupportedProtocol => "Unsupported protocol version",
+            Fatal::OverQuota => "Application is over connection quota",
+            Fatal::OverConnectionRate => {
+                "Over capacity: too many new connections from this address; retry later"
+            }
+            Fatal::SlowConsumer => "Over capacity: the client did not read its messages in time",
+            Fatal::ShuttingDown => "Server shutting down",
+            Fatal::PongNotReceived => "Pong reply not received",
+            Fatal::NotSignedIn => "Connection not signed in within the user authentication timeout",
+            Fatal::TerminatedByApp => "Connection terminated by the application",
+            Fatal::MessageTooBig => "Maximum message size exceeded",
+        }
+    }
+}
+
 /// Subscription error statuses (house decision, protocol.md §0).
 pub mod subscription {
     /// Presence channel full.
@@ -35,4 +103,41 @@ pub mod subscription {
     pub const INVALID_CHANNEL: u16 = 4009;
     /// Bad or missing signature (HTTP-like status, as pusher-js reports auth failures).
     pub const AUTH: u16 = 401;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// pusher-js stops reconnecting on 4000–4099 and on 43xx: only refusals that a reconnect
+    /// cannot fix may use them, and 43xx never closes a connection.
+    #[test]
+    fn close_codes_match_what_pusher_js_does_with_them() {
+        let all = [
+            Fatal::AppNotFound,
+            Fatal::AppDisabled,
+            Fatal::AppKeyChanged,
+            Fatal::UnsupportedProtocol,
+            Fatal::OverQuota,
+            Fatal::OverConnectionRate,
+            Fatal::SlowConsumer,
+            Fatal::ShuttingDown,
+            Fatal::PongNotReceived,
+            Fatal::NotSignedIn,
+            Fatal::TerminatedByApp,
+            Fatal::MessageTooBig,
+        ];
+        for f in all {
+            assert!(!(4300..4400).contains(&f.code()), "{f:?}");
+            assert!(!f.message().is_empty(), "{f:?}");
+        }
+        let retry_later = [Fatal::OverConnectionRate, Fatal::SlowConsumer];
+        assert!(retry_later.iter().all(|f| (4100..4200).contains(&f.code())));
+        let reconnect_now = [Fatal::ShuttingDown, Fatal::PongNotReceived];
+        assert!(reconnect_now
+            .iter()
+            .all(|f| (4200..4300).contains(&f.code())));
+        let refused = [Fatal::AppNotFound, Fatal::AppDisabled, Fatal::OverQuota];
+        assert!(refused.iter().all(|f| (4000..4100).contains(&f.code())));
+    }
 }

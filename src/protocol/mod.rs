@@ -7,5 +7,6 @@ pub mod codes;
 pub mod frames;
 pub mod inbound;
 pub mod presence;
+pub mod query;
 pub mod signature;
 pub mod socket_id;

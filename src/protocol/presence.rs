@@ -92,10 +92,36 @@ pub fn parse_signin_user(user_data: &str) -> Option<SigninUser> {
     })
 }
 
+/// Whether a subscribe announces `member_added`: only for the user's first connection on the
+/// channel. `added` says the subscribe added this connection (a repeated subscribe adds
+/// nothing); `connections` is the user's connections on the channel afterwards, on this node
+/// or over the cluster, whichever decides.
+pub fn announces_member_added(added: bool, connections: u64) -> bool {
+    added && connections == 1
+}
+
+/// Whether an unsubscribe announces `member_removed`: only when the user's last connection
+/// left (`connections` is the count afterwards).
+pub fn announces_member_removed(connections: u64) -> bool {
+    connections == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn member_added_once_per_user_and_member_removed_after_the_last_connection() {
+        // Two tabs of one user: the first announces, the second does not.
+        assert!(announces_member_added(true, 1));
+        assert!(!announces_member_added(true, 2));
+        // A repeated subscribe of the same connection announces nothing.
+        assert!(!announces_member_added(false, 1));
+        // The first tab closes: one left, no announcement; the second closes: announced.
+        assert!(!announces_member_removed(1));
+        assert!(announces_member_removed(0));
+    }
 
     #[test]
     fn a_fractional_id_reads_back_as_written() {

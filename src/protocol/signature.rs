@@ -318,7 +318,7 @@ mod tests {
             q.contains("&A%00KE79sen%25%25%25i%25%25P%25%25E27apq0d=&a%26b%3Dc=d%26e%3Df&"),
             "{q}"
         );
-        let parsed = crate::http::auth::parse_query(&q);
+        let parsed = crate::protocol::query::parse_query(&q);
         assert_eq!(&parsed[4..6], &extra[..]);
         assert_eq!(
             crate::http::auth::verify(&app, "GET", "/apps/3/channels", &parsed, b"x", 1000),

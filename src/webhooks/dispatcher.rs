@@ -13,7 +13,7 @@ use tokio::sync::{Notify, Semaphore};
 
 use super::event::{Event, Kind};
 use crate::app::{App, Webhook};
-use crate::http_client as sender;
+use crate::net::http_client as sender;
 use crate::protocol::signature;
 
 /// Settings shared by every app (from the server config).
@@ -75,28 +75,19 @@ impl AppHooks {
 
     /// The app's current settings.
     pub fn app(&self) -> Arc<App> {
-        match self.app.lock() {
-            Ok(g) => g.clone(),
-            Err(p) => p.into_inner().clone(),
-        }
+        crate::sync::lock(&self.app).clone()
     }
 
     /// Takes new settings of the app (targets, secret) after a reload.
     pub fn update_app(&self, app: &Arc<App>) {
-        let mut g = match self.app.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
+        let mut g = crate::sync::lock(&self.app);
         if !Arc::ptr_eq(&g, app) && **g != **app {
             *g = app.clone();
         }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
-        match self.queue.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        }
+        crate::sync::lock(&self.queue)
     }
 
     /// Queues an event (never blocks). A quick return cancels a held-back removal and is not
@@ -161,10 +152,7 @@ impl AppHooks {
 
     fn note_dropped(&self, n: u64) {
         let total = self.dropped.fetch_add(n, Ordering::Relaxed) + n;
-        let mut last = match self.last_drop_log.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
+        let mut last = crate::sync::lock(&self.last_drop_log);
         if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(30)) {
             *last = Some(Instant::now());
             tracing::warn!(app = %self.app().id, dropped_total = total, "webhook queue full: oldest events dropped");

@@ -66,22 +66,25 @@ impl Webhooks {
     }
 
     /// Requests that succeeded, requests given up on, events dropped; over all apps.
-    pub fn stats(&self) -> (u64, u64, u64) {
+    pub fn stats(&self) -> WebhookStats {
         use std::sync::atomic::Ordering::Relaxed;
-        self.apps.iter().fold((0, 0, 0), |(s, f, d), h| {
-            (
-                s + h.sent.load(Relaxed),
-                f + h.failed.load(Relaxed),
-                d + h.dropped.load(Relaxed),
-            )
-        })
-    }
-
-    /// Events dropped because an app's queue was full, over all apps.
-    pub fn dropped(&self) -> u64 {
         self.apps
             .iter()
-            .map(|h| h.dropped.load(std::sync::atomic::Ordering::Relaxed))
-            .sum()
+            .fold(WebhookStats::default(), |t, h| WebhookStats {
+                sent: t.sent + h.sent.load(Relaxed),
+                failed: t.failed + h.failed.load(Relaxed),
+                dropped: t.dropped + h.dropped.load(Relaxed),
+            })
     }
+}
+
+/// The dispatcher's totals since start, for the metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WebhookStats {
+    /// Requests answered with 2xx.
+    pub sent: u64,
+    /// Requests given up on after retrying.
+    pub failed: u64,
+    /// Events dropped because an app's queue was full.
+    pub dropped: u64,
 }

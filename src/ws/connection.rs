@@ -14,10 +14,10 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use super::handle::{ConnHandle, Receiver};
 use super::session::Session;
+use crate::channels::handle::{ConnHandle, Receiver};
 use crate::metrics::ConnCounters;
-use crate::protocol::codes;
+use crate::protocol::codes::{self, Fatal};
 use crate::protocol::frames::{self, Frame};
 use crate::protocol::socket_id::SocketId;
 use crate::state::State;
@@ -46,28 +46,18 @@ pub async fn run<S>(
 {
     let apps = state.apps();
     let Some(app) = apps.by_key(&app_key).cloned() else {
-        return fatal(&mut ws, codes::APP_NOT_FOUND, "Application does not exist").await;
+        return fatal(&mut ws, Fatal::AppNotFound).await;
     };
     if !app.enabled {
-        return fatal(&mut ws, codes::APP_DISABLED, "Application is disabled").await;
+        return fatal(&mut ws, Fatal::AppDisabled).await;
     }
     if !protocol_supported(protocol.as_deref()) {
-        return fatal(
-            &mut ws,
-            codes::UNSUPPORTED_PROTOCOL,
-            "Unsupported protocol version",
-        )
-        .await;
+        return fatal(&mut ws, Fatal::UnsupportedProtocol).await;
     }
     let (handle, rx) = ConnHandle::new(SocketId::random(), state.config.outbound_queue_size);
     let handle = Arc::new(handle);
     if !state.adapter.add_connection(&app, handle.clone()).await {
-        return fatal(
-            &mut ws,
-            codes::OVER_QUOTA,
-            "Application is over connection quota",
-        )
-        .await;
+        return fatal(&mut ws, Fatal::OverQuota).await;
     }
     state
         .metrics
@@ -93,11 +83,7 @@ pub async fn run<S>(
         .new_disconnections
         .with_label_values(&[&session.app.id])
         .inc();
-    if session
-        .handle
-        .pending_close()
-        .is_some_and(|(code, _)| code == codes::OVER_CAPACITY)
-    {
+    if session.handle.pending_close() == Some(Fatal::SlowConsumer) {
         metrics.slow_consumer_disconnects.inc();
     }
 }
@@ -115,37 +101,36 @@ where
             .with_label_values(&[&app.id])
             .inc();
     }
-    fatal(
-        &mut ws,
-        codes::OVER_CAPACITY,
-        "Over capacity: too many new connections from this address; retry later",
-    )
-    .await;
+    fatal(&mut ws, Fatal::OverConnectionRate).await;
 }
 
 /// Sends a fatal error both ways pusher-js understands: `pusher:error`, then a close frame with
 /// the same code.
-async fn fatal<S>(ws: &mut WebSocketStream<S>, code: u16, message: &str)
+async fn fatal<S>(ws: &mut WebSocketStream<S>, why: Fatal)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let _ = tokio::time::timeout(
         CLOSE_GRACE,
-        ws.send(Message::Text(frames::error(code, message, None))),
+        ws.send(Message::Text(frames::error(
+            why.code(),
+            why.message(),
+            None,
+        ))),
     )
     .await;
-    close(ws, code, message).await;
+    close(ws, why).await;
 }
 
 /// Sends a close frame and waits briefly for the peer's, so the close code is not lost to a
 /// reset.
-async fn close<S>(ws: &mut WebSocketStream<S>, code: u16, reason: &str)
+async fn close<S>(ws: &mut WebSocketStream<S>, why: Fatal)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let frame = CloseFrame {
-        code: CloseCode::from(code),
-        reason: reason.into(),
+        code: CloseCode::from(why.code()),
+        reason: why.message().into(),
     };
     let _ = tokio::time::timeout(CLOSE_GRACE, async {
         if ws.send(Message::Close(Some(frame))).await.is_err() {
@@ -161,7 +146,7 @@ where
 }
 
 enum Step {
-    Close(u16, String),
+    Close(Fatal),
     Inbound(Option<Result<Message, WsError>>),
     Outbound(Frame),
     Timer,
@@ -192,13 +177,13 @@ where
         // close check is a flag load: the waker `poll_frame` registers is woken for it too.
         let step = tokio::select! {
             biased;
-            (code, reason) = std::future::poll_fn(|_| rx.poll_close()) => Step::Close(code, reason),
+            why = std::future::poll_fn(|_| rx.poll_close()) => Step::Close(why),
             m = ws.next() => Step::Inbound(m),
             f = std::future::poll_fn(|cx| rx.poll_frame(cx)) => Step::Outbound(f),
             () = &mut timer => Step::Timer,
         };
         match step {
-            Step::Close(code, reason) => return close(ws, code, &reason).await,
+            Step::Close(why) => return close(ws, why).await,
             Step::Outbound(first) => {
                 let (mut frames_out, mut bytes_out) = (1u64, first.len() as u64);
                 let write = async {
@@ -224,12 +209,9 @@ where
                 counters.sent_messages.inc_by(frames_out);
                 counters.sent_bytes.inc_by(bytes_out);
                 if !written {
-                    if let Some((code, reason)) = handle.pending_close() {
-                        let _ = tokio::time::timeout(
-                            Duration::from_millis(100),
-                            close(ws, code, &reason),
-                        )
-                        .await;
+                    if let Some(why) = handle.pending_close() {
+                        let _ =
+                            tokio::time::timeout(Duration::from_millis(100), close(ws, why)).await;
                     }
                     return;
                 }
@@ -238,7 +220,7 @@ where
             Step::Inbound(Some(Err(WsError::Capacity(CapacityError::MessageTooLong {
                 ..
             })))) => {
-                return close(ws, codes::MESSAGE_TOO_BIG, "Maximum message size exceeded").await;
+                return close(ws, Fatal::MessageTooBig).await;
             }
             Step::Inbound(Some(Err(e))) => {
                 tracing::debug!(socket_id = %handle.socket_id, error = %e, "connection read error");
@@ -275,18 +257,12 @@ where
                 let now = Instant::now();
                 if let Some(deadline) = signin_deadline {
                     if session.user_id().is_none() && now >= deadline {
-                        return close(
-                            ws,
-                            codes::UNAUTHORIZED,
-                            "Connection not signed in within the user authentication timeout",
-                        )
-                        .await;
+                        return close(ws, Fatal::NotSignedIn).await;
                     }
                 }
                 let next = match ping_sent {
                     Some(sent) if now >= sent + pong_wait => {
-                        return close(ws, codes::PONG_NOT_RECEIVED, "Pong reply not received")
-                            .await;
+                        return close(ws, Fatal::PongNotReceived).await;
                     }
                     Some(sent) => sent + pong_wait,
                     None if now >= last_activity + activity => {

@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::handle::ConnHandle;
 use crate::app::App;
+use crate::channels::handle::ConnHandle;
+use crate::limits::window::RateLimiter;
 use crate::protocol::codes;
 use crate::protocol::frames::{self, Frame};
 use crate::protocol::inbound::{self, Inbound};
-use crate::rate_limit::RateLimiter;
 use crate::state::State;
 
 /// The user a connection signed in as (`pusher:signin`).

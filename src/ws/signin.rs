@@ -32,10 +32,11 @@ impl Session {
         };
         if let Some(previous) = self.user.take() {
             if previous.id != id {
-                self.state
-                    .adapter
-                    .remove_user(&self.app, &previous.id, self.handle.socket_id)
-                    .await;
+                self.state.adapter.local().remove_user(
+                    &self.app.id,
+                    &previous.id,
+                    self.handle.socket_id,
+                );
                 // The previous user's private channel goes with the previous identity.
                 let own = format!(
                     "{}{}",
@@ -47,8 +48,8 @@ impl Session {
         }
         self.state
             .adapter
-            .add_user(&self.app, &id, self.handle.socket_id)
-            .await;
+            .local()
+            .add_user(&self.app.id, &id, self.handle.socket_id);
         self.user = Some(SignedIn { id, user_info });
         self.send(frames::signin_success(user_data));
     }

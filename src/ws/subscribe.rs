@@ -3,12 +3,12 @@
 use serde_json::Value;
 
 use super::session::Session;
-use crate::adapter::{NewMember, SubscribeError};
+use crate::adapter::SubscribeError;
 use crate::protocol::channel_name::{self, ChannelKind, SERVER_TO_USER_PREFIX};
 use crate::protocol::codes::subscription as status;
 use crate::protocol::frames;
 use crate::protocol::inbound::Subscribe;
-use crate::protocol::presence::{self, MemberError};
+use crate::protocol::presence::{self, Member, MemberError};
 use crate::protocol::signature;
 use crate::webhooks::Event;
 
@@ -87,7 +87,7 @@ impl Session {
         };
         self.channels.insert(channel.to_string(), member_json);
         match subscribed.presence {
-            Some((ids, hash)) => self.send(frames::presence_succeeded(channel, ids, hash)),
+            Some(roster) => self.send(frames::presence_succeeded(channel, roster.ids, roster.hash)),
             None => self.send(frames::subscription_succeeded(channel)),
         }
         let hooks = &self.state.webhooks;
@@ -124,10 +124,10 @@ impl Session {
     /// Reads the member from `channel_data` (or from the sign-in when it is absent) and checks
     /// its size; the parsing itself is `protocol::presence::parse_member`, shared with the
     /// fuzzer. On error the subscription error has already been sent.
-    fn presence_member(&self, channel: &str, channel_data: Option<&str>) -> Result<NewMember, ()> {
+    fn presence_member(&self, channel: &str, channel_data: Option<&str>) -> Result<Member, ()> {
         let Some(data) = channel_data else {
             return match &self.user {
-                Some(u) => Ok(NewMember {
+                Some(u) => Ok(Member {
                     key: u.id.clone(),
                     user_id: Value::String(u.id.clone()),
                     user_info: u.user_info.clone(),
@@ -142,11 +142,7 @@ impl Session {
             };
         };
         match presence::parse_member(data, self.app.max_presence_member_size) {
-            Ok(m) => Ok(NewMember {
-                key: m.key,
-                user_id: m.user_id,
-                user_info: m.user_info,
-            }),
+            Ok(m) => Ok(m),
             Err(e @ MemberError::TooBig { .. }) => {
                 self.send(frames::subscription_error(
                     channel,

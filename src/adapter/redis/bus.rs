@@ -2,6 +2,7 @@
 //! the frame's bytes exactly as subscribers receive them: the frame is encoded once by the node
 //! that publishes it, never re-encoded (and never JSON inside JSON).
 
+use std::sync::atomic::Ordering;
 use std::sync::Weak;
 use std::time::Duration;
 
@@ -80,6 +81,42 @@ pub fn decode(bytes: &[u8]) -> Option<(String, Message)> {
         _ => return None,
     };
     Some((node, msg))
+}
+
+impl RedisAdapter {
+    /// Publishes a message to the other nodes.
+    pub(super) async fn publish(&self, m: &Message) {
+        let Some(bytes) = encode(&self.keys.node, m) else {
+            return;
+        };
+        self.bus_published.fetch_add(1, Ordering::Relaxed);
+        let _: Option<i64> = self
+            .query(
+                "publish",
+                redis::cmd("PUBLISH").arg(self.keys.bus()).arg(bytes),
+            )
+            .await;
+    }
+
+    /// Applies a message from another node to this node's subscribers.
+    pub(super) fn deliver_local(&self, m: Message) {
+        self.bus_received.fetch_add(1, Ordering::Relaxed);
+        match m {
+            Message::Broadcast {
+                app,
+                channel,
+                except,
+                frame,
+            } => {
+                self.local
+                    .namespace(&app)
+                    .broadcast(&channel, &frame, except);
+            }
+            Message::Terminate { app, user } => {
+                self.local.namespace(&app).terminate_user(&user);
+            }
+        }
+    }
 }
 
 /// Listens on the bus for as long as the adapter lives, reconnecting with backoff.

@@ -34,10 +34,7 @@ impl Health {
         let recovered = !self.healthy.swap(true, Ordering::Relaxed);
         if recovered {
             tracing::info!("redis reachable: cross-node delivery and shared state active");
-            let mut at = match self.recovered_at.lock() {
-                Ok(g) => g,
-                Err(p) => p.into_inner(),
-            };
+            let mut at = crate::sync::lock(&self.recovered_at);
             *at = Some(Instant::now());
         }
         recovered
@@ -47,10 +44,7 @@ impl Health {
     /// nodes' liveness keys may have expired while they are alive and still reconnecting, so
     /// nobody is declared dead during that time.
     pub fn recovered_within(&self, window: Duration) -> bool {
-        let at = match self.recovered_at.lock() {
-            Ok(g) => *g,
-            Err(p) => *p.into_inner(),
-        };
+        let at = *crate::sync::lock(&self.recovered_at);
         at.is_some_and(|t| t.elapsed() < window)
     }
 
@@ -63,10 +57,7 @@ impl Health {
     pub fn fail(&self, what: &str, error: &dyn std::fmt::Display) {
         self.errors.fetch_add(1, Ordering::Relaxed);
         let was_healthy = self.healthy.swap(false, Ordering::Relaxed);
-        let mut last = match self.last_log.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
+        let mut last = crate::sync::lock(&self.last_log);
         let due = last.is_none_or(|t| t.elapsed() >= REMINDER);
         if was_healthy || due {
             *last = Some(Instant::now());

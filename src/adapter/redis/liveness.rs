@@ -10,9 +10,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Weak;
 use std::time::Duration;
 
-use serde_json::Value;
-
+use super::presence::{member_value, parse_member_value};
 use super::RedisAdapter;
+use crate::adapter::ClusterEvent;
 
 /// How often a node refreshes its liveness key.
 pub const TICK: Duration = Duration::from_secs(3);
@@ -75,8 +75,8 @@ impl RedisAdapter {
         let mut local_users: std::collections::HashSet<(String, String, String)> =
             Default::default();
         for (app, ns) in self.local.namespaces() {
-            for (channel, _, key, _, _) in ns.local_members() {
-                local_users.insert((app.clone(), channel, key));
+            for m in ns.local_members() {
+                local_users.insert((app.clone(), m.channel, m.member.key));
             }
         }
         let mut departed = Vec::new();
@@ -93,28 +93,20 @@ impl RedisAdapter {
                         .arg(format!("{}|", self.keys.node)),
                 )
                 .await;
-            for value in gone.unwrap_or_default() {
-                if let Ok(Value::Array(parts)) = serde_json::from_str::<Value>(&value) {
-                    if let (Some(Value::String(key)), Some(user_id)) = (parts.first(), parts.get(1))
-                    {
-                        if !local_users.contains(&(
-                            app.to_string(),
-                            channel.to_string(),
-                            key.clone(),
-                        )) {
-                            departed.push((app.to_string(), channel.to_string(), user_id.clone()));
-                        }
-                    }
+            for m in gone
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|v| parse_member_value(v))
+            {
+                if !local_users.contains(&(app.to_string(), channel.to_string(), m.key)) {
+                    departed.push((app.to_string(), channel.to_string(), m.user_id));
                 }
             }
         }
-        let pending: Vec<(String, String, String, Value)> = match self.pending_departures.lock() {
-            Ok(mut g) => std::mem::take(&mut *g),
-            Err(p) => std::mem::take(&mut *p.into_inner()),
-        };
-        for (app, channel, key, user_id) in pending {
-            if !local_users.contains(&(app.clone(), channel.clone(), key)) {
-                departed.push((app, channel, user_id));
+        let pending = std::mem::take(&mut *crate::sync::lock(&self.pending_departures));
+        for d in pending {
+            if !local_users.contains(&(d.app.clone(), d.channel.clone(), d.key)) {
+                departed.push((d.app, d.channel, d.user_id));
             }
         }
         let mut pipe = redis::pipe();
@@ -138,12 +130,12 @@ impl RedisAdapter {
                 .arg(self.keys.node_apps(&self.keys.node))
                 .arg(&app)
                 .ignore();
-            for (channel, socket, key, user_id, user_info) in ns.local_members() {
-                let value = Value::Array(vec![Value::String(key), user_id, user_info]).to_string();
+            for m in ns.local_members() {
+                let channel = m.channel;
                 pipe.cmd("HSET")
                     .arg(self.keys.members(&app, &channel))
-                    .arg(self.keys.member_field(&socket.to_string()))
-                    .arg(value)
+                    .arg(self.keys.member_field(&m.socket_id.to_string()))
+                    .arg(member_value(&m.member))
                     .ignore();
                 pipe.cmd("SADD")
                     .arg(self.keys.node_presence(&self.keys.node))
@@ -161,7 +153,7 @@ impl RedisAdapter {
             let present = self
                 .cluster_members(&app, &channel)
                 .await
-                .is_some_and(|m| m.iter().any(|(_, id, _)| *id == user_id));
+                .is_some_and(|m| m.iter().any(|m| m.user_id == user_id));
             if !present {
                 self.announce_member_removed(&app, &channel, &user_id, false)
                     .await;
@@ -233,13 +225,13 @@ impl RedisAdapter {
                         .arg(format!("{node}|")),
                 )
                 .await;
-            for value in gone.unwrap_or_default() {
-                if let Ok(Value::Array(parts)) = serde_json::from_str::<Value>(&value) {
-                    if let Some(user_id) = parts.get(1) {
-                        self.announce_member_removed(app, channel, user_id, true)
-                            .await;
-                    }
-                }
+            for m in gone
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|v| parse_member_value(v))
+            {
+                self.announce_member_removed(app, channel, &m.user_id, true)
+                    .await;
             }
         }
         let apps: Vec<String> = self
@@ -278,7 +270,7 @@ impl RedisAdapter {
                 continue;
             };
             for channel in channels.into_iter().filter(|c| !totals.contains_key(c)) {
-                self.report(&app, crate::webhooks::Event::channel_vacated(&channel));
+                self.report(&app, ClusterEvent::ChannelVacated { channel });
             }
         }
     }

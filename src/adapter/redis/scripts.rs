@@ -5,9 +5,30 @@
 
 use redis::Script;
 
+/// Every script, built once per adapter (redis-rs sends `EVALSHA` and loads on a miss).
+pub struct Scripts {
+    pub join: Script,
+    pub leave: Script,
+    pub reap: Script,
+    pub decrement: Script,
+    pub count_change: Script,
+}
+
+impl Scripts {
+    pub fn load() -> Scripts {
+        Scripts {
+            join: join(),
+            leave: leave(),
+            reap: reap(),
+            decrement: decrement(),
+            count_change: count_change(),
+        }
+    }
+}
+
 /// KEYS[1] members; ARGV: field, value, member key, member limit (0 = none).
 /// Returns `{-1, {}}` when the channel is full, else `{connections of this user, all values}`.
-pub fn join() -> Script {
+fn join() -> Script {
     Script::new(
         r#"
 local vals = redis.call('HVALS', KEYS[1])
@@ -35,7 +56,7 @@ return {n, vals}
 
 /// KEYS[1] members; ARGV: field, member key. Returns how many connections of that user are
 /// left in the channel (0 means member_removed).
-pub fn leave() -> Script {
+fn leave() -> Script {
     Script::new(
         r#"
 redis.call('HDEL', KEYS[1], ARGV[1])
@@ -50,7 +71,7 @@ return n
 
 /// KEYS[1] members; ARGV[1] a dead node's field prefix (`node|`). Removes its members and
 /// returns the values of the users who have no connection left anywhere.
-pub fn reap() -> Script {
+fn reap() -> Script {
     Script::new(
         r#"
 local all = redis.call('HGETALL', KEYS[1])
@@ -74,7 +95,7 @@ return out
 }
 
 /// KEYS[1] a counts hash; ARGV[1] field. Decrements and deletes the field at zero.
-pub fn decrement() -> Script {
+fn decrement() -> Script {
     Script::new(
         r#"
 local n = redis.call('HINCRBY', KEYS[1], ARGV[1], -1)
@@ -88,7 +109,7 @@ return n
 /// counts key prefix (node id appended), this node's id. Applies the delta to this node's count
 /// and returns the channel's subscriptions over every live node, in one atomic step, so that
 /// exactly one node sees a channel become occupied (1) or vacated (0).
-pub fn count_change() -> Script {
+fn count_change() -> Script {
     Script::new(
         r#"
 local n = redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])

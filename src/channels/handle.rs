@@ -19,7 +19,7 @@ use std::task::{Context, Poll};
 
 use futures_util::task::AtomicWaker;
 
-use crate::protocol::codes;
+use crate::protocol::codes::Fatal;
 use crate::protocol::frames::Frame;
 use crate::protocol::socket_id::SocketId;
 
@@ -41,7 +41,7 @@ pub struct Receiver {
 
 #[derive(Debug)]
 struct Shared {
-    state: Mutex<State>,
+    state: Mutex<Queue>,
     /// Set with the close request, so the connection loop can check it without the lock.
     closing: AtomicBool,
     /// The connection task, woken for a first frame and for a close request.
@@ -49,17 +49,16 @@ struct Shared {
 }
 
 #[derive(Debug)]
-struct State {
+struct Queue {
     frames: VecDeque<Frame>,
     capacity: usize,
-    close: Option<(u16, String)>,
+    close: Option<Fatal>,
     receiver_gone: bool,
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // The guarded code cannot panic midway; a poisoned lock still holds consistent data.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        crate::sync::lock(&self.state)
     }
 }
 
@@ -67,7 +66,7 @@ impl ConnHandle {
     /// Creates a handle and the receiving end of its outbound queue.
     pub fn new(socket_id: SocketId, queue: usize) -> (ConnHandle, Receiver) {
         let shared = Arc::new(Shared {
-            state: Mutex::new(State {
+            state: Mutex::new(Queue {
                 frames: VecDeque::new(),
                 capacity: queue.max(1),
                 close: None,
@@ -94,10 +93,7 @@ impl ConnHandle {
         }
         if state.frames.len() >= state.capacity {
             drop(state);
-            self.close(
-                codes::OVER_CAPACITY,
-                "Over capacity: the client did not read its messages in time",
-            );
+            self.close(Fatal::SlowConsumer);
             return false;
         }
         let was_empty = state.frames.is_empty();
@@ -110,11 +106,11 @@ impl ConnHandle {
         true
     }
 
-    /// Asks the connection's task to close with `code`; the first request wins.
-    pub fn close(&self, code: u16, reason: &str) {
+    /// Asks the connection's task to close for `why`; the first request wins.
+    pub fn close(&self, why: Fatal) {
         let mut state = self.shared.lock();
         if state.close.is_none() {
-            state.close = Some((code, reason.to_string()));
+            state.close = Some(why);
             drop(state);
             self.shared.closing.store(true, Ordering::Release);
             self.shared.waker.wake();
@@ -122,19 +118,19 @@ impl ConnHandle {
     }
 
     /// The close request, if any.
-    pub fn pending_close(&self) -> Option<(u16, String)> {
-        self.shared.lock().close.clone()
+    pub fn pending_close(&self) -> Option<Fatal> {
+        self.shared.lock().close
     }
 }
 
 impl Receiver {
     /// Ready with the close request once there is one. Checks a flag only: the waker that
     /// `poll_frame` registered is woken for close requests too.
-    pub fn poll_close(&self) -> Poll<(u16, String)> {
+    pub fn poll_close(&self) -> Poll<Fatal> {
         if !self.shared.closing.load(Ordering::Acquire) {
             return Poll::Pending;
         }
-        match self.shared.lock().close.clone() {
+        match self.shared.lock().close {
             Some(c) => Poll::Ready(c),
             None => Poll::Pending,
         }
@@ -142,7 +138,7 @@ impl Receiver {
 
     /// Like `poll_close`, but registers the task to be woken by a close request (for waits
     /// during which `poll_frame` is not polled, such as a write to a full socket).
-    pub fn poll_close_registered(&self, cx: &mut Context<'_>) -> Poll<(u16, String)> {
+    pub fn poll_close_registered(&self, cx: &mut Context<'_>) -> Poll<Fatal> {
         self.shared.waker.register(cx.waker());
         self.poll_close()
     }
@@ -214,11 +210,8 @@ mod tests {
         assert!(h.send(frame("1")));
         assert!(h.send(frame("2")));
         assert!(!h.send(frame("3")), "over the bound");
-        assert_eq!(h.pending_close().map(|c| c.0), Some(codes::OVER_CAPACITY));
-        assert!(matches!(
-            rx.poll_close(),
-            Poll::Ready((codes::OVER_CAPACITY, _))
-        ));
+        assert_eq!(h.pending_close(), Some(Fatal::SlowConsumer));
+        assert_eq!(rx.poll_close(), Poll::Ready(Fatal::SlowConsumer));
         assert!(!h.send(frame("4")), "closing");
         assert_eq!(rx.try_recv().map(|f| f.to_string()), Some("1".into()));
     }
@@ -230,9 +223,9 @@ mod tests {
         let closer = h.clone();
         let task = tokio::spawn(async move { poll_fn(|cx| rx.poll_close_registered(cx)).await });
         tokio::task::yield_now().await;
-        closer.close(4200, "first");
-        closer.close(4009, "second");
-        assert_eq!(task.await.ok(), Some((4200, "first".to_string())));
+        closer.close(Fatal::ShuttingDown);
+        closer.close(Fatal::TerminatedByApp);
+        assert_eq!(task.await.ok(), Some(Fatal::ShuttingDown));
     }
 
     #[test]

@@ -33,10 +33,7 @@ impl ConnectionRateLimit {
         if self.limit == 0 {
             return true;
         }
-        let mut windows = match self.windows.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
+        let mut windows = crate::sync::lock(&self.windows);
         if windows.len() >= SWEEP_ABOVE {
             windows.retain(|_, (start, _)| now.duration_since(*start) < WINDOW);
         }
@@ -55,10 +52,7 @@ impl ConnectionRateLimit {
 
     /// Addresses currently tracked (for tests of the sweep).
     pub fn tracked(&self) -> usize {
-        match self.windows.lock() {
-            Ok(g) => g.len(),
-            Err(p) => p.into_inner().len(),
-        }
+        crate::sync::lock(&self.windows).len()
     }
 }
 

@@ -180,7 +180,7 @@ async fn call(
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let decoded_path = crate::http::auth::decode(path);
+    let decoded_path = crate::protocol::query::decode(path);
     let query = signature::signed_query(
         &t.key,
         &t.secret,
@@ -201,7 +201,7 @@ async fn call(
         }
     };
     let headers = vec![("content-type".to_string(), "application/json".to_string())];
-    match crate::http_client::request(
+    match crate::net::http_client::request(
         method,
         &uri,
         &headers,

@@ -27,19 +27,13 @@ impl Tls {
 
     /// The acceptor for a new connection.
     pub fn acceptor(&self) -> TlsAcceptor {
-        match self.acceptor.read() {
-            Ok(g) => g.clone(),
-            Err(p) => p.into_inner().clone(),
-        }
+        crate::sync::read(&self.acceptor).clone()
     }
 
     /// Re-reads the files; on error the current certificate stays.
     pub fn reload(&self) -> Result<(), String> {
         let fresh = acceptor(&self.cert, &self.key)?;
-        let mut g = match self.acceptor.write() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
+        let mut g = crate::sync::write(&self.acceptor);
         *g = fresh;
         Ok(())
     }

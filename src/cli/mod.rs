@@ -2,6 +2,8 @@
 //! variable; clap gives a flag precedence over its variable, and `config.rs` puts both above the
 //! file and the file above the defaults.
 
+pub mod client;
+
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -140,11 +142,11 @@ pub enum Command {
         file: PathBuf,
     },
     /// Trigger an event (or a batch) through the HTTP API, signed with the app secret.
-    Trigger(crate::client::Trigger),
+    Trigger(client::Trigger),
     /// List occupied channels.
-    Channels(crate::client::Channels),
+    Channels(client::Channels),
     /// Show one channel (occupied, counts, cache).
-    Channel(crate::client::OneChannel),
+    Channel(client::OneChannel),
     /// List the users of a presence channel.
-    Users(crate::client::OneChannel),
+    Users(client::OneChannel),
 }

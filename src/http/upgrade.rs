@@ -1,7 +1,8 @@
 //! Upgrades `GET /app/{key}` to a WebSocket with hyper, then hands the stream to the
-//! connection loop. App and protocol checks happen after the upgrade so that their errors reach
+//! connection loop (`ws::connection`). App and protocol checks happen after the upgrade so that their errors reach
 //! pusher-js as `pusher:error` plus a close code (protocol.md §0).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use hyper::body::Incoming;
@@ -12,8 +13,8 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 
-use crate::http::auth;
-use crate::http::response::{self, Body};
+use super::response::{self, Body};
+use crate::protocol::query::parse_query;
 use crate::state::State;
 
 fn header_has(req: &Request<Incoming>, name: header::HeaderName, token: &str) -> bool {
@@ -24,8 +25,13 @@ fn header_has(req: &Request<Incoming>, name: header::HeaderName, token: &str) ->
     })
 }
 
-/// Answers the upgrade request and spawns the connection task.
-pub fn upgrade(state: Arc<State>, mut req: Request<Incoming>, app_key: String) -> Response<Body> {
+/// Answers the upgrade request from the TCP peer `peer` and spawns the connection task.
+pub fn upgrade(
+    state: Arc<State>,
+    mut req: Request<Incoming>,
+    app_key: String,
+    peer: SocketAddr,
+) -> Response<Body> {
     if req.method() != Method::GET {
         return response::error(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -56,23 +62,18 @@ pub fn upgrade(state: Arc<State>, mut req: Request<Incoming>, app_key: String) -
         );
     }
     let protocol = req.uri().query().and_then(|q| {
-        auth::parse_query(q)
+        parse_query(q)
             .into_iter()
             .find(|(k, _)| k == "protocol")
             .map(|(_, v)| v)
     });
-    let within_rate = match req.extensions().get::<crate::server::Peer>() {
-        Some(peer) => {
-            let forwarded = req
-                .headers()
-                .get_all("x-forwarded-for")
-                .iter()
-                .filter_map(|v| v.to_str().ok());
-            let ip = state.trusted_proxies.client_ip(peer.0.ip(), forwarded);
-            state.connection_rate.allow(ip, std::time::Instant::now())
-        }
-        None => true,
-    };
+    let forwarded = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    let ip = state.trusted_proxies.client_ip(peer.ip(), forwarded);
+    let within_rate = state.connection_rate.allow(ip, std::time::Instant::now());
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         match on_upgrade.await {
@@ -91,9 +92,9 @@ pub fn upgrade(state: Arc<State>, mut req: Request<Incoming>, app_key: String) -
                 )
                 .await;
                 if within_rate {
-                    super::connection::run(state, ws, app_key, protocol).await;
+                    crate::ws::connection::run(state, ws, app_key, protocol).await;
                 } else {
-                    super::connection::refuse_over_rate(&state, ws, &app_key).await;
+                    crate::ws::connection::refuse_over_rate(&state, ws, &app_key).await;
                 }
             }
             Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),

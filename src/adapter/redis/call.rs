@@ -1,0 +1,57 @@
+//! The one way the adapter talks to Redis: every call has a deadline, and a failure marks Redis
+//! unhealthy and gives `None`, so every caller falls back to its local answer the same way.
+
+use std::time::Duration;
+
+use super::RedisAdapter;
+
+/// The longest any single Redis call may take before the node falls back to local answers.
+pub const CALL_TIMEOUT: Duration = Duration::from_millis(1000);
+
+impl RedisAdapter {
+    /// Awaits one Redis call within `CALL_TIMEOUT`; `what` names it in the health log.
+    async fn bounded<T>(
+        &self,
+        what: &str,
+        call: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Option<T> {
+        match tokio::time::timeout(CALL_TIMEOUT, call).await {
+            Ok(Ok(v)) => Some(v),
+            Ok(Err(e)) => {
+                self.health.fail(what, &e);
+                None
+            }
+            Err(_) => {
+                self.health.fail(what, &"timed out");
+                None
+            }
+        }
+    }
+
+    pub(super) async fn query<T: redis::FromRedisValue>(
+        &self,
+        what: &str,
+        cmd: &redis::Cmd,
+    ) -> Option<T> {
+        let mut conn = self.conn.clone();
+        self.bounded(what, cmd.query_async::<T>(&mut conn)).await
+    }
+
+    pub(super) async fn pipe<T: redis::FromRedisValue>(
+        &self,
+        what: &str,
+        pipe: &redis::Pipeline,
+    ) -> Option<T> {
+        let mut conn = self.conn.clone();
+        self.bounded(what, pipe.query_async::<T>(&mut conn)).await
+    }
+
+    pub(super) async fn script<T: redis::FromRedisValue>(
+        &self,
+        what: &str,
+        inv: &redis::ScriptInvocation<'_>,
+    ) -> Option<T> {
+        let mut conn = self.conn.clone();
+        self.bounded(what, inv.invoke_async::<T>(&mut conn)).await
+    }
+}
