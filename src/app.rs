@@ -5,6 +5,10 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::protocol::client_event::Policy;
+use crate::protocol::event::EventLimits;
+use crate::protocol::webhook::Kind;
+
 /// One application, as configured in an `[[apps]]` table. Every limit is enforced; for the
 /// count and size limits, 0 means unlimited.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -61,8 +65,9 @@ pub struct App {
 pub struct Webhook {
     /// `http://` or `https://` URL that receives the POSTs.
     pub url: String,
-    /// Which events to send; empty means all of them.
-    pub event_types: Vec<String>,
+    /// Which events to send; empty means all of them. An unknown name is refused by the
+    /// config parser, naming the known ones.
+    pub event_types: Vec<Kind>,
     /// Only events whose channel matches.
     pub filter: WebhookFilter,
     /// Extra request headers (they never replace X-Pusher-Key / X-Pusher-Signature).
@@ -76,17 +81,6 @@ pub struct WebhookFilter {
     pub channel_name_starts_with: String,
     pub channel_name_ends_with: String,
 }
-
-/// The webhook event names Clarion sends.
-pub const WEBHOOK_EVENTS: [&str; 7] = [
-    "channel_occupied",
-    "channel_vacated",
-    "member_added",
-    "member_removed",
-    "client_event",
-    "cache_miss",
-    "subscription_count",
-];
 
 impl Default for App {
     fn default() -> Self {
@@ -160,16 +154,6 @@ impl App {
                     w.url
                 ));
             }
-            if let Some(bad) = w
-                .event_types
-                .iter()
-                .find(|e| !WEBHOOK_EVENTS.contains(&e.as_str()))
-            {
-                return Err(format!(
-                    "{at}.webhooks[{i}].event_types: unknown event {bad:?} (known: {})",
-                    WEBHOOK_EVENTS.join(", ")
-                ));
-            }
             for name in w.headers.keys() {
                 if name.parse::<hyper::header::HeaderName>().is_err() {
                     return Err(format!(
@@ -184,9 +168,21 @@ impl App {
         Ok(())
     }
 
-    /// Whether `n` is within a limit where 0 means unlimited.
-    pub fn within(limit: u64, n: u64) -> bool {
-        limit == 0 || n <= limit
+    /// The limits on one event, for `protocol::event::check`.
+    pub fn event_limits(&self) -> EventLimits {
+        EventLimits {
+            max_name_length: self.max_event_name_length,
+            max_data_size: self.max_event_payload_size,
+        }
+    }
+
+    /// What the app allows of client events, for `protocol::client_event::check`.
+    pub fn client_event_policy(&self) -> Policy {
+        Policy {
+            enabled: self.enable_client_messages,
+            limits: self.event_limits(),
+            per_second: self.max_client_events_per_second,
+        }
     }
 }
 

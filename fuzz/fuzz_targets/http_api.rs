@@ -1,7 +1,7 @@
 //! Fuzzes the HTTP API's request checks as `src/http/mod.rs` runs them: query parsing and
 //! percent-decoding (`http::auth::parse_query`, `decode`, `param`), the signature check
 //! (`http::auth::verify`, `protocol::signature::http_string_to_sign`), the `info` of channel
-//! queries (`http::channels::wanted`) and the `POST /events` / `POST /batch_events` body
+//! queries (`http::info::Info::parse`) and the `POST /events` / `POST /batch_events` body
 //! parsing and validation (`http::events::parse_trigger_body` / `parse_batch_body`, which the
 //! real handlers call).
 //!
@@ -27,7 +27,7 @@
 use clarion::app::App;
 use clarion::http::auth::{verify, TIMESTAMP_WINDOW};
 use clarion::protocol::query::{decode, param, parse_query};
-use clarion::http::channels::wanted;
+use clarion::http::info::Info;
 use clarion::http::events::{parse_batch_body, parse_trigger_body, Trigger};
 use clarion::protocol::channel_name;
 use clarion::protocol::frames;
@@ -77,7 +77,8 @@ fuzz_target!(|data: &[u8]| {
     for app in apps() {
         check_verify(&app, method, &path, &query, body);
         for allow_cache in [false, true] {
-            if let Ok(w) = wanted(&query, allow_cache) {
+            let list = param(&query, "info").unwrap_or("");
+            if let Ok(w) = Info::parse(list, allow_cache) {
                 assert!(allow_cache || !w.cache);
             }
         }

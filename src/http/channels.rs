@@ -9,39 +9,16 @@ use std::time::Instant;
 use hyper::Response;
 use serde_json::{json, Map, Value};
 
+use super::info::Info;
 use super::response::{self, ApiError, Body};
 use crate::app::App;
 use crate::protocol::channel_name::{self, ChannelKind};
 use crate::protocol::query::param;
 use crate::state::State;
 
-/// The attributes a channel query asked for with `info`.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Wanted {
-    pub user_count: bool,
-    pub subscription_count: bool,
-    pub cache: bool,
-}
-
-/// Reads `info` (a comma-separated list) from a decoded query; `cache` is only known to
-/// `GET /channels/{name}`. Public so the HTTP API fuzzer runs it on arbitrary queries.
-pub fn wanted(query: &[(String, String)], allow_cache: bool) -> Result<Wanted, ApiError> {
-    let mut w = Wanted::default();
-    for attr in param(query, "info").unwrap_or("").split(',').map(str::trim) {
-        match attr {
-            "" => {}
-            "user_count" => w.user_count = true,
-            "subscription_count" => w.subscription_count = true,
-            "cache" if allow_cache => w.cache = true,
-            other => {
-                return Err(ApiError::bad_request(format!(
-                    "info: unknown attribute {other:?} (use user_count, subscription_count{})",
-                    if allow_cache { ", cache" } else { "" }
-                )))
-            }
-        }
-    }
-    Ok(w)
+/// The `info` of a channel query; `cache` is only known to `GET /channels/{name}`.
+fn wanted(query: &[(String, String)], allow_cache: bool) -> Result<Info, ApiError> {
+    Info::parse(param(query, "info").unwrap_or(""), allow_cache).map_err(ApiError::bad_request)
 }
 
 pub async fn list(
@@ -57,12 +34,7 @@ pub async fn list(
             continue;
         }
         let mut attrs = Map::new();
-        if w.subscription_count {
-            attrs.insert("subscription_count".into(), json!(stats.subscription_count));
-        }
-        if w.user_count && ChannelKind::of(&name).presence {
-            attrs.insert("user_count".into(), json!(stats.user_count));
-        }
+        w.write_counts(&name, stats, &mut attrs);
         channels.insert(name, Value::Object(attrs));
     }
     Ok(response::ok(json!({ "channels": channels })))
@@ -80,12 +52,7 @@ pub async fn show(
     let stats = state.adapter.channel_stats(app, name).await;
     let mut out = Map::new();
     out.insert("occupied".into(), json!(stats.subscription_count > 0));
-    if w.subscription_count {
-        out.insert("subscription_count".into(), json!(stats.subscription_count));
-    }
-    if w.user_count && kind.presence {
-        out.insert("user_count".into(), json!(stats.user_count));
-    }
+    w.write_counts(name, stats, &mut out);
     if w.cache && kind.cache {
         let cached = state.adapter.get_cache(app, name).await;
         let value = cached

@@ -3,15 +3,17 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use hyper::{Response, StatusCode};
+use hyper::Response;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
+pub use super::info::Info;
 use super::response::{self, ApiError, Body};
 use crate::app::App;
 use crate::channels::cache::CachedEvent;
 use crate::protocol::channel_name::{self, ChannelKind};
+use crate::protocol::event::{self, LimitError};
 use crate::protocol::frames;
 use crate::protocol::inbound::is_object_text;
 use crate::protocol::socket_id::SocketId;
@@ -46,19 +48,6 @@ pub struct Trigger {
     pub channels: Vec<String>,
     pub except: Option<SocketId>,
     pub info: Info,
-}
-
-/// Which attributes the caller asked for with `info`.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Info {
-    pub user_count: bool,
-    pub subscription_count: bool,
-}
-
-impl Info {
-    pub fn any(&self) -> bool {
-        self.user_count || self.subscription_count
-    }
 }
 
 pub async fn trigger(
@@ -145,8 +134,7 @@ pub fn parse_batch_body(app: &App, body: &[u8]) -> Result<Vec<Trigger>, ApiError
         let item: EventIn = serde_json::from_str(item.get()).map_err(|e| {
             ApiError::bad_request(format!("batch[{i}]: not a valid event JSON object: {e}"))
         })?;
-        let t = validate(app, item, true)
-            .map_err(|ApiError(status, msg)| ApiError(status, format!("batch[{i}]: {msg}")))?;
+        let t = validate(app, item, true).map_err(|e| e.in_batch(i))?;
         triggers.push(t);
     }
     Ok(triggers)
@@ -182,26 +170,17 @@ fn validate(app: &App, e: EventIn, single_channel: bool) -> Result<Trigger, ApiE
     if name.is_empty() {
         return Err(ApiError::bad_request("name must not be empty"));
     }
-    let name_len = name.chars().count();
-    if name_len > app.max_event_name_length {
-        return Err(ApiError::bad_request(format!(
-            "Event name too long: {name_len} characters; the limit is {}",
-            app.max_event_name_length
-        )));
-    }
+    let size = e.data.as_ref().map_or(0, |raw| event::data_size(raw.get()));
+    event::check(&name, size, app.event_limits()).map_err(|e| match e {
+        LimitError::NameTooLong { length, limit } => ApiError::bad_request(format!(
+            "Event name too long: {length} characters; the limit is {limit}"
+        )),
+        LimitError::DataTooLarge { size, limit } => ApiError::EventTooLarge { size, limit },
+    })?;
     let raw = e
         .data
         .ok_or_else(|| ApiError::bad_request("Missing data: the event data is required"))?;
-    let (data, data_len) = encode_data(&raw)?;
-    if app.max_event_payload_size != 0 && data_len > app.max_event_payload_size {
-        return Err(ApiError(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "Event data too large: {data_len} bytes; the limit is {} bytes",
-                app.max_event_payload_size
-            ),
-        ));
-    }
+    let data = encode_data(&raw)?;
     let channels = channels_of(e.channel, e.channels, single_channel)?;
     if app.max_event_channels != 0 && channels.len() > app.max_event_channels {
         return Err(ApiError::bad_request(format!(
@@ -229,18 +208,16 @@ fn validate(app: &App, e: EventIn, single_channel: bool) -> Result<Trigger, ApiE
     })
 }
 
-/// The data as a JSON string literal and its decoded length. A string is kept byte for byte;
-/// any other JSON value is accepted as its JSON text (as Soketi does), encoded into a string.
-fn encode_data(raw: &RawValue) -> Result<(String, usize), ApiError> {
+/// The data as a JSON string literal. A string is kept byte for byte; any other JSON value is
+/// accepted as its JSON text (as Soketi does), encoded into a string.
+fn encode_data(raw: &RawValue) -> Result<String, ApiError> {
     let text = raw.get();
     if text.starts_with('"') {
-        let decoded: String = serde_json::from_str(text)
-            .map_err(|e| ApiError::bad_request(format!("data is not a valid JSON string: {e}")))?;
-        Ok((text.to_string(), decoded.len()))
+        // Valid JSON (it parsed as a RawValue), so a valid string literal.
+        Ok(text.to_string())
     } else {
-        let encoded = serde_json::to_string(text)
-            .map_err(|e| ApiError::bad_request(format!("data cannot be encoded: {e}")))?;
-        Ok((encoded, text.len()))
+        serde_json::to_string(text)
+            .map_err(|e| ApiError::bad_request(format!("data cannot be encoded: {e}")))
     }
 }
 
@@ -282,29 +259,15 @@ fn channels_of(
     }
 }
 
+/// The `info` of an event body: a comma-separated string, or absent.
 fn parse_info(info: Option<Value>) -> Result<Info, ApiError> {
-    let text = match info {
-        None | Some(Value::Null) => return Ok(Info::default()),
-        Some(Value::String(s)) => s,
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "info must be a comma-separated string",
-            ))
-        }
-    };
-    let mut out = Info::default();
-    for attr in text.split(',').map(str::trim).filter(|a| !a.is_empty()) {
-        match attr {
-            "user_count" => out.user_count = true,
-            "subscription_count" => out.subscription_count = true,
-            other => {
-                return Err(ApiError::bad_request(format!(
-                    "info: unknown attribute {other:?} (use user_count, subscription_count)"
-                )))
-            }
-        }
+    match info {
+        None | Some(Value::Null) => Ok(Info::default()),
+        Some(Value::String(s)) => Info::parse(&s, false).map_err(ApiError::bad_request),
+        Some(_) => Err(ApiError::bad_request(
+            "info must be a comma-separated string",
+        )),
     }
-    Ok(out)
 }
 
 /// Builds each channel's frame once and hands it to the adapter; cache channels keep it.
@@ -327,12 +290,7 @@ async fn deliver(state: &Arc<State>, app: &Arc<App>, t: &Trigger) {
 async fn attributes(state: &Arc<State>, app: &Arc<App>, channel: &str, info: Info) -> Value {
     let stats = state.adapter.channel_stats(app, channel).await;
     let mut attrs = Map::new();
-    if info.subscription_count {
-        attrs.insert("subscription_count".into(), json!(stats.subscription_count));
-    }
-    if info.user_count && ChannelKind::of(channel).presence {
-        attrs.insert("user_count".into(), json!(stats.user_count));
-    }
+    info.write_counts(channel, stats, &mut attrs);
     Value::Object(attrs)
 }
 
@@ -376,13 +334,13 @@ mod tests {
     #[test]
     fn arrays_are_not_events() {
         let e = parse_trigger_body(&app(), br#"["e","\"d\"","c"]"#).expect_err("array");
-        assert!(e.1.contains("expected a JSON object"), "{}", e.1);
+        assert!(e.to_string().contains("expected a JSON object"), "{e}");
         let e = parse_batch_body(&app(), br#"[["e","\"d\"","c"]]"#).expect_err("array");
-        assert!(e.1.contains("expected a JSON object"), "{}", e.1);
+        assert!(e.to_string().contains("expected a JSON object"), "{e}");
         let e = parse_batch_body(&app(), br#"{"batch":[["e","\"d\"","c"]]}"#).expect_err("item");
-        assert_eq!(e.1, "batch[0]: an event must be a JSON object");
+        assert_eq!(e.to_string(), "batch[0]: an event must be a JSON object");
         let e = parse_batch_body(&app(), br#"{"batch":[5]}"#).expect_err("item");
-        assert_eq!(e.1, "batch[0]: an event must be a JSON object");
+        assert_eq!(e.to_string(), "batch[0]: an event must be a JSON object");
     }
 
     /// Found by the `http_api` fuzz target: an invalid UTF-8 byte inside the string of an
@@ -391,9 +349,9 @@ mod tests {
     fn bodies_must_be_utf8() {
         let body = b"{\"name\":\"my-event\",\"channel\":\"presence-room\",\"data\":\"{}\",\"namd\":\"user_count,sub\x89script\"}";
         let e = parse_trigger_body(&app(), body).expect_err("not UTF-8");
-        assert!(e.1.contains("not UTF-8"), "{}", e.1);
+        assert!(e.to_string().contains("not UTF-8"), "{e}");
         let body = b"{\"batch\":[],\"x\":\"\xff\"}";
         let e = parse_batch_body(&app(), body).expect_err("not UTF-8");
-        assert!(e.1.contains("not UTF-8"), "{}", e.1);
+        assert!(e.to_string().contains("not UTF-8"), "{e}");
     }
 }

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod channels;
 pub mod events;
+pub mod info;
 pub mod metrics;
 pub mod response;
 pub mod upgrade;
@@ -146,17 +147,16 @@ async fn api(
     rest: &[String],
 ) -> Result<Response<Body>, ApiError> {
     let apps = state.apps();
-    let app = apps.by_id(app_id).cloned().ok_or_else(|| {
-        ApiError(
-            StatusCode::NOT_FOUND,
-            format!("No matching application for ID {app_id:?}"),
-        )
-    })?;
+    let app = apps
+        .by_id(app_id)
+        .cloned()
+        .ok_or_else(|| ApiError::AppNotFound {
+            app_id: app_id.to_string(),
+        })?;
     if !app.enabled {
-        return Err(ApiError(
-            StatusCode::FORBIDDEN,
-            format!("Application {app_id:?} is disabled"),
-        ));
+        return Err(ApiError::AppDisabled {
+            app_id: app_id.to_string(),
+        });
     }
     let method = req.method().clone();
     let query = parse_query(req.uri().query().unwrap_or(""));
@@ -166,7 +166,7 @@ async fn api(
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
     auth::verify(&app, method.as_str(), &decode(path), &query, &body, now)
-        .map_err(|e| ApiError(StatusCode::UNAUTHORIZED, e))?;
+        .map_err(ApiError::Unauthorized)?;
     dispatch(state, &app, &method, rest, &query, &body).await
 }
 
@@ -183,10 +183,7 @@ async fn dispatch(
         if *method == m {
             Ok(())
         } else {
-            Err(ApiError(
-                StatusCode::METHOD_NOT_ALLOWED,
-                format!("Method not allowed: use {m} for this endpoint"),
-            ))
+            Err(ApiError::MethodNotAllowed { allowed: m })
         }
     };
     match rest.as_slice() {
@@ -223,10 +220,7 @@ async fn dispatch(
             let n = state.adapter.connection_count(app).await;
             Ok(response::ok(json!({"connections": n})))
         }
-        _ => Err(ApiError(
-            StatusCode::NOT_FOUND,
-            "Not found: unknown API endpoint".into(),
-        )),
+        _ => Err(ApiError::UnknownEndpoint),
     }
 }
 
@@ -242,18 +236,13 @@ fn within_limit(
             .rate_limit_rejections
             .with_label_values(&[&app.id])
             .inc();
-        ApiError(StatusCode::TOO_MANY_REQUESTS, limited.to_string())
+        ApiError::RateLimited(limited)
     })
 }
 
 /// Reads the whole body, refusing (413) anything larger than `limit`.
 async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
-    let too_large = || {
-        ApiError(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("Request body too large: the limit is {limit} bytes"),
-        )
-    };
+    let too_large = || ApiError::BodyTooLarge { limit };
     if let Some(len) = req
         .headers()
         .get(hyper::header::CONTENT_LENGTH)

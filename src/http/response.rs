@@ -6,6 +6,9 @@ use http_body_util::Full;
 use hyper::{Response, StatusCode};
 use serde_json::Value;
 
+use super::auth::AuthError;
+use crate::limits::api::Limited;
+
 pub type Body = Full<Bytes>;
 
 /// A JSON response with the given status.
@@ -29,16 +32,87 @@ pub fn error(status: StatusCode, message: impl Into<String>) -> Response<Body> {
     json(status, &serde_json::json!({"error": message.into()}))
 }
 
-/// An HTTP API failure: a status and the explanation that goes in the body.
+/// Why the HTTP API refused a request. Each kind has its status; the text (`Display`) is the
+/// body's `error`, saying exactly what is wrong.
 #[derive(Debug)]
-pub struct ApiError(pub StatusCode, pub String);
+pub enum ApiError {
+    /// 400: the request is malformed; the text says how.
+    BadRequest(String),
+    /// 401: the signature check failed.
+    Unauthorized(AuthError),
+    /// 403: the app exists but is disabled.
+    AppDisabled { app_id: String },
+    /// 404: no app has this id.
+    AppNotFound { app_id: String },
+    /// 404: no such endpoint under `/apps/{id}/`.
+    UnknownEndpoint,
+    /// 405: the endpoint exists for another method.
+    MethodNotAllowed { allowed: hyper::Method },
+    /// 413: the whole body is over `max_http_body_size`.
+    BodyTooLarge { limit: usize },
+    /// 413: an event's data is over `max_event_payload_size`.
+    EventTooLarge { size: usize, limit: usize },
+    /// 429: over one of the app's API rate limits.
+    RateLimited(Limited),
+    /// Item `index` of a batch was refused (with the item's own status).
+    InBatch { index: usize, error: Box<ApiError> },
+}
 
 impl ApiError {
     pub fn bad_request(msg: impl Into<String>) -> ApiError {
-        ApiError(StatusCode::BAD_REQUEST, msg.into())
+        ApiError::BadRequest(msg.into())
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::AppDisabled { .. } => StatusCode::FORBIDDEN,
+            ApiError::AppNotFound { .. } | ApiError::UnknownEndpoint => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::BodyTooLarge { .. } | ApiError::EventTooLarge { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::InBatch { error, .. } => error.status(),
+        }
+    }
+
+    /// The same refusal, for item `index` of a batch.
+    pub fn in_batch(self, index: usize) -> ApiError {
+        ApiError::InBatch {
+            index,
+            error: Box::new(self),
+        }
     }
 
     pub fn into_response(self) -> Response<Body> {
-        error(self.0, self.1)
+        error(self.status(), self.to_string())
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApiError::BadRequest(msg) => f.write_str(msg),
+            ApiError::Unauthorized(e) => write!(f, "{e}"),
+            ApiError::AppDisabled { app_id } => write!(f, "Application {app_id:?} is disabled"),
+            ApiError::AppNotFound { app_id } => {
+                write!(f, "No matching application for ID {app_id:?}")
+            }
+            ApiError::UnknownEndpoint => f.write_str("Not found: unknown API endpoint"),
+            ApiError::MethodNotAllowed { allowed } => {
+                write!(f, "Method not allowed: use {allowed} for this endpoint")
+            }
+            ApiError::BodyTooLarge { limit } => {
+                write!(f, "Request body too large: the limit is {limit} bytes")
+            }
+            ApiError::EventTooLarge { size, limit } => write!(
+                f,
+                "Event data too large: {size} bytes; the limit is {limit} bytes"
+            ),
+            ApiError::RateLimited(limited) => write!(f, "{limited}"),
+            ApiError::InBatch { index, error } => write!(f, "batch[{index}]: {error}"),
+        }
     }
 }

@@ -248,8 +248,7 @@ async fn run(this: Arc<AppHooks>) {
 
 /// Whether a target takes this event (event type and channel filter).
 fn wants(target: &Webhook, e: &Event) -> bool {
-    let name = e.kind.name();
-    (target.event_types.is_empty() || target.event_types.iter().any(|t| t == name))
+    (target.event_types.is_empty() || target.event_types.contains(&e.kind))
         && e.channel
             .starts_with(&target.filter.channel_name_starts_with)
         && e.channel.ends_with(&target.filter.channel_name_ends_with)

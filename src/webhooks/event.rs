@@ -2,31 +2,7 @@
 
 use serde_json::{json, Map, Value};
 
-/// What happened.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    ChannelOccupied,
-    ChannelVacated,
-    MemberAdded,
-    MemberRemoved,
-    ClientEvent,
-    CacheMiss,
-    SubscriptionCount,
-}
-
-impl Kind {
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::ChannelOccupied => "channel_occupied",
-            Kind::ChannelVacated => "channel_vacated",
-            Kind::MemberAdded => "member_added",
-            Kind::MemberRemoved => "member_removed",
-            Kind::ClientEvent => "client_event",
-            Kind::CacheMiss => "cache_miss",
-            Kind::SubscriptionCount => "subscription_count",
-        }
-    }
-}
+pub use crate::protocol::webhook::Kind;
 
 /// One webhook event.
 #[derive(Clone, Debug, PartialEq)]
