@@ -3,32 +3,68 @@
 //! The crate is a library so that integration tests (and the `clarion` binary) can start a real
 //! server in-process on a free port; `main.rs` only parses the command line.
 //!
-//! No input may make the server panic: outside tests, `unwrap`, `expect`, `panic!` and unchecked
-//! indexing are compile errors under `cargo clippy` (SECURITY.md, promise 4).
+//! # Layout
+//!
+//! Dependencies point one way, down this list; no module imports one above it (ARCHITECTURE.md
+//! has the graph and the test that keeps it so).
+//!
+//! | module | what it is | depends on |
+//! |---|---|---|
+//! | [`protocol`] | the wire contract, pure: channel names, close codes ([`protocol::codes::Fatal`]), frames, inbound messages, presence and client-event rules, event limits, signatures, query strings, webhook names | — |
+//! | `sync` | locks that survive a panic elsewhere | — |
+//! | [`app`] | an app and its limits; the app registry | protocol |
+//! | [`net`] | transport: listener, TLS, socket counter, client address, the 101 coalescer, outbound HTTP | sync |
+//! | `limits` | every rate limit: per connection, per address, per app's API | app, sync |
+//! | [`channels`] | one node's subscriptions and presence ([`channels::Namespace`]), cache channels, the per-connection outbox ([`channels::handle`]) | protocol, sync |
+//! | `adapter` | the seam for several nodes: what a cluster must answer, the local and Redis implementations | app, channels, protocol, sync |
+//! | [`cli`] | command-line flags and the HTTP API client behind `clarion trigger` | net, protocol |
+//! | [`config`] | defaults < file < environment < flags, validated into parsed parts | app, cli, net |
+//! | `webhooks` | batching, signing and delivering webhooks | app, config, net, protocol, sync |
+//! | `metrics` | Prometheus metrics rendered from a plain snapshot | adapter, webhooks |
+//! | [`state`] | what every connection and request shares | adapter, app, config, limits, metrics, net, sync, webhooks |
+//! | [`ws`] | one upgraded connection: event loop, subscribe, sign-in, client events | adapter, app, channels, limits, metrics, protocol, state, webhooks |
+//! | [`http`] | routing, health, the signed API, the upgrade, `/metrics` | adapter, app, channels, limits, protocol, state, ws |
+//! | [`server`] | accept loop, start-up ([`server::StartError`]), reload, graceful drain | everything above |
+//!
+//! Modules are crate-private unless the binary, tests, benchmarks or fuzz targets need them.
+//!
+//! No input may make the server panic: outside tests, `unwrap`, `expect`, `panic!`,
+//! `unreachable!` and unchecked indexing are compile errors under `cargo clippy` (SECURITY.md,
+//! promise 4); the few `unreachable!` that guard compiled-in facts are allowed one by one, with
+//! the reason beside them.
 #![cfg_attr(
     not(test),
     deny(
         clippy::unwrap_used,
         clippy::expect_used,
         clippy::panic,
+        clippy::unreachable,
         clippy::indexing_slicing
     )
 )]
 
-pub mod adapter;
+pub mod protocol;
+mod sync;
+
 pub mod app;
+pub(crate) mod limits;
+pub mod net;
+
 pub mod channels;
+
+pub(crate) mod adapter;
+
 pub mod cli;
 pub mod config;
-pub mod http;
-pub mod limits;
-pub mod metrics;
-pub mod net;
-pub mod protocol;
-pub mod server;
+
+pub(crate) mod metrics;
+pub(crate) mod webhooks;
+
 pub mod state;
-mod sync;
-pub mod webhooks;
+
+pub mod http;
 pub mod ws;
+
+pub mod server;
 
 pub use server::Server;

@@ -3,6 +3,7 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
+    clippy::unreachable,
     clippy::indexing_slicing
 )]
 
@@ -167,6 +168,8 @@ async fn client(command: Command) -> std::process::ExitCode {
         Command::Channels(c) => clarion::cli::client::channels(c).await,
         Command::Channel(c) => clarion::cli::client::channel(c).await,
         Command::Users(c) => clarion::cli::client::users(c).await,
+        // `main` handles check-config before any command reaches here.
+        #[allow(clippy::unreachable)]
         Command::CheckConfig { .. } => unreachable!("handled before"),
     };
     if answer.ok {

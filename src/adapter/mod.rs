@@ -5,8 +5,8 @@
 //! cross-node fan-out and shared state behind the same calls, so the protocol code does not
 //! change when a deployment grows.
 
-pub mod local;
-pub mod redis;
+pub(crate) mod local;
+pub(crate) mod redis;
 
 use std::sync::Arc;
 

@@ -1,13 +1,13 @@
 //! The HTTP side of the single port: routing, health, and the signed `/apps/{id}/…` API.
 
 pub mod auth;
-pub mod channels;
+pub(crate) mod channels;
 pub mod events;
 pub mod info;
-pub mod metrics;
-pub mod response;
-pub mod upgrade;
-pub mod users;
+pub(crate) mod metrics;
+pub(crate) mod response;
+pub(crate) mod upgrade;
+pub(crate) mod users;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -2,9 +2,9 @@
 //! client's address, the write that joins the 101 response with the first frame, and the
 //! outbound HTTP client (webhooks, the command-line client). Nothing here knows Pusher.
 
-pub mod client_ip;
-pub mod coalesce_101;
-pub mod http_client;
-pub mod listener;
-pub mod open_sockets;
+pub(crate) mod client_ip;
+pub(crate) mod coalesce_101;
+pub(crate) mod http_client;
+pub(crate) mod listener;
+pub(crate) mod open_sockets;
 pub mod tls;

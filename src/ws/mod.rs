@@ -1,8 +1,8 @@
 //! One WebSocket connection once upgraded: the event loop, and the handlers for each message.
 
 mod client_event;
-pub mod connection;
+pub(crate) mod connection;
 pub mod fault;
-pub mod session;
+pub(crate) mod session;
 mod signin;
 mod subscribe;
