@@ -178,3 +178,79 @@ impl Adapter for LocalAdapter {
         self.namespace(&app.id).connection_count()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channels::handle::Receiver;
+    use std::task::Poll;
+
+    fn app(id: &str) -> App {
+        App {
+            id: id.into(),
+            ..App::default()
+        }
+    }
+
+    async fn connect(adapter: &LocalAdapter, app: &App, n: u64) -> (Arc<ConnHandle>, Receiver) {
+        let (h, rx) = ConnHandle::new(SocketId(n, n), 10);
+        let h = Arc::new(h);
+        assert!(adapter.add_connection(app, h.clone()).await);
+        (h, rx)
+    }
+
+    #[tokio::test]
+    async fn apps_are_kept_apart_and_a_reload_closes_only_the_affected_app() {
+        let adapter = LocalAdapter::default();
+        let (a, b) = (app("a"), app("b"));
+        let (a1, ra1) = connect(&adapter, &a, 1).await;
+        let (_b1, rb1) = connect(&adapter, &b, 2).await;
+        adapter
+            .subscribe(&a, "news", &a1, None)
+            .await
+            .expect("public channel");
+        assert_eq!(adapter.connections(), 2);
+        let mut stats = adapter.stats();
+        stats.sort_by(|x, y| x.app_id.cmp(&y.app_id));
+        assert_eq!(
+            stats,
+            vec![
+                LocalStats {
+                    app_id: "a".into(),
+                    connections: 1,
+                    channels: 1,
+                    members: 0
+                },
+                LocalStats {
+                    app_id: "b".into(),
+                    connections: 1,
+                    channels: 0,
+                    members: 0
+                },
+            ]
+        );
+        assert_eq!(
+            adapter.channels(&b).await,
+            vec![],
+            "b sees none of a's channels"
+        );
+        adapter.close_app("a", Fatal::AppDisabled);
+        assert_eq!(ra1.poll_close(), Poll::Ready(Fatal::AppDisabled));
+        assert_eq!(rb1.poll_close(), Poll::Pending);
+    }
+
+    #[tokio::test]
+    async fn terminate_user_reaches_the_signed_in_connections_of_that_app_only() {
+        let adapter = LocalAdapter::default();
+        let (a, b) = (app("a"), app("b"));
+        let (a1, ra1) = connect(&adapter, &a, 1).await;
+        let (b1, rb1) = connect(&adapter, &b, 2).await;
+        adapter.add_user("a", "u", a1.socket_id);
+        adapter.add_user("b", "u", b1.socket_id);
+        adapter.terminate_user(&a, "u").await;
+        assert_eq!(ra1.poll_close(), Poll::Ready(Fatal::TerminatedByApp));
+        assert_eq!(rb1.poll_close(), Poll::Pending, "same user id, other app");
+        adapter.remove_connection(&a, a1.socket_id, Some("u")).await;
+        assert_eq!(adapter.connection_count(&a).await, 0);
+    }
+}
