@@ -165,7 +165,7 @@ fn check_verify(app: &App, method: &str, path: &str, query: &[(String, String)],
     let result = verify(app, method, path, query, body, NOW);
     if let Err(e) = &result {
         // The message goes into a JSON body.
-        assert!(!e.is_empty());
+        assert!(!e.to_string().is_empty());
     } else {
         assert_eq!(param(query, "auth_key"), Some(app.key.as_str()));
         let ts: i64 = param(query, "auth_timestamp")
