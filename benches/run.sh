@@ -179,7 +179,7 @@ start_server() {
     # stays in this session: a new session (setsid) would also give it its own scheduler
     # autogroup (kernel.sched_autogroup_enabled=1 here), and the kernel would then share the
     # two cores between server and load generator as two groups rather than thread by thread,
-    # which more than doubled fan-out p99s measured here (README "Performance").
+    # which more than doubled fan-out p99s measured here (docs/performance.md).
     set -m
     if [[ -z $SERVER_CMD ]]; then
         # CLARION_* variables would override the generated config; run without them.

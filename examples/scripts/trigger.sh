@@ -22,7 +22,7 @@
 # of the machine can see it in the process list while the script runs.
 #
 # With Clarion installed, `clarion trigger --channel C --event E --data D` does the same (see
-# "Command-line client" in the README).
+# docs/cli.md).
 set -euo pipefail
 export LC_ALL=C # byte-wise string operations, whatever the locale
 
