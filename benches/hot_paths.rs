@@ -34,7 +34,7 @@ use clarion::protocol::signature;
 use clarion::protocol::socket_id::SocketId;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
-/// The app key and secret of the protocol's own test vectors (protocol.md §4.2).
+/// The app key and secret of the protocol's own test vectors (docs/protocol.md §4.2).
 const KEY: &str = "278d425bdf160c739803";
 const SECRET: &str = "7ad3773142a6692b25b8";
 

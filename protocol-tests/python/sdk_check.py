@@ -252,7 +252,7 @@ def authenticate_for_another_socket_refused():
     frame = c.wait_for("pusher:subscription_error", name)
     data = frame["data"] if isinstance(frame["data"], dict) else json.loads(frame["data"])
     assert data.get("type") == "AuthError" and data.get("status") == 401, frame
-    # The connection stays usable (protocol.md section 0).
+    # The connection stays usable (docs/protocol.md section 0).
     c.subscribe(ch("py-sdk-after-refusal"))
 
 

@@ -1,5 +1,5 @@
 // Laravel-style events through Echo: namespaced event names, notifications, toOthers (socket_id
-// exclusion) and whispers (client events), with the rules of protocol.md §2.3.
+// exclusion) and whispers (client events), with the rules of docs/protocol.md §2.3.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { echoClient, pusherClient, serverSdk, nextCall, subscribed, waitFor, sleep, closeAll, unique } from '../lib/target.mjs';

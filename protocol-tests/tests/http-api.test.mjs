@@ -1,5 +1,5 @@
 // Every HTTP API endpoint through the official Node server SDK (pusher-http-node), with pusher-js
-// subscribers making the channels occupied. protocol.md §5 and §0 (HTTP API rows).
+// subscribers making the channels occupied. docs/protocol.md §5 and §0 (HTTP API rows).
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { pusherClient, serverSdk, connected, nextCall, subscribed, waitFor, sleep, closeAll, target } from '../lib/target.mjs';
@@ -176,7 +176,7 @@ test('terminateUserConnections: 200 {}, closes the signed-in connection, spares 
   await connected(signedIn);
   signedIn.signin();
   await nextCall((cb) => signedIn.user.signinDonePromise.then(cb), 5000, 'pusher:signin_success');
-  // A presence member with the same user id that never signed in must stay (protocol.md §5.1).
+  // A presence member with the same user id that never signed in must stay (docs/protocol.md §5.1).
   const member = pusherClient(authOptions(auth, '77'));
   await subscribed(member.subscribe('presence-pt-api-term'));
 

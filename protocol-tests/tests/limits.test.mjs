@@ -1,4 +1,4 @@
-// The new-connection limit per client address as pusher-js lives it (README "Abuse limits"):
+// The new-connection limit per client address as pusher-js lives it (docs/limits.md):
 // over `new_connections_per_ip_per_second` the server sends pusher:error 4100 and closes with
 // 4100, which pusher-js maps to "backoff": it waits a second, tries again, gets in, and its
 // subscriptions work. Other clients are not disturbed.

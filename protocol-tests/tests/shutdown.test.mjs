@@ -1,4 +1,4 @@
-// Graceful shutdown (README "Health", "Shutdown"): on SIGTERM the server closes every connection
+// Graceful shutdown (docs/operations.md, "Graceful shutdown"): on SIGTERM the server closes every connection
 // with 4200, which pusher-js treats as "reconnect immediately"; behind a load balancer the client
 // lands on another node, re-subscribes and keeps receiving, and the drained node exits 0.
 //

@@ -1,4 +1,4 @@
-// Webhooks (protocol.md §6), checked with the official SDKs: the Node SDK's
+// Webhooks (docs/protocol.md §6), checked with the official SDKs: the Node SDK's
 // pusher.webhook({headers, rawBody}).isValid()/getEvents() for every request, and the Python SDK's
 // validate_webhook() (python/webhook_check.py) for all of them at the end.
 //

@@ -1,4 +1,4 @@
-//! HTTP API request signing (auth_version 1.0), checked exactly as protocol.md §5.3 and §0 say.
+//! HTTP API request signing (auth_version 1.0), checked exactly as docs/protocol.md §5.3 and §0 say.
 
 use crate::app::App;
 use crate::protocol::query::param;

@@ -1,7 +1,7 @@
 //! Channel queries: `GET /channels`, `GET /channels/{name}`, `GET /channels/{name}/users`.
 //!
 //! An attribute that does not apply to a channel (`user_count` on a public channel) is left
-//! out rather than refused (protocol.md §0).
+//! out rather than refused (docs/protocol.md §0).
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -1,7 +1,7 @@
 //! The `info` attributes a caller may ask for (`user_count`, `subscription_count`, and `cache`
 //! on `GET /channels/{name}`), read from a query parameter or an event body, and written into
 //! the answer. An attribute that does not apply to a channel (`user_count` on a public channel)
-//! is left out rather than refused (protocol.md §0).
+//! is left out rather than refused (docs/protocol.md §0).
 
 use serde_json::{json, Map, Value};
 

@@ -1,6 +1,6 @@
 //! Upgrades `GET /app/{key}` to a WebSocket with hyper, then hands the stream to the
 //! connection loop (`ws::connection`). App and protocol checks happen after the upgrade so that their errors reach
-//! pusher-js as `pusher:error` plus a close code (protocol.md §0).
+//! pusher-js as `pusher:error` plus a close code (docs/protocol.md §0).
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! The rules for client events (`client-*`, Echo's whispers), protocol.md §2.3, in the order
+//! The rules for client events (`client-*`, Echo's whispers), docs/protocol.md §2.3, in the order
 //! they are checked. A rejected event gets a non-fatal `pusher:error` 4301 with the
 //! rejection's text and is delivered to no one.
 

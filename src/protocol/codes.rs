@@ -93,7 +93,7 @@ impl Fatal {
     }
 }
 
-/// Subscription error statuses (house decision, protocol.md §0).
+/// Subscription error statuses (house decision, docs/protocol.md §0).
 pub mod subscription {
     /// Presence channel full.
     pub const CHANNEL_FULL: u16 = 4004;

@@ -145,7 +145,7 @@ pub fn body_md5(body: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
-    //! The test vectors of protocol.md §4.2.
+    //! The test vectors of docs/protocol.md §4.2.
     use super::*;
 
     const KEY: &str = "278d425bdf160c739803";

@@ -1,4 +1,4 @@
-//! The names of Pusher's webhook events (protocol.md §6): what an app can ask for in
+//! The names of Pusher's webhook events (docs/protocol.md §6): what an app can ask for in
 //! `event_types`, and the `name` of each event sent. One list, so a configured name the server
 //! never sends is refused when the config is read.
 

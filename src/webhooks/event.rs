@@ -1,4 +1,4 @@
-//! Webhook events with exactly the fields of protocol.md §6.
+//! Webhook events with exactly the fields of docs/protocol.md §6.
 
 use serde_json::{json, Map, Value};
 

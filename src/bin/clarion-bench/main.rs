@@ -1,7 +1,7 @@
 //! `clarion-bench`: a load generator for any Pusher-compatible server.
 //!
 //! Each scenario prints human-readable lines and, last, one `RESULT {json}` line that
-//! `benches/run.sh` collects into the README's table. One tokio runtime, at most one task per
+//! `benches/run.sh` collects into benches/results/latest.md (docs/performance.md explains the cases). One tokio runtime, at most one task per
 //! connection, small WebSocket buffers: lean enough to share a 2-core machine with the server.
 
 mod client_events;
