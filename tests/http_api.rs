@@ -9,10 +9,6 @@ use tokio_tungstenite::tungstenite::Message;
 
 const ONE_APP: &str = "[[apps]]\nid=\"1\"\nkey=\"k\"\nsecret=\"s\"\nenable_client_messages=true\n";
 
-fn app1() -> TestApp {
-    TestApp::new("1", "k", "s")
-}
-
 /// Two apps, for isolation and foreign-key tests.
 const TWO_APPS: &str =
     "[[apps]]\nid=\"1\"\nkey=\"k\"\nsecret=\"s\"\n[[apps]]\nid=\"2\"\nkey=\"k2\"\nsecret=\"s2\"\n";
@@ -65,14 +61,20 @@ async fn send_signed_params(
         .await
 }
 
-async fn trigger(server: &TestServer, app: &TestApp, body: &Value) -> (u16, Value) {
+/// `POST /apps/{id}/events` with `body`; returns status and body (whatever they are).
+async fn post_events(server: &TestServer, app: &TestApp, body: &Value) -> (u16, Value) {
     let path = format!("/apps/{}/events", app.id);
     server.api(app, "POST", &path, &[], &body.to_string()).await
 }
 
-async fn trigger_raw(server: &TestServer, app: &TestApp, body: &str) -> (u16, Value) {
+async fn post_events_raw(server: &TestServer, app: &TestApp, body: &str) -> (u16, Value) {
     let path = format!("/apps/{}/events", app.id);
     server.api(app, "POST", &path, &[], body).await
+}
+
+/// The channel_data of a presence member `user_id` (raw JSON value) with a small `user_info`.
+fn member(user_id: Value) -> String {
+    json!({"user_id": user_id, "user_info": {"n": 1}}).to_string()
 }
 
 async fn batch(server: &TestServer, app: &TestApp, body: &Value) -> (u16, Value) {
@@ -87,35 +89,6 @@ async fn get(
     query: &[(&str, &str)],
 ) -> (u16, Value) {
     server.api(app, "GET", path, query, "").await
-}
-
-/// Connects to app `key` and subscribes to a public channel.
-async fn public_sub(server: &TestServer, key: &str, channel: &str) -> (WsClient, String) {
-    let (mut c, sid) = server.connect(key).await;
-    let m = c.subscribe(channel, Some(""), None).await;
-    assert_eq!(m["event"], "pusher_internal:subscription_succeeded", "{m}");
-    (c, sid)
-}
-
-/// Connects and joins a presence channel as `user_id` (raw JSON value).
-async fn presence_sub(
-    server: &TestServer,
-    app: &TestApp,
-    channel: &str,
-    user_id: Value,
-) -> (WsClient, String) {
-    let (mut c, sid) = server.connect(&app.key).await;
-    let cd = json!({"user_id": user_id, "user_info": {"n": 1}}).to_string();
-    let auth = channel_auth(app, &sid, channel, Some(&cd));
-    let m = c.subscribe(channel, Some(&auth), Some(&cd)).await;
-    assert_eq!(m["event"], "pusher_internal:subscription_succeeded", "{m}");
-    (c, sid)
-}
-
-/// Round trip through the connection: everything the server queued before is read first.
-async fn sync(c: &mut WsClient) {
-    c.send(json!({"event": "pusher:ping", "data": {}})).await;
-    c.expect_event("pusher:pong").await;
 }
 
 /// The next text frame exactly as sent by the server.
@@ -133,13 +106,6 @@ async fn recv_raw(c: &mut WsClient) -> String {
     }
 }
 
-/// Asserts the next message is the given event (nothing else arrived before it).
-async fn next_is(c: &mut WsClient, event: &str) -> Value {
-    let m = c.recv().await;
-    assert_eq!(m["event"], event, "expected {event} next, got {m}");
-    m
-}
-
 // ---------------------------------------------------------------------------------------------
 // Signature rules
 // ---------------------------------------------------------------------------------------------
@@ -147,7 +113,7 @@ async fn next_is(c: &mut WsClient, event: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn valid_signed_request_returns_empty_object() {
     let server = TestServer::start(ONE_APP).await;
-    let (status, body) = trigger(
+    let (status, body) = post_events(
         &server,
         &app1(),
         &json!({"name": "e", "channel": "c", "data": "x"}),
@@ -290,7 +256,7 @@ async fn uppercase_query_keys_are_accepted() {
 async fn percent_encoded_values_are_accepted_and_decoded() {
     let server = TestServer::start(ONE_APP).await;
     let app = app1();
-    let (_c, _) = presence_sub(&server, &app, "presence-room", json!("u1")).await;
+    let (_c, _) = presence_sub(&server, &app, "presence-room", &member(json!("u1"))).await;
     let ts = now().to_string();
     // Signed over the decoded value, sent percent-encoded (as Guzzle in pusher-http-php does).
     let sig = sign_string(
@@ -347,7 +313,7 @@ async fn disabled_app_is_403() {
         TestServer::start("[[apps]]\nid=\"1\"\nkey=\"k\"\nsecret=\"s\"\nenabled=false\n").await;
     let (status, resp) = get(&server, &app1(), "/apps/1/channels", &[]).await;
     assert_error(status, &resp, 403);
-    let (status, resp) = trigger(
+    let (status, resp) = post_events(
         &server,
         &app1(),
         &json!({"name": "e", "channel": "c", "data": "x"}),
@@ -386,14 +352,14 @@ async fn trigger_channel_and_channels_forms() {
     let (mut a, _) = public_sub(&server, "k", "a").await;
     let (mut b, _) = public_sub(&server, "k", "b").await;
     let (mut c, _) = public_sub(&server, "k", "c").await;
-    let (status, resp) = trigger(
+    let (status, resp) = post_events(
         &server,
         &app1(),
         &json!({"name": "one", "channel": "a", "data": "1"}),
     )
     .await;
     assert_eq!((status, resp), (200, json!({})));
-    let (status, resp) = trigger(
+    let (status, resp) = post_events(
         &server,
         &app1(),
         &json!({"name": "two", "channels": ["b", "c"], "data": "2"}),
@@ -420,7 +386,7 @@ async fn trigger_data_is_forwarded_byte_for_byte() {
     // A JSON string literal with a \u escape, an escaped slash and escaped quotes.
     let literal = r#""{\"msg\":\"caf\u00e9 a\/b\",\"n\":1.50}""#;
     let body = format!(r#"{{"name":"ev","channel":"bytes","data":{literal}}}"#);
-    let (status, resp) = trigger_raw(&server, &app1(), &body).await;
+    let (status, resp) = post_events_raw(&server, &app1(), &body).await;
     assert_eq!(status, 200, "{resp}");
     let raw = recv_raw(&mut c).await;
     assert!(
@@ -438,14 +404,14 @@ async fn socket_id_excludes_only_that_connection() {
     let server = TestServer::start(ONE_APP).await;
     let (mut a, sid_a) = public_sub(&server, "k", "room").await;
     let (mut b, _) = public_sub(&server, "k", "room").await;
-    let (status, resp) = trigger(
+    let (status, resp) = post_events(
         &server,
         &app1(),
         &json!({"name": "excluded", "channel": "room", "data": "x", "socket_id": sid_a}),
     )
     .await;
     assert_eq!((status, resp), (200, json!({})));
-    let (status, _) = trigger(
+    let (status, _) = post_events(
         &server,
         &app1(),
         &json!({"name": "marker", "channel": "room", "data": "y"}),
@@ -463,7 +429,7 @@ async fn invalid_or_unknown_socket_id_is_ignored() {
     let server = TestServer::start(ONE_APP).await;
     let (mut a, _) = public_sub(&server, "k", "room").await;
     for sid in ["not-a-socket-id", "1.2", "123.", ".5", "12.34.56"] {
-        let (status, resp) = trigger(
+        let (status, resp) = post_events(
             &server,
             &app1(),
             &json!({"name": "e", "channel": "room", "data": sid, "socket_id": sid}),
@@ -480,10 +446,10 @@ async fn trigger_info_returns_channel_attributes() {
     let server = TestServer::start(ONE_APP).await;
     let app = app1();
     let (_p, _) = public_sub(&server, "k", "pub").await;
-    let (_m1, _) = presence_sub(&server, &app, "presence-room", json!("1")).await;
-    let (_m2, _) = presence_sub(&server, &app, "presence-room", json!("1")).await;
-    let (_m3, _) = presence_sub(&server, &app, "presence-room", json!("2")).await;
-    let (status, resp) = trigger(
+    let (_m1, _) = presence_sub(&server, &app, "presence-room", &member(json!("1"))).await;
+    let (_m2, _) = presence_sub(&server, &app, "presence-room", &member(json!("1"))).await;
+    let (_m3, _) = presence_sub(&server, &app, "presence-room", &member(json!("2"))).await;
+    let (status, resp) = post_events(
         &server,
         &app,
         &json!({
@@ -503,7 +469,7 @@ async fn trigger_info_returns_channel_attributes() {
             "empty": {"subscription_count": 0}
         }})
     );
-    let (status, resp) = trigger(
+    let (status, resp) = post_events(
         &server,
         &app,
         &json!({"name": "e", "channel": "presence-room", "data": "x", "info": "user_count"}),
@@ -523,14 +489,14 @@ async fn data_over_max_event_payload_size_is_413() {
     )
     .await;
     let (mut c, _) = public_sub(&server, "k", "c").await;
-    let (status, resp) = trigger(
+    let (status, resp) = post_events(
         &server,
         &app1(),
         &json!({"name": "big", "channel": "c", "data": "x".repeat(101)}),
     )
     .await;
     assert_error(status, &resp, 413);
-    let (status, resp) = trigger(
+    let (status, resp) = post_events(
         &server,
         &app1(),
         &json!({"name": "fits", "channel": "c", "data": "x".repeat(100)}),
@@ -546,14 +512,14 @@ async fn more_channels_than_max_event_channels_is_400() {
         TestServer::start("[[apps]]\nid=\"1\"\nkey=\"k\"\nsecret=\"s\"\nmax_event_channels=2\n")
             .await;
     let (mut c, _) = public_sub(&server, "k", "a").await;
-    let (status, resp) = trigger(
+    let (status, resp) = post_events(
         &server,
         &app1(),
         &json!({"name": "e3", "channels": ["a", "b", "c"], "data": "x"}),
     )
     .await;
     assert_error(status, &resp, 400);
-    let (status, resp) = trigger(
+    let (status, resp) = post_events(
         &server,
         &app1(),
         &json!({"name": "e2", "channels": ["a", "b"], "data": "x"}),
@@ -570,14 +536,14 @@ async fn event_name_longer_than_limit_is_400() {
     )
     .await;
     let (mut c, _) = public_sub(&server, "k", "a").await;
-    let (status, resp) = trigger(
+    let (status, resp) = post_events(
         &server,
         &app1(),
         &json!({"name": "n".repeat(11), "channel": "a", "data": "x"}),
     )
     .await;
     assert_error(status, &resp, 400);
-    let (status, resp) = trigger(
+    let (status, resp) = post_events(
         &server,
         &app1(),
         &json!({"name": "m".repeat(10), "channel": "a", "data": "x"}),
@@ -591,14 +557,14 @@ async fn event_name_longer_than_limit_is_400() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_event_name_limit_is_200() {
     let server = TestServer::start(ONE_APP).await;
-    let (status, resp) = trigger(
+    let (status, resp) = post_events(
         &server,
         &app1(),
         &json!({"name": "n".repeat(201), "channel": "a", "data": "x"}),
     )
     .await;
     assert_error(status, &resp, 400);
-    let (status, _) = trigger(
+    let (status, _) = post_events(
         &server,
         &app1(),
         &json!({"name": "n".repeat(200), "channel": "a", "data": "x"}),
@@ -620,14 +586,14 @@ async fn invalid_channel_name_is_400() {
         "ü",
         too_long.as_str(),
     ] {
-        let (status, resp) = trigger(
+        let (status, resp) = post_events(
             &server,
             &app1(),
             &json!({"name": "e", "channel": ch, "data": "x"}),
         )
         .await;
         assert_error(status, &resp, 400);
-        let (status, resp) = trigger(
+        let (status, resp) = post_events(
             &server,
             &app1(),
             &json!({"name": "e", "channels": ["ok", ch], "data": "x"}),
@@ -638,7 +604,7 @@ async fn invalid_channel_name_is_400() {
     // Every allowed character, 200 long.
     let ok = format!("{}{}", "Az09_-=@,.;", "x".repeat(189));
     assert_eq!(ok.len(), 200);
-    let (status, resp) = trigger(
+    let (status, resp) = post_events(
         &server,
         &app1(),
         &json!({"name": "e", "channel": ok, "data": "x"}),
@@ -657,7 +623,7 @@ async fn missing_name_or_data_is_400() {
         json!({"name": "e", "data": "x"}),
         json!({}),
     ] {
-        let (status, resp) = trigger(&server, &app1(), &body).await;
+        let (status, resp) = post_events(&server, &app1(), &body).await;
         assert_error(status, &resp, 400);
     }
     c.expect_silence(Duration::from_millis(200)).await;
@@ -667,7 +633,7 @@ async fn missing_name_or_data_is_400() {
 async fn invalid_json_body_is_400() {
     let server = TestServer::start(ONE_APP).await;
     for body in ["{not json", "[]", "\"string\"", "{\"name\":\"e\",}"] {
-        let (status, resp) = trigger_raw(&server, &app1(), body).await;
+        let (status, resp) = post_events_raw(&server, &app1(), body).await;
         assert_error(status, &resp, 400);
     }
 }
@@ -679,10 +645,10 @@ async fn body_over_max_http_body_size_is_413() {
             .await;
     let (mut c, _) = public_sub(&server, "k", "a").await;
     let big = json!({"name": "big", "channel": "a", "data": "x".repeat(3000)});
-    let (status, resp) = trigger(&server, &app1(), &big).await;
+    let (status, resp) = post_events(&server, &app1(), &big).await;
     assert_error(status, &resp, 413);
     let small = json!({"name": "small", "channel": "a", "data": "x".repeat(1500)});
-    let (status, resp) = trigger(&server, &app1(), &small).await;
+    let (status, resp) = post_events(&server, &app1(), &small).await;
     assert_eq!(status, 200, "{resp}");
     next_is(&mut c, "small").await;
 }
@@ -694,7 +660,7 @@ async fn laravel_event_name_is_delivered_unchanged() {
     // On the wire: "App\\Events\\ReservationCreated" (JSON-escaped backslashes).
     let body =
         r#"{"name":"App\\Events\\ReservationCreated","channel":"orders.1","data":"{\"id\":3}"}"#;
-    let (status, resp) = trigger_raw(&server, &app1(), body).await;
+    let (status, resp) = post_events_raw(&server, &app1(), body).await;
     assert_eq!(status, 200, "{resp}");
     let m = c.recv().await;
     assert_eq!(m["event"], "App\\Events\\ReservationCreated");
@@ -705,14 +671,14 @@ async fn laravel_event_name_is_delivered_unchanged() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_to_user_channel_is_accepted_by_trigger() {
     let server = TestServer::start(ONE_APP).await;
-    let (status, resp) = trigger(
+    let (status, resp) = post_events(
         &server,
         &app1(),
         &json!({"name": "notify", "channel": "#server-to-user-42", "data": "{}"}),
     )
     .await;
     assert_eq!((status, resp), (200, json!({})));
-    let (status, resp) = trigger(
+    let (status, resp) = post_events(
         &server,
         &app1(),
         &json!({"name": "notify", "channels": ["#server-to-user-42", "#server-to-user-abc"], "data": "{}"}),
@@ -759,8 +725,8 @@ async fn batch_info_is_index_aligned() {
     let app = app1();
     let (_p1, _) = public_sub(&server, "k", "pub").await;
     let (_p2, _) = public_sub(&server, "k", "pub").await;
-    let (_m1, _) = presence_sub(&server, &app, "presence-x", json!(1)).await;
-    let (_m2, _) = presence_sub(&server, &app, "presence-x", json!(1)).await;
+    let (_m1, _) = presence_sub(&server, &app, "presence-x", &member(json!(1))).await;
+    let (_m2, _) = presence_sub(&server, &app, "presence-x", &member(json!(1))).await;
     let (status, resp) = batch(
         &server,
         &app,
@@ -842,7 +808,7 @@ async fn batch_with_one_invalid_item_is_400_and_delivers_nothing() {
         );
         assert_error(status, &resp, status);
     }
-    let (status, _) = trigger(
+    let (status, _) = post_events(
         &server,
         &app1(),
         &json!({"name": "marker", "channel": "a", "data": "m"}),
@@ -869,7 +835,7 @@ async fn channels_lists_occupied_channels_only() {
         .await;
     sync(&mut c).await;
     // A channel that only ever received a trigger is not occupied either.
-    trigger(
+    post_events(
         &server,
         &app1(),
         &json!({"name": "e", "channel": "gamma", "data": "x"}),
@@ -898,10 +864,10 @@ async fn channels_filter_by_prefix_and_user_count() {
     let app = app1();
     let (_a, _) = public_sub(&server, "k", "pub-1").await;
     let (_b, _) = public_sub(&server, "k", "other").await;
-    let (_m1, _) = presence_sub(&server, &app, "presence-x", json!("1")).await;
-    let (_m2, _) = presence_sub(&server, &app, "presence-x", json!("2")).await;
-    let (_m3, _) = presence_sub(&server, &app, "presence-x", json!("2")).await;
-    let (_m4, _) = presence_sub(&server, &app, "presence-y", json!("1")).await;
+    let (_m1, _) = presence_sub(&server, &app, "presence-x", &member(json!("1"))).await;
+    let (_m2, _) = presence_sub(&server, &app, "presence-x", &member(json!("2"))).await;
+    let (_m3, _) = presence_sub(&server, &app, "presence-x", &member(json!("2"))).await;
+    let (_m4, _) = presence_sub(&server, &app, "presence-y", &member(json!("1"))).await;
     let (status, resp) = get(
         &server,
         &app,
@@ -966,9 +932,9 @@ async fn channel_info_public() {
 async fn channel_info_presence() {
     let server = TestServer::start(ONE_APP).await;
     let app = app1();
-    let (_a, _) = presence_sub(&server, &app, "presence-p", json!("1")).await;
-    let (_b, _) = presence_sub(&server, &app, "presence-p", json!("1")).await;
-    let (_c, _) = presence_sub(&server, &app, "presence-p", json!(2)).await;
+    let (_a, _) = presence_sub(&server, &app, "presence-p", &member(json!("1"))).await;
+    let (_b, _) = presence_sub(&server, &app, "presence-p", &member(json!("1"))).await;
+    let (_c, _) = presence_sub(&server, &app, "presence-p", &member(json!(2))).await;
     let (status, resp) = get(
         &server,
         &app,
@@ -1009,7 +975,7 @@ async fn channel_info_cache_attribute() {
         "cache attribute missing: {resp}"
     );
     assert_eq!(resp["cache"], Value::Null, "{resp}");
-    let (status, _) = trigger(
+    let (status, _) = post_events(
         &server,
         &app,
         &json!({"name": "headline", "channel": "cache-news", "data": "{\"t\":\"hi\"}"}),
@@ -1039,9 +1005,9 @@ async fn channel_info_cache_attribute() {
 async fn channel_users_lists_distinct_presence_users() {
     let server = TestServer::start(ONE_APP).await;
     let app = app1();
-    let (_a, _) = presence_sub(&server, &app, "presence-u", json!("1")).await;
-    let (_b, _) = presence_sub(&server, &app, "presence-u", json!("1")).await;
-    let (_c, _) = presence_sub(&server, &app, "presence-u", json!("2")).await;
+    let (_a, _) = presence_sub(&server, &app, "presence-u", &member(json!("1"))).await;
+    let (_b, _) = presence_sub(&server, &app, "presence-u", &member(json!("1"))).await;
+    let (_c, _) = presence_sub(&server, &app, "presence-u", &member(json!("2"))).await;
     let (status, resp) = get(&server, &app, "/apps/1/channels/presence-u/users", &[]).await;
     assert_eq!(status, 200, "{resp}");
     let mut ids: Vec<String> = resp["users"]
@@ -1080,22 +1046,14 @@ async fn channel_users_on_non_presence_channel_is_400() {
 // terminate_connections
 // ---------------------------------------------------------------------------------------------
 
-async fn signin(c: &mut WsClient, app: &TestApp, sid: &str, user_data: &str) {
-    let auth = user_auth(app, sid, user_data);
-    c.send(json!({"event": "pusher:signin", "data": {"auth": auth, "user_data": user_data}}))
-        .await;
-    let m = c.recv().await;
-    assert_eq!(m["event"], "pusher:signin_success", "{m}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn terminate_connections_closes_signed_in_user_only() {
     let server = TestServer::start(ONE_APP).await;
     let app = app1();
     let (mut signed7, sid) = server.connect("k").await;
-    signin(&mut signed7, &app, &sid, r#"{"id":"7"}"#).await;
+    signin_ok(&mut signed7, &app, &sid, r#"{"id":"7"}"#).await;
     let (mut signed7b, sid) = server.connect("k").await;
-    signin(
+    signin_ok(
         &mut signed7b,
         &app,
         &sid,
@@ -1103,19 +1061,11 @@ async fn terminate_connections_closes_signed_in_user_only() {
     )
     .await;
     let (mut signed8, sid) = server.connect("k").await;
-    signin(&mut signed8, &app, &sid, r#"{"id":"8"}"#).await;
-    let (mut member7, _) = presence_sub(&server, &app, "presence-t", json!("7")).await;
-    let (mut member7n, _) = presence_sub(&server, &app, "presence-t", json!(7)).await;
+    signin_ok(&mut signed8, &app, &sid, r#"{"id":"8"}"#).await;
+    let (mut member7, _) = presence_sub(&server, &app, "presence-t", &member(json!("7"))).await;
+    let (mut member7n, _) = presence_sub(&server, &app, "presence-t", &member(json!(7))).await;
 
-    let (status, resp) = server
-        .api(
-            &app,
-            "POST",
-            "/apps/1/users/7/terminate_connections",
-            &[],
-            "{}",
-        )
-        .await;
+    let (status, resp) = terminate_user(&server, &app, "7").await;
     assert_eq!(status, 200, "{resp}");
     assert_eq!(resp, json!({}));
     match signed7.closed().await {
@@ -1131,15 +1081,7 @@ async fn terminate_connections_closes_signed_in_user_only() {
     sync(&mut member7n).await;
 
     // Unknown user: still {}.
-    let (status, resp) = server
-        .api(
-            &app,
-            "POST",
-            "/apps/1/users/nobody/terminate_connections",
-            &[],
-            "{}",
-        )
-        .await;
+    let (status, resp) = terminate_user(&server, &app, "nobody").await;
     assert_eq!((status, resp), (200, json!({})));
 }
 
@@ -1167,7 +1109,7 @@ async fn path_prefix_applies_to_websocket_and_api() {
     // WebSocket under the prefix (ws_url adds it).
     let (mut c, _) = public_sub(&server, "k", "pfx").await;
     // Signed over /apps/1/events, sent to /ws/apps/1/events.
-    let (status, resp) = trigger(
+    let (status, resp) = post_events(
         &server,
         &app,
         &json!({"name": "e", "channel": "pfx", "data": "x"}),
@@ -1211,7 +1153,7 @@ async fn apps_are_isolated() {
 
     // A's credentials on B's paths.
     let a_on_b = TestApp::new("2", "k", "s");
-    let (status, resp) = trigger(
+    let (status, resp) = post_events(
         &server,
         &a_on_b,
         &json!({"name": "e", "channel": "shared", "data": "x"}),
@@ -1230,14 +1172,14 @@ async fn apps_are_isolated() {
     assert_eq!(resp["occupied"], false);
 
     // A trigger on B's "shared" does not reach A's "shared".
-    let (status, _) = trigger(
+    let (status, _) = post_events(
         &server,
         &b,
         &json!({"name": "from-b", "channel": "shared", "data": "x"}),
     )
     .await;
     assert_eq!(status, 200);
-    let (status, _) = trigger(
+    let (status, _) = post_events(
         &server,
         &a,
         &json!({"name": "from-a", "channel": "shared", "data": "x"}),

@@ -97,31 +97,6 @@ fn assert_401_json(what: &str, status: u16, body: &Value) {
     );
 }
 
-/// Sends a signed API request to any server address.
-async fn api_at(
-    addr: SocketAddr,
-    app: &TestApp,
-    method: &str,
-    path: &str,
-    extra: &[(&str, &str)],
-    body: &str,
-) -> (u16, Value) {
-    let q = signed_query(app, method, path, extra, body, now());
-    http_request(addr, method, &format!("{path}?{q}"), body).await
-}
-
-/// A trigger of `event` on `channel` with `data`, for `app`, through `POST /events`.
-async fn trigger(server: &TestServer, app: &TestApp, channel: &str, event: &str, data: &str) {
-    let body = json!({"name": event, "channel": channel, "data": data}).to_string();
-    let path = format!("/apps/{}/events", app.id);
-    let (status, resp) = server.api(app, "POST", &path, &[], &body).await;
-    assert_eq!(
-        (status, &resp),
-        (200, &json!({})),
-        "trigger {event} on {channel}"
-    );
-}
-
 /// Round trip through the connection: every message queued for it before the `pusher:ping` is
 /// read, and none may be there. The server answers in order, so an event that leaked to this
 /// connection before this call arrives before the pong.
@@ -134,22 +109,6 @@ async fn assert_nothing_queued(c: &mut WsClient, who: &str) {
     );
 }
 
-/// Asserts the next message is `event` (on `channel`), and returns it.
-async fn next_is(c: &mut WsClient, event: &str, channel: &str) -> Value {
-    let m = c.recv().await;
-    assert_eq!(m["event"], event, "expected {event} next, got {m}");
-    assert_eq!(m["channel"], channel, "{m}");
-    m
-}
-
-fn assert_succeeded(m: &Value, channel: &str) {
-    assert_eq!(
-        m["event"], "pusher_internal:subscription_succeeded",
-        "subscribing to {channel} must succeed: {m}"
-    );
-    assert_eq!(m["channel"], channel, "{m}");
-}
-
 /// Asserts a `pusher:subscription_error` of type AuthError, status 401, for `channel`.
 fn assert_auth_error(what: &str, m: &Value, channel: &str) {
     assert_eq!(
@@ -160,39 +119,6 @@ fn assert_auth_error(what: &str, m: &Value, channel: &str) {
     let data = decode_data(m);
     assert_eq!(data["type"], "AuthError", "{what}: {m}");
     assert_eq!(data["status"], 401, "{what}: {m}");
-}
-
-/// Signs in with the given credentials and returns the server's answer.
-async fn send_signin(c: &mut WsClient, app: &TestApp, sid: &str, user_data: &str) -> Value {
-    let auth = user_auth(app, sid, user_data);
-    c.send(json!({"event": "pusher:signin", "data": {"auth": auth, "user_data": user_data}}))
-        .await;
-    c.recv().await
-}
-
-async fn signin_ok(c: &mut WsClient, app: &TestApp, sid: &str, user_data: &str) {
-    let m = send_signin(c, app, sid, user_data).await;
-    assert_eq!(m["event"], "pusher:signin_success", "{m}");
-}
-
-/// Subscribes to a private (or encrypted) channel with a correct signature for `app`.
-async fn join_private(c: &mut WsClient, app: &TestApp, sid: &str, channel: &str) {
-    let auth = channel_auth(app, sid, channel, None);
-    assert_succeeded(&c.subscribe(channel, Some(&auth), None).await, channel);
-}
-
-/// Joins a presence channel with correctly signed channel_data; returns the succeeded frame.
-async fn join_presence(
-    c: &mut WsClient,
-    app: &TestApp,
-    sid: &str,
-    channel: &str,
-    channel_data: &str,
-) -> Value {
-    let auth = channel_auth(app, sid, channel, Some(channel_data));
-    let m = c.subscribe(channel, Some(&auth), Some(channel_data)).await;
-    assert_succeeded(&m, channel);
-    m
 }
 
 /// The sorted member ids of a presence `subscription_succeeded` frame.
@@ -224,21 +150,6 @@ async fn api_users(server: &TestServer, app: &TestApp, channel: &str) -> Vec<Str
         .collect();
     ids.sort();
     ids
-}
-
-/// Connects a WebSocket client to any server address; returns it and its socket id.
-async fn connect_at(addr: SocketAddr, key: &str) -> (WsClient, String) {
-    let mut c = WsClient::connect(&format!(
-        "ws://{addr}/app/{key}?protocol=7&client=js&version=8.4.0"
-    ))
-    .await;
-    let m = c.recv().await;
-    assert_eq!(m["event"], "pusher:connection_established", "{m}");
-    let sid = decode_data(&m)["socket_id"]
-        .as_str()
-        .expect("socket_id")
-        .to_string();
-    (c, sid)
 }
 
 // --- The real binary, its logs captured ------------------------------------------------------
@@ -393,7 +304,7 @@ async fn channel_and_user_signatures_of_one_app_are_refused_by_another() {
         let m = c.subscribe("presence-x", Some(&auth), Some(member)).await;
         assert_auth_error(who, &m, "presence-x");
 
-        let m = send_signin(&mut c, &creds, &sid, r#"{"id":"mallory"}"#).await;
+        let m = signin(&mut c, &creds, &sid, r#"{"id":"mallory"}"#).await;
         assert_eq!(
             m["event"], "pusher:error",
             "{who}: sign-in must be refused: {m}"
@@ -456,9 +367,9 @@ async fn private_presence_user_and_client_events_never_cross_apps() {
         let mut it = listeners.into_iter();
         (it.next().expect("a"), it.next().expect("b"))
     };
-    let m = next_is(&mut la, "pusher_internal:member_added", "presence-room").await;
+    let m = next_is_on(&mut la, "pusher_internal:member_added", "presence-room").await;
     assert_eq!(decode_data(&m)["user_id"], "a-member-2");
-    let m = next_is(&mut lb, "pusher_internal:member_added", "presence-room").await;
+    let m = next_is_on(&mut lb, "pusher_internal:member_added", "presence-room").await;
     assert_eq!(decode_data(&m)["user_id"], "b-member-2");
     assert_eq!(
         api_users(&server, &b, "presence-room").await,
@@ -468,28 +379,20 @@ async fn private_presence_user_and_client_events_never_cross_apps() {
     // A's triggers on every kind reach A's listener only.
     for ch in ["private-room", "presence-room", "#server-to-user-7"] {
         trigger(&server, &a, ch, "from-a", "{}").await;
-        next_is(&mut la, "from-a", ch).await;
+        next_is_on(&mut la, "from-a", ch).await;
     }
     // A's client events reach A's listener only.
     for ch in ["private-room", "presence-room"] {
         senders[0]
             .send(json!({"event": "client-from-a", "channel": ch, "data": {}}))
             .await;
-        next_is(&mut la, "client-from-a", ch).await;
+        next_is_on(&mut la, "client-from-a", ch).await;
     }
     assert_nothing_queued(&mut lb, "B's listener").await;
     assert_nothing_queued(&mut senders[1], "B's sender").await;
 
     // B terminates its user 7: B's connection closes, A's user 7 stays.
-    let (status, resp) = server
-        .api(
-            &b,
-            "POST",
-            "/apps/app-b/users/7/terminate_connections",
-            &[],
-            "{}",
-        )
-        .await;
+    let (status, resp) = terminate_user(&server, &b, "7").await;
     assert_eq!((status, resp), (200, json!({})));
     match lb.closed().await {
         Closed::Code(code, _) => assert_eq!(code, 4009, "B's user 7 is terminated"),
@@ -523,7 +426,7 @@ async fn server_to_user_channel_needs_a_sign_in_as_exactly_that_user() {
     // A sign-in as 42 with a bad signature, then the channel.
     let (mut failed, sid) = server.connect("key-a").await;
     let wrong = TestApp::new("app-a", "key-a", "not-the-secret");
-    let m = send_signin(&mut failed, &wrong, &sid, r#"{"id":"42"}"#).await;
+    let m = signin(&mut failed, &wrong, &sid, r#"{"id":"42"}"#).await;
     assert_eq!(m["event"], "pusher:error", "{m}");
     assert_auth_error(
         "failed sign-in as 42",
@@ -561,9 +464,9 @@ async fn server_to_user_channel_needs_a_sign_in_as_exactly_that_user() {
         )
         .await;
     assert_eq!((status, resp), (200, json!({})));
-    let m = next_is(&mut user42, "single", ch).await;
+    let m = next_is_on(&mut user42, "single", ch).await;
     assert_eq!(m["data"], "{\"n\":1}");
-    let m = next_is(&mut user42, "batched", ch).await;
+    let m = next_is_on(&mut user42, "batched", ch).await;
     assert_eq!(m["data"], "{\"n\":2}");
 
     assert_nothing_queued(&mut member, "presence member 42").await;
@@ -658,14 +561,14 @@ async fn presence_members_are_only_the_users_the_app_signed() {
     assert_eq!(info["user_count"], 1, "{info}");
     // Mallory is not subscribed: events of the channel do not reach her.
     trigger(&server, &a, ch, "members-only", "{}").await;
-    next_is(&mut alice, "members-only", ch).await;
+    next_is_on(&mut alice, "members-only", ch).await;
     assert_nothing_queued(&mut mallory, "a refused presence subscriber").await;
 
     // When the app signs user 2 for her socket, she joins as 2 and only as 2.
     let user2 = r#"{"user_id":"2"}"#;
     let joined = join_presence(&mut mallory, &a, &sid, ch, user2).await;
     assert_eq!(presence_ids(&joined), ["1", "2"], "{joined}");
-    let m = next_is(&mut alice, "pusher_internal:member_added", ch).await;
+    let m = next_is_on(&mut alice, "pusher_internal:member_added", ch).await;
     assert_eq!(decode_data(&m)["user_id"], "2", "{m}");
     assert_eq!(api_users(&server, &a, ch).await, ["1", "2"]);
 }
@@ -691,7 +594,7 @@ async fn client_event_user_id_is_the_servers_not_the_senders() {
     )
     .await;
     join_private(&mut mallory, &a, &sid, "private-room").await;
-    next_is(&mut alice, "pusher_internal:member_added", "presence-room").await;
+    next_is_on(&mut alice, "pusher_internal:member_added", "presence-room").await;
 
     for forged in [
         json!("1"),
@@ -708,7 +611,7 @@ async fn client_event_user_id_is_the_servers_not_the_senders() {
                 "user_id": forged,
             }))
             .await;
-        let m = next_is(&mut alice, "client-msg", "presence-room").await;
+        let m = next_is_on(&mut alice, "client-msg", "presence-room").await;
         assert_eq!(
             m["user_id"], "2",
             "forged user_id {forged} must be replaced by the sender's: {m}"
@@ -722,7 +625,7 @@ async fn client_event_user_id_is_the_servers_not_the_senders() {
                 "user_id": forged,
             }))
             .await;
-        let m = next_is(&mut alice, "client-msg", "private-room").await;
+        let m = next_is_on(&mut alice, "client-msg", "private-room").await;
         assert!(
             m.get("user_id").is_none(),
             "a client's user_id must not be forwarded on a private channel: {m}"
@@ -756,7 +659,7 @@ async fn captured_api_request_replays_only_unchanged_and_within_the_window() {
             .raw_http("POST", &format!("/apps/app-a/events?{q}"), &body)
             .await;
         assert_eq!(status, 200, "timestamp {offset:+} s: {resp}");
-        next_is(&mut sub, "edge", "news").await;
+        next_is_on(&mut sub, "edge", "news").await;
     }
 
     let body = json!({"name": "once", "channel": "news", "data": "{\"n\":1}"}).to_string();
@@ -766,7 +669,7 @@ async fn captured_api_request_replays_only_unchanged_and_within_the_window() {
     for _ in 0..2 {
         let (status, resp) = server.raw_http("POST", &url, &body).await;
         assert_eq!((status, resp), (200, json!({})));
-        let m = next_is(&mut sub, "once", "news").await;
+        let m = next_is_on(&mut sub, "once", "news").await;
         assert_eq!(m["data"], "{\"n\":1}");
     }
 
@@ -1342,7 +1245,7 @@ async fn encrypted_payloads_stay_out_of_the_logs(log_format: &str) {
     let body = json!({"name": "secret-event", "channel": ch, "data": single}).to_string();
     let (status, resp) = api_at(addr, &app, "POST", "/apps/enc/events", &[], &body).await;
     assert_eq!((status, resp), (200, json!({})));
-    let m = next_is(&mut sub, "secret-event", ch).await;
+    let m = next_is_on(&mut sub, "secret-event", ch).await;
     assert_eq!(m["data"], single, "forwarded byte for byte");
 
     let batched = r#"{"nonce":"NONCE_BATCH_MARKER_321","ciphertext":"CIPHER_BATCH_MARKER_654"}"#;
@@ -1357,7 +1260,7 @@ async fn encrypted_payloads_stay_out_of_the_logs(log_format: &str) {
     )
     .await;
     assert_eq!((status, resp), (200, json!({})));
-    let m = next_is(&mut sub, "secret-batch", ch).await;
+    let m = next_is_on(&mut sub, "secret-batch", ch).await;
     assert_eq!(m["data"], batched);
 
     // Cached, then replayed to a new subscriber.
@@ -1367,7 +1270,7 @@ async fn encrypted_payloads_stay_out_of_the_logs(log_format: &str) {
     assert_eq!((status, resp), (200, json!({})));
     let (mut late, late_sid) = connect_at(addr, "enc-key").await;
     join_private(&mut late, &app, &late_sid, cache_ch).await;
-    let m = next_is(&mut late, "secret-cached", cache_ch).await;
+    let m = next_is_on(&mut late, "secret-cached", cache_ch).await;
     assert_eq!(m["data"], cached);
 
     let (mut sender, sender_sid) = connect_at(addr, "enc-key").await;
@@ -1502,7 +1405,7 @@ async fn app_secret_never_appears_in_logs_error_bodies_or_metrics() {
     let m = c.subscribe("presence-x", Some(&auth), Some(data)).await;
     assert_auth_error("wrong secret", &m, "presence-x");
     seen.push(m.to_string());
-    let m = send_signin(&mut c, &wrong, &sid, r#"{"id":"u"}"#).await;
+    let m = signin(&mut c, &wrong, &sid, r#"{"id":"u"}"#).await;
     assert_eq!(m["event"], "pusher:error", "{m}");
     seen.push(m.to_string());
     join_private(&mut c, &app, &sid, "private-x").await;
@@ -1717,8 +1620,8 @@ async fn webhooks_are_signed_but_never_carry_the_secret() {
     join_presence(&mut c2, &app, &sid2, "presence-h", r#"{"user_id":"2"}"#).await;
     c2.send(json!({"event": "client-hi", "channel": "presence-h", "data": {"x": 1}}))
         .await;
-    next_is(&mut c1, "pusher_internal:member_added", "presence-h").await;
-    next_is(&mut c1, "client-hi", "presence-h").await;
+    next_is_on(&mut c1, "pusher_internal:member_added", "presence-h").await;
+    next_is_on(&mut c1, "client-hi", "presence-h").await;
 
     let mut names = BTreeSet::new();
     let deadline = Instant::now() + Duration::from_secs(5);

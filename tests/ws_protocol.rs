@@ -19,10 +19,6 @@ fn config(server: &str, app_extra: &str) -> String {
     )
 }
 
-fn app1() -> TestApp {
-    TestApp::new("1", "k", "s")
-}
-
 /// The pusher-js query string.
 const JS_QUERY: &str = "?protocol=7&client=js&version=8.4.0&flash=false";
 
@@ -39,28 +35,6 @@ fn is_socket_id(s: &str) -> bool {
     }
 }
 
-/// Triggers one event over the HTTP API and asserts 200.
-async fn trigger(server: &TestServer, app: &TestApp, channel: &str, name: &str, data: &str) {
-    let body = json!({"name": name, "channel": channel, "data": data}).to_string();
-    trigger_raw(server, app, &body).await;
-}
-
-/// Triggers with a hand-written body (to control escapes byte by byte).
-async fn trigger_raw(server: &TestServer, app: &TestApp, body: &str) {
-    let path = format!("/apps/{}/events", app.id);
-    let (status, resp) = server.api(app, "POST", &path, &[], body).await;
-    assert_eq!(status, 200, "trigger failed: {resp}");
-}
-
-/// Sends `pusher:ping` and asserts that the very next message is `pusher:pong`. Since the server
-/// handles a connection's frames in order, everything sent before has been processed when this
-/// returns.
-async fn sync(c: &mut WsClient) {
-    c.send(json!({"event": "pusher:ping", "data": {}})).await;
-    let m = c.recv().await;
-    assert_eq!(m["event"], "pusher:pong", "expected pong, got {m}");
-}
-
 /// The next text frame, as the raw string the server wrote.
 async fn recv_raw_text(c: &mut WsClient) -> String {
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -74,15 +48,6 @@ async fn recv_raw_text(c: &mut WsClient) -> String {
             Ok(None) => panic!("stream ended while waiting for text"),
         }
     }
-}
-
-/// Asserts `m` is `pusher_internal:subscription_succeeded` for `channel`.
-fn assert_succeeded(m: &Value, channel: &str) {
-    assert_eq!(
-        m["event"], "pusher_internal:subscription_succeeded",
-        "expected subscription_succeeded for {channel}, got {m}"
-    );
-    assert_eq!(m["channel"], channel, "{m}");
 }
 
 /// Asserts `m` is `pusher:subscription_error` for `channel` with the given type and status,
@@ -114,18 +79,6 @@ fn assert_error_code(m: &Value, code: u64) {
         m["data"]["message"].as_str().is_some_and(|e| !e.is_empty()),
         "message text expected: {m}"
     );
-}
-
-/// Subscribes to a private channel with a correct signature.
-async fn sub_private(c: &mut WsClient, app: &TestApp, sid: &str, channel: &str) -> Value {
-    let auth = channel_auth(app, sid, channel, None);
-    c.subscribe(channel, Some(&auth), None).await
-}
-
-/// Subscribes to a presence channel with `channel_data` and a correct signature.
-async fn join(c: &mut WsClient, app: &TestApp, sid: &str, channel: &str, data: &str) -> Value {
-    let auth = channel_auth(app, sid, channel, Some(data));
-    c.subscribe(channel, Some(&auth), Some(data)).await
 }
 
 /// The decoded `presence` object of a presence `subscription_succeeded`; asserts `data` is a
@@ -651,7 +604,7 @@ async fn presence_subscription_succeeded_lists_members_including_self() {
     let app = app1();
     let ch = "presence-room";
     let (mut c1, sid1) = server.connect("k").await;
-    let ok = join(
+    let ok = sub_presence(
         &mut c1,
         &app,
         &sid1,
@@ -666,7 +619,7 @@ async fn presence_subscription_succeeded_lists_members_including_self() {
     assert_eq!(p["count"], 1, "{ok}");
 
     let (mut c2, sid2) = server.connect("k").await;
-    let ok = join(
+    let ok = sub_presence(
         &mut c2,
         &app,
         &sid2,
@@ -723,7 +676,7 @@ async fn presence_bad_signature_or_channel_data_is_auth_error() {
     let m = c.subscribe(ch, Some(&auth), Some(data)).await;
     assert_sub_error(&m, ch, "AuthError", 401);
     // Correct.
-    let ok = join(&mut c, &app, &sid, ch, data).await;
+    let ok = sub_presence(&mut c, &app, &sid, ch, data).await;
     assert_succeeded(&ok, ch);
 }
 
@@ -733,18 +686,18 @@ async fn presence_same_user_on_two_connections_is_one_member() {
     let app = app1();
     let ch = "presence-chat.1";
     let (mut c1, sid1) = server.connect("k").await;
-    join(&mut c1, &app, &sid1, ch, r#"{"user_id":"u1"}"#).await;
+    sub_presence(&mut c1, &app, &sid1, ch, r#"{"user_id":"u1"}"#).await;
 
     let bob = r#"{"user_id":"u2","user_info":{"name":"Bob"}}"#;
     let (mut c2, sid2) = server.connect("k").await;
-    assert_succeeded(&join(&mut c2, &app, &sid2, ch, bob).await, ch);
+    assert_succeeded(&sub_presence(&mut c2, &app, &sid2, ch, bob).await, ch);
     let m = c1.recv().await;
     assert_eq!(m["event"], "pusher_internal:member_added", "{m}");
     assert_eq!(decode_data(&m)["user_id"], "u2", "{m}");
 
     // Bob again, from a second tab: no second member_added, and still 2 members.
     let (mut c3, sid3) = server.connect("k").await;
-    let ok = join(&mut c3, &app, &sid3, ch, bob).await;
+    let ok = sub_presence(&mut c3, &app, &sid3, ch, bob).await;
     assert_succeeded(&ok, ch);
     let p = presence_of(&ok);
     assert_eq!(p["count"], 2, "same user twice is one member: {ok}");
@@ -777,9 +730,9 @@ async fn presence_member_removed_on_unsubscribe_of_last_connection() {
     let app = app1();
     let ch = "presence-lobby";
     let (mut c1, sid1) = server.connect("k").await;
-    join(&mut c1, &app, &sid1, ch, r#"{"user_id":"u1"}"#).await;
+    sub_presence(&mut c1, &app, &sid1, ch, r#"{"user_id":"u1"}"#).await;
     let (mut c2, sid2) = server.connect("k").await;
-    join(&mut c2, &app, &sid2, ch, r#"{"user_id":"u2"}"#).await;
+    sub_presence(&mut c2, &app, &sid2, ch, r#"{"user_id":"u2"}"#).await;
     assert_eq!(c1.recv().await["event"], "pusher_internal:member_added");
 
     c2.send(json!({"event": "pusher:unsubscribe", "data": {"channel": ch}}))
@@ -797,7 +750,7 @@ async fn presence_numeric_user_id_stays_a_number() {
     let app = app1();
     let ch = "presence-nums";
     let (mut c1, sid1) = server.connect("k").await;
-    let ok = join(
+    let ok = sub_presence(
         &mut c1,
         &app,
         &sid1,
@@ -814,7 +767,7 @@ async fn presence_numeric_user_id_stays_a_number() {
     );
 
     let (mut c2, sid2) = server.connect("k").await;
-    let ok = join(
+    let ok = sub_presence(
         &mut c2,
         &app,
         &sid2,
@@ -855,7 +808,7 @@ async fn presence_hash_is_always_an_object() {
     let app = app1();
     let ch = "presence-zero";
     let (mut c, sid) = server.connect("k").await;
-    let ok = join(&mut c, &app, &sid, ch, r#"{"user_id":0}"#).await;
+    let ok = sub_presence(&mut c, &app, &sid, ch, r#"{"user_id":0}"#).await;
     let p = presence_of(&ok);
     assert!(p["hash"].is_object(), "hash must be an object: {ok}");
     assert!(
@@ -873,12 +826,12 @@ async fn presence_member_limit_is_limit_reached_4004_but_same_user_may_add_conne
     let ch = "presence-tiny";
     let (mut c1, sid1) = server.connect("k").await;
     assert_succeeded(
-        &join(&mut c1, &app, &sid1, ch, r#"{"user_id":"u1"}"#).await,
+        &sub_presence(&mut c1, &app, &sid1, ch, r#"{"user_id":"u1"}"#).await,
         ch,
     );
 
     let (mut c2, sid2) = server.connect("k").await;
-    let m = join(&mut c2, &app, &sid2, ch, r#"{"user_id":"u2"}"#).await;
+    let m = sub_presence(&mut c2, &app, &sid2, ch, r#"{"user_id":"u2"}"#).await;
     assert_sub_error(&m, ch, "LimitReached", 4004);
     // Nobody was told about u2.
     c1.expect_silence(Duration::from_millis(300)).await;
@@ -890,7 +843,7 @@ async fn presence_member_limit_is_limit_reached_4004_but_same_user_may_add_conne
 
     // u1 from another connection is not a new member.
     let (mut c3, sid3) = server.connect("k").await;
-    let ok = join(&mut c3, &app, &sid3, ch, r#"{"user_id":"u1"}"#).await;
+    let ok = sub_presence(&mut c3, &app, &sid3, ch, r#"{"user_id":"u1"}"#).await;
     assert_succeeded(&ok, ch);
     assert_eq!(presence_of(&ok)["count"], 1, "{ok}");
 }
@@ -902,10 +855,10 @@ async fn presence_member_data_too_big_is_limit_reached_4301() {
     let ch = "presence-big";
     let (mut c, sid) = server.connect("k").await;
     let big = json!({"user_id": "u1", "user_info": {"bio": "b".repeat(200)}}).to_string();
-    let m = join(&mut c, &app, &sid, ch, &big).await;
+    let m = sub_presence(&mut c, &app, &sid, ch, &big).await;
     assert_sub_error(&m, ch, "LimitReached", 4301);
     // Small data on the same connection is fine.
-    let ok = join(
+    let ok = sub_presence(
         &mut c,
         &app,
         &sid,
@@ -924,7 +877,7 @@ async fn presence_member_data_too_big_is_limit_reached_4301() {
 async fn sub_any(c: &mut WsClient, app: &TestApp, sid: &str, channel: &str, user: &str) -> Value {
     if channel.starts_with("presence-") {
         let data = json!({"user_id": user}).to_string();
-        join(c, app, sid, channel, &data).await
+        sub_presence(c, app, sid, channel, &data).await
     } else if channel.starts_with("private-") {
         sub_private(c, app, sid, channel).await
     } else {
@@ -1014,7 +967,7 @@ async fn disconnect_removes_channels_and_connection() {
         "private-b",
     );
     assert_succeeded(
-        &join(&mut c, &app, &sid, "presence-c", r#"{"user_id":"u1"}"#).await,
+        &sub_presence(&mut c, &app, &sid, "presence-c", r#"{"user_id":"u1"}"#).await,
         "presence-c",
     );
     let list = get_json(&server, &app, "channels").await;
