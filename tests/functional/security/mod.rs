@@ -1,6 +1,6 @@
 //! Black-box security tests: the promises an operator relies on when several apps share one
 //! server, when users sign in, and when logs, metrics and error bodies leave the machine. One
-//! module per promise of [SECURITY.md](../../SECURITY.md) (which names each test):
+//! module per promise of [SECURITY.md](../../../SECURITY.md) (which names each test):
 //! * `isolation`: 1, a key of app A cannot trigger, read, terminate or subscribe in app B.
 //! * `impersonation`: 1, only the connection signed in as X gets `#server-to-user-X`; a presence
 //!   or client-event `user_id` cannot be spoofed.
@@ -37,12 +37,10 @@
 //! landed with them: tungstenite's TRACE frame dumps (encrypted payloads in the log), a
 //! re-sign-in keeping the previous user's channel, and two ways a Redis password leaked.
 
-#[path = "../common/mod.rs"]
-mod common;
-use common::binary::{config_file, Captured};
-use common::receiver::Receiver;
-use common::redis::free_port;
-use common::*;
+use crate::common::binary::{config_file, Captured};
+use crate::common::receiver::Receiver;
+use crate::common::redis::free_port;
+use crate::common::*;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;

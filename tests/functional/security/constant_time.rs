@@ -8,14 +8,20 @@ use super::*;
 const SIGNATURE_SOURCES: [(&str, &str); 4] = [
     (
         "src/protocol/signature.rs",
-        include_str!("../../src/protocol/signature.rs"),
+        include_str!("../../../src/protocol/signature.rs"),
     ),
-    ("src/http/auth.rs", include_str!("../../src/http/auth.rs")),
+    (
+        "src/http/auth.rs",
+        include_str!("../../../src/http/auth.rs"),
+    ),
     (
         "src/ws/subscribe.rs",
-        include_str!("../../src/ws/subscribe.rs"),
+        include_str!("../../../src/ws/subscribe.rs"),
     ),
-    ("src/ws/signin.rs", include_str!("../../src/ws/signin.rs")),
+    (
+        "src/ws/signin.rs",
+        include_str!("../../../src/ws/signin.rs"),
+    ),
 ];
 
 #[derive(Debug, Clone, PartialEq)]

@@ -1,8 +1,7 @@
 //! The shell example `examples/scripts/trigger.sh` against a real server: it signs and sends an
 //! event with nothing but bash, curl and openssl, and reports the server's refusal.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;

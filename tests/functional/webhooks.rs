@@ -1,8 +1,7 @@
 //! Webhooks, received by a real local HTTP server.
 
-mod common;
-use common::receiver::{Answer, Receiver};
-use common::*;
+use crate::common::receiver::{Answer, Receiver};
+use crate::common::*;
 
 use std::time::Duration;
 

@@ -1,9 +1,8 @@
 //! The process lifecycle: graceful shutdown on SIGTERM/SIGINT, a second signal, `/ready`.
 
-mod common;
-use common::process::Process;
-use common::receiver::Receiver;
-use common::*;
+use crate::common::process::Process;
+use crate::common::receiver::Receiver;
+use crate::common::*;
 
 use std::process::Command;
 use std::time::Duration;

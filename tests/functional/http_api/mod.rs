@@ -9,9 +9,7 @@
 //! * `channels`: `GET /channels` and `GET /channels/{channel}`.
 //! * `users`: `GET /channels/{channel}/users` and `POST /users/{id}/terminate_connections`.
 
-#[path = "../common/mod.rs"]
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::time::Duration;
 

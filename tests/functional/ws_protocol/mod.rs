@@ -9,9 +9,7 @@
 //! * `presence`: presence channels, their members and limits.
 //! * `cache`: cache channels (`cache_miss` and the replay of the last event).
 
-#[path = "../common/mod.rs"]
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::time::Duration;
 

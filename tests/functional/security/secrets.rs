@@ -9,7 +9,7 @@ use super::*;
 /// The binary with a clean `CLARION_*` environment and `RUST_LOG=trace`: every log line any
 /// crate in the process can emit is captured.
 fn clarion() -> Command {
-    common::binary::clarion("trace")
+    crate::common::binary::clarion("trace")
 }
 
 /// Starts `cmd` on 127.0.0.1 and a free port, with stdout and stderr captured, and waits until
@@ -416,7 +416,7 @@ fn check_config_masks_a_redis_password_containing_an_at_sign() {
 /// logs, whether Redis accepts it or refuses it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_password_never_appears_in_logs() {
-    let redis = common::redis::Redis::start_with(&["--requirepass", "RightPw_MaRkEr_111"]);
+    let redis = crate::common::redis::Redis::start_with(&["--requirepass", "RightPw_MaRkEr_111"]);
     let redis_port = redis.port;
     let mut outputs = Vec::new();
     for password in ["RightPw_MaRkEr_111", "WrongPw_MaRkEr_222"] {
