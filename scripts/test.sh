@@ -77,7 +77,7 @@ if [ ${#packages[@]} -gt 0 ]; then
       own_policy_rc_d=1
     fi
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+    apt-get install -y -qq "${packages[@]}" >/dev/null
     if [ -n "$own_policy_rc_d" ]; then
       rm -f /usr/sbin/policy-rc.d
       own_policy_rc_d=""
@@ -118,7 +118,7 @@ echo "cargo:        $(cargo --version)"
 echo "node:         $(node --version), npm $(npm --version)"
 echo "python3:      $(python3 --version 2>&1) ($(command -v python3)), venv ok"
 echo "redis-server: $(redis-server --version)"
-echo "chromium:     $("$CHROMIUM" --version 2>/dev/null || echo "$CHROMIUM")"
+echo "chromium:     $(timeout 20 "$CHROMIUM" --version 2>/dev/null || echo "$CHROMIUM")"
 
 echo "== cargo test"
 cargo test
