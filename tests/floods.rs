@@ -36,10 +36,6 @@ const IDLE: [(&str, f64); 4] = [
 /// How long gauges may take to settle after a flood.
 const SETTLE: Duration = Duration::from_secs(15);
 
-fn app() -> TestApp {
-    TestApp::new("1", "k", "s")
-}
-
 /// A server with `extra` server settings and /metrics on a free port; returns it and the port.
 async fn server(extra: &str) -> (TestServer, u16) {
     let port = free_port();
@@ -57,18 +53,22 @@ async fn normal_client_works(s: &TestServer, tag: &str) -> WsClient {
         ok["event"], "pusher_internal:subscription_succeeded",
         "{ok}"
     );
-    trigger(s, &channel, tag).await;
+    hello(s, &channel, tag).await;
     let m = c.expect_event("hello").await;
     assert_eq!(m["data"], format!("{{\"tag\":\"{tag}\"}}"), "{m}");
     c
 }
 
-async fn trigger(s: &TestServer, channel: &str, tag: &str) {
-    let body =
-        json!({"name": "hello", "channel": channel, "data": format!("{{\"tag\":\"{tag}\"}}")})
-            .to_string();
-    let (status, resp) = s.api(&app(), "POST", "/apps/1/events", &[], &body).await;
-    assert_eq!(status, 200, "{resp}");
+/// Triggers `hello` with `{"tag": tag}` on `channel`.
+async fn hello(s: &TestServer, channel: &str, tag: &str) {
+    trigger(
+        s,
+        &app1(),
+        channel,
+        "hello",
+        &format!("{{\"tag\":\"{tag}\"}}"),
+    )
+    .await;
 }
 
 type Ws = WebSocketStream<TcpStream>;
@@ -115,7 +115,7 @@ async fn member(addr: SocketAddr, i: usize, channels: usize) -> Ws {
     .await;
     let presence = format!("presence-flood-{}", i % channels);
     let data = json!({"user_id": i, "user_info": {"n": i}}).to_string();
-    let auth = channel_auth(&app(), &sid, &presence, Some(&data));
+    let auth = channel_auth(&app1(), &sid, &presence, Some(&data));
     send_json(
         &mut ws,
         json!({"event": "pusher:subscribe", "data": {"channel": presence, "auth": auth, "channel_data": data}}),
@@ -289,7 +289,7 @@ async fn connections_that_never_send_a_request_are_closed_after_the_handshake_ti
     );
 
     // ...and, upgraded, is not bound by the handshake timeout: it still gets events.
-    trigger(&s, "normal-during-silence", "later").await;
+    hello(&s, "normal-during-silence", "later").await;
     let m = normal.expect_event("hello").await;
     assert_eq!(m["data"], "{\"tag\":\"later\"}");
     wait_for_metrics(port, SETTLE, &[(OPEN_SOCKETS, 1.0), (CONNECTED, 1.0)]).await;
@@ -362,7 +362,7 @@ async fn slowloris_request_heads_are_closed_after_the_handshake_timeout() {
         assert!(*after >= timeout * 9 / 10, "closed early: {after:?}");
         assert!(*after <= timeout * 3, "closed too late: {after:?}");
     }
-    trigger(&s, "normal-during-slowloris", "later").await;
+    hello(&s, "normal-during-slowloris", "later").await;
     normal.expect_event("hello").await;
     drop(normal);
     wait_for_metrics(port, SETTLE, &IDLE).await;
@@ -491,7 +491,7 @@ async fn silent_clients_are_pinged_then_closed_with_4201_and_forgotten() {
     let setup = Instant::now();
     let (mut reader, sid) = s.connect("k").await;
     let data = json!({"user_id": "reader"}).to_string();
-    let auth = channel_auth(&app(), &sid, "presence-flood-0", Some(&data));
+    let auth = channel_auth(&app1(), &sid, "presence-flood-0", Some(&data));
     reader
         .subscribe("presence-flood-0", Some(&auth), Some(&data))
         .await;

@@ -2,20 +2,16 @@
 //! test on a free port, so it can be stopped and restarted) behave as one server.
 
 mod common;
-use common::redis::{free_port, Redis};
+use common::process::Process;
+use common::redis::Redis;
 use common::*;
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
 const APP: &str =
     "[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"s\"\nenable_client_messages = true\n";
-
-fn app() -> TestApp {
-    TestApp::new("1", "k", "s")
-}
 
 /// A node of the cluster with extra app settings.
 async fn node(redis: &Redis, prefix: &str, extra: &str) -> TestServer {
@@ -43,21 +39,10 @@ async fn wait_ready(s: &TestServer) {
     panic!("node never became ready");
 }
 
-async fn trigger(s: &TestServer, channel: &str, event: &str, data: &str, socket_id: Option<&str>) {
-    let mut body = json!({"name": event, "channel": channel, "data": data});
-    if let Some(sid) = socket_id {
-        body["socket_id"] = sid.into();
-    }
-    let (status, resp) = s
-        .api(&app(), "POST", "/apps/1/events", &[], &body.to_string())
-        .await;
-    assert_eq!(status, 200, "{resp}");
-}
-
 async fn presence(s: &TestServer, channel: &str, user: Value) -> (WsClient, String, Value) {
     let (mut c, sid) = s.connect("k").await;
     let data = json!({"user_id": user, "user_info": {"name": "n"}}).to_string();
-    let auth = channel_auth(&app(), &sid, channel, Some(&data));
+    let auth = channel_auth(&app1(), &sid, channel, Some(&data));
     let ok = c.subscribe(channel, Some(&auth), Some(&data)).await;
     assert_eq!(
         ok["event"], "pusher_internal:subscription_succeeded",
@@ -74,7 +59,7 @@ async fn events_reach_every_node_exactly_once_with_exclusion() {
     let (mut on_b, b_sid) = b.connect("k").await;
     on_a.subscribe("orders", Some(""), None).await;
     on_b.subscribe("orders", Some(""), None).await;
-    trigger(&a, "orders", "created", "{\"id\":1}", None).await;
+    trigger(&a, &app1(), "orders", "created", "{\"id\":1}").await;
     for c in [&mut on_a, &mut on_b] {
         let m = c.expect_event("created").await;
         assert_eq!(m["data"], "{\"id\":1}");
@@ -84,7 +69,8 @@ async fn events_reach_every_node_exactly_once_with_exclusion() {
     on_a.expect_silence(Duration::from_millis(300)).await;
     on_b.expect_silence(Duration::from_millis(300)).await;
     // socket_id exclusion holds across nodes: B's connection is excluded by a trigger on A.
-    trigger(&a, "orders", "second", "{}", Some(&b_sid)).await;
+    let body = json!({"name": "second", "channel": "orders", "data": "{}", "socket_id": b_sid});
+    trigger_raw(&a, &app1(), &body.to_string()).await;
     on_a.expect_event("second").await;
     on_b.expect_silence(Duration::from_millis(500)).await;
 }
@@ -96,7 +82,7 @@ async fn client_events_and_terminate_cross_nodes() {
     let (mut on_a, a_sid) = a.connect("k").await;
     let (mut on_b, b_sid) = b.connect("k").await;
     for (c, sid) in [(&mut on_a, &a_sid), (&mut on_b, &b_sid)] {
-        let auth = channel_auth(&app(), sid, "private-chat", None);
+        let auth = channel_auth(&app1(), sid, "private-chat", None);
         c.subscribe("private-chat", Some(&auth), None).await;
     }
     on_a.send(json!({"event": "client-typing", "channel": "private-chat", "data": {"who": "a"}}))
@@ -107,17 +93,9 @@ async fn client_events_and_terminate_cross_nodes() {
 
     // terminate_connections through node A closes the user's connection on node B.
     let user_data = "{\"id\":\"42\"}";
-    on_b.send(json!({"event": "pusher:signin", "data": {"auth": user_auth(&app(), &b_sid, user_data), "user_data": user_data}})).await;
+    on_b.send(json!({"event": "pusher:signin", "data": {"auth": user_auth(&app1(), &b_sid, user_data), "user_data": user_data}})).await;
     on_b.expect_event("pusher:signin_success").await;
-    let (status, _) = a
-        .api(
-            &app(),
-            "POST",
-            "/apps/1/users/42/terminate_connections",
-            &[],
-            "{}",
-        )
-        .await;
+    let (status, _) = terminate_user(&a, &app1(), "42").await;
     assert_eq!(status, 200);
     assert_eq!(
         on_b.closed().await,
@@ -163,7 +141,7 @@ async fn presence_is_cluster_wide() {
     // The users endpoint of either node lists both remaining users.
     let (status, body) = a
         .api(
-            &app(),
+            &app1(),
             "GET",
             "/apps/1/channels/presence-room/users",
             &[],
@@ -185,7 +163,7 @@ async fn limits_are_cluster_wide() {
     let (_u1, _, _) = presence(&a, "presence-full", json!("1")).await;
     let (mut c, sid) = b.connect("k").await;
     let data = json!({"user_id": "2"}).to_string();
-    let auth = channel_auth(&app(), &sid, "presence-full", Some(&data));
+    let auth = channel_auth(&app1(), &sid, "presence-full", Some(&data));
     let err = c.subscribe("presence-full", Some(&auth), Some(&data)).await;
     assert_eq!(err["event"], "pusher:subscription_error", "{err}");
     assert_eq!(err["data"]["type"], "LimitReached");
@@ -209,7 +187,7 @@ async fn queries_and_cache_see_the_whole_cluster() {
 
     let (status, body) = a
         .api(
-            &app(),
+            &app1(),
             "GET",
             "/apps/1/channels",
             &[("info", "subscription_count")],
@@ -224,7 +202,7 @@ async fn queries_and_cache_see_the_whole_cluster() {
     );
     let (_, body) = a
         .api(
-            &app(),
+            &app1(),
             "GET",
             "/apps/1/channels/presence-x",
             &[("info", "user_count,subscription_count")],
@@ -235,11 +213,11 @@ async fn queries_and_cache_see_the_whole_cluster() {
         body,
         json!({"occupied": true, "user_count": 1, "subscription_count": 1})
     );
-    let (_, body) = a.api(&app(), "GET", "/apps/1/connections", &[], "").await;
+    let (_, body) = a.api(&app1(), "GET", "/apps/1/connections", &[], "").await;
     assert_eq!(body["connections"], 3, "{body}");
 
     // A cache channel's last event, triggered on A with nobody listening, reaches B's subscriber.
-    trigger(&a, "cache-prices", "price", "{\"p\":3}", None).await;
+    trigger(&a, &app1(), "cache-prices", "price", "{\"p\":3}").await;
     let (mut late, _) = b.connect("k").await;
     late.subscribe("cache-prices", Some(""), None).await;
     let m = late.recv().await;
@@ -251,7 +229,7 @@ async fn queries_and_cache_see_the_whole_cluster() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (_, body) = a
         .api(
-            &app(),
+            &app1(),
             "GET",
             "/apps/1/channels/news",
             &[("info", "subscription_count")],
@@ -270,9 +248,9 @@ async fn prefixes_separate_clusters_on_one_redis() {
     );
     let (mut on_other, _) = other.connect("k").await;
     on_other.subscribe("orders", Some(""), None).await;
-    trigger(&a, "orders", "created", "{}", None).await;
+    trigger(&a, &app1(), "orders", "created", "{}").await;
     on_other.expect_silence(Duration::from_millis(500)).await;
-    let (_, body) = a.api(&app(), "GET", "/apps/1/channels", &[], "").await;
+    let (_, body) = a.api(&app1(), "GET", "/apps/1/channels", &[], "").await;
     assert_eq!(body, json!({"channels": {}}));
 }
 
@@ -297,7 +275,7 @@ async fn redis_outage_keeps_local_service_and_recovers() {
     }
     assert!(not_ready, "/ready must report 503 while Redis is down");
     assert_eq!(a.raw_http("GET", "/up", "").await.0, 200);
-    trigger(&a, "live", "during", "{}", None).await;
+    trigger(&a, &app1(), "live", "during", "{}").await;
     on_a.expect_event("during").await;
     let (mut newcomer, _) = a.connect("k").await;
     let ok = newcomer.subscribe("live", Some(""), None).await;
@@ -309,7 +287,7 @@ async fn redis_outage_keeps_local_service_and_recovers() {
     wait_ready(&b).await;
     let mut delivered = false;
     for i in 0..50 {
-        trigger(&a, "live", "after", &format!("{{\"n\":{i}}}"), None).await;
+        trigger(&a, &app1(), "live", "after", &format!("{{\"n\":{i}}}")).await;
         if on_b
             .try_recv(Duration::from_millis(200))
             .await
@@ -328,7 +306,7 @@ async fn redis_outage_keeps_local_service_and_recovers() {
     for _ in 0..50 {
         let (_, body) = b
             .api(
-                &app(),
+                &app1(),
                 "GET",
                 "/apps/1/channels/live",
                 &[("info", "subscription_count")],
@@ -347,59 +325,6 @@ async fn redis_outage_keeps_local_service_and_recovers() {
     );
 }
 
-/// A Clarion node as a separate process, so that it can be killed with SIGKILL.
-struct ProcessNode {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl ProcessNode {
-    fn start(redis: &Redis, prefix: &str) -> ProcessNode {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let config = dir.path().join("clarion.toml");
-        std::fs::write(&config, APP).expect("write config");
-        let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_clarion"))
-            .args([
-                "--config",
-                config.to_str().expect("utf-8 path"),
-                "--host",
-                "127.0.0.1",
-            ])
-            .args([
-                "--port",
-                &port.to_string(),
-                "--adapter",
-                "redis",
-                "--redis-url",
-                &redis.url(),
-            ])
-            .args(["--redis-prefix", prefix])
-            .env_remove("CLARION_APP_ID")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start clarion");
-        ProcessNode {
-            child,
-            port,
-            _dir: dir,
-        }
-    }
-
-    fn kill9(&mut self) {
-        let _ = self.child.kill(); // SIGKILL: no cleanup runs in the node
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for ProcessNode {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_node_leaves_no_ghosts() {
     let redis = Redis::start();
@@ -409,8 +334,20 @@ async fn a_killed_node_leaves_no_ghosts() {
         rx.url()
     );
     let a = node_with(&redis, "t7", "webhook_delay_ms = 100", &hook).await;
-    let mut b = ProcessNode::start(&redis, "t7");
-    let b_addr: std::net::SocketAddr = format!("127.0.0.1:{}", b.port).parse().expect("addr");
+    // B as a separate process, so that it can be killed with SIGKILL.
+    let mut b = Process::start(
+        APP,
+        &[
+            "--adapter",
+            "redis",
+            "--redis-url",
+            &redis.url(),
+            "--redis-prefix",
+            "t7",
+        ],
+    )
+    .await;
+    let b_addr = b.addr;
     let mut ready = false;
     for _ in 0..100 {
         if std::net::TcpStream::connect(b_addr).is_ok()
@@ -424,24 +361,19 @@ async fn a_killed_node_leaves_no_ghosts() {
     assert!(ready, "node B never became ready");
 
     let (mut observer, _, _) = presence(&a, "presence-team", json!("alive")).await;
-    let mut ghost = WsClient::connect(&format!("ws://{b_addr}/app/k?protocol=7")).await;
-    let established = ghost.recv().await;
-    let sid = decode_data(&established)["socket_id"]
-        .as_str()
-        .expect("socket id")
-        .to_string();
+    let (mut ghost, sid) = b.connect("k").await;
     let data = json!({"user_id": "ghost"}).to_string();
-    let auth = channel_auth(&app(), &sid, "presence-team", Some(&data));
+    let auth = channel_auth(&app1(), &sid, "presence-team", Some(&data));
     let ok = ghost
         .subscribe("presence-team", Some(&auth), Some(&data))
         .await;
     assert_eq!(decode_data(&ok)["presence"]["count"], 2, "{ok}");
     let added = observer.expect_event("pusher_internal:member_added").await;
     assert_eq!(decode_data(&added)["user_id"], "ghost");
-    let (_, body) = a.api(&app(), "GET", "/apps/1/connections", &[], "").await;
+    let (_, body) = a.api(&app1(), "GET", "/apps/1/connections", &[], "").await;
     assert_eq!(body["connections"], 2, "{body}");
 
-    b.kill9();
+    b.kill();
     // Within the liveness window (10 s TTL + 3 s ticks) the ghost is removed and announced.
     let removed = observer
         .try_recv(Duration::from_secs(25))
@@ -454,7 +386,7 @@ async fn a_killed_node_leaves_no_ghosts() {
     assert_eq!(decode_data(&removed)["user_id"], "ghost");
     let (_, body) = a
         .api(
-            &app(),
+            &app1(),
             "GET",
             "/apps/1/channels/presence-team/users",
             &[],
@@ -468,11 +400,11 @@ async fn a_killed_node_leaves_no_ghosts() {
         hook.events()[0],
         json!({"name": "member_removed", "channel": "presence-team", "user_id": "ghost"})
     );
-    let (_, body) = a.api(&app(), "GET", "/apps/1/connections", &[], "").await;
+    let (_, body) = a.api(&app1(), "GET", "/apps/1/connections", &[], "").await;
     assert_eq!(body["connections"], 1, "{body}");
     let (_, body) = a
         .api(
-            &app(),
+            &app1(),
             "GET",
             "/apps/1/channels/presence-team",
             &[("info", "subscription_count")],
@@ -512,7 +444,7 @@ async fn presence_departures_during_an_outage_are_settled_after_recovery() {
     for _ in 0..50 {
         users = a
             .api(
-                &app(),
+                &app1(),
                 "GET",
                 "/apps/1/channels/presence-ops/users",
                 &[],
@@ -544,31 +476,17 @@ async fn webhooks_are_sent_once_for_the_whole_cluster() {
     // The same user on both nodes, one after the other.
     let (ua, _, _) = presence(&a, "presence-desk", json!("5")).await;
     let (ub, _, _) = presence(&b, "presence-desk", json!("5")).await;
-    let mut names = Vec::new();
-    for _ in 0..2 {
-        names.push(
-            rx.next().await.events()[0]["name"]
-                .as_str()
-                .expect("name")
-                .to_string(),
-        );
-    }
-    names.sort();
-    assert_eq!(names, vec!["channel_occupied", "member_added"]);
+    assert_eq!(
+        rx.next_sorted(2, "name").await,
+        vec!["channel_occupied", "member_added"]
+    );
     rx.nothing(Duration::from_millis(600)).await;
     drop(ua);
     rx.nothing(Duration::from_millis(600)).await;
     drop(ub);
-    let mut names = Vec::new();
-    for _ in 0..2 {
-        names.push(
-            rx.next().await.events()[0]["name"]
-                .as_str()
-                .expect("name")
-                .to_string(),
-        );
-    }
-    names.sort();
-    assert_eq!(names, vec!["channel_vacated", "member_removed"]);
+    assert_eq!(
+        rx.next_sorted(2, "name").await,
+        vec!["channel_vacated", "member_removed"]
+    );
     rx.nothing(Duration::from_millis(600)).await;
 }

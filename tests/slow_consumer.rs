@@ -54,10 +54,6 @@ const RSS_BOUND: u64 = 30 * 1024 * 1024;
 /// Whole-test bound on waiting for any one stage.
 const STAGE: Duration = Duration::from_secs(30);
 
-fn app() -> TestApp {
-    TestApp::new("1", "k", "s")
-}
-
 fn micros_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -165,7 +161,7 @@ async fn publish(p: &Process, progress: &[Arc<AtomicU64>], from: u64, to: u64) {
             .map(|s| json!({"name": "tick", "channel": "busy", "data": format!("{s} {at} {pad}")}))
             .collect();
         let body = json!({ "batch": batch }).to_string();
-        let (status, resp) = p.api(&app(), "POST", "/apps/1/batch_events", &body).await;
+        let (status, resp) = p.api(&app1(), "POST", "/apps/1/batch_events", &body).await;
         assert_eq!(status, 200, "{resp}");
         seq = end;
     }

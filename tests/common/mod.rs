@@ -7,6 +7,10 @@ pub mod binary;
 pub mod process;
 pub mod receiver;
 pub mod redis;
+mod steps;
+
+#[allow(unused_imports)] // not every test binary takes these steps
+pub use steps::*;
 
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -75,14 +79,10 @@ impl TestServer {
 
     /// Connects and reads `connection_established`; returns the client and its socket id.
     pub async fn connect(&self, key: &str) -> (WsClient, String) {
-        let mut c =
-            WsClient::connect(&self.ws_url(key, "?protocol=7&client=js&version=8.4.0&flash=false"))
-                .await;
-        let m = c.recv().await;
-        assert_eq!(m["event"], "pusher:connection_established", "{m}");
-        let data = decode_data(&m);
-        let socket_id = data["socket_id"].as_str().expect("socket_id").to_string();
-        (c, socket_id)
+        WsClient::connect_established(
+            &self.ws_url(key, "?protocol=7&client=js&version=8.4.0&flash=false"),
+        )
+        .await
     }
 
     /// Sends a signed HTTP API request for `app` and returns status and JSON body.
@@ -107,6 +107,29 @@ impl TestServer {
     pub async fn raw_http(&self, method: &str, path_and_query: &str, body: &str) -> (u16, Value) {
         http_request(self.addr, method, path_and_query, body).await
     }
+}
+
+/// Connects a WebSocket client to any server address (no path prefix) and reads
+/// `connection_established`; returns the client and its socket id.
+pub async fn connect_at(addr: SocketAddr, key: &str) -> (WsClient, String) {
+    WsClient::connect_established(&format!(
+        "ws://{addr}/app/{key}?protocol=7&client=js&version=8.4.0"
+    ))
+    .await
+}
+
+/// Sends a signed API request for `app` to any server address (no path prefix); returns status
+/// and JSON body.
+pub async fn api_at(
+    addr: SocketAddr,
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    extra_query: &[(&str, &str)],
+    body: &str,
+) -> (u16, Value) {
+    let query = signed_query(app, method, path, extra_query, body, now());
+    http_request(addr, method, &format!("{path}?{query}"), body).await
 }
 
 /// Credentials of an app under test.
@@ -268,6 +291,18 @@ impl WsClient {
             .expect("connect in time")
             .expect("websocket connect");
         WsClient { ws }
+    }
+
+    /// Connects and reads `connection_established`; returns the client and its socket id.
+    pub async fn connect_established(url: &str) -> (WsClient, String) {
+        let mut c = WsClient::connect(url).await;
+        let m = c.recv().await;
+        assert_eq!(m["event"], "pusher:connection_established", "{m}");
+        let socket_id = decode_data(&m)["socket_id"]
+            .as_str()
+            .expect("socket_id")
+            .to_string();
+        (c, socket_id)
     }
 
     pub async fn send(&mut self, v: Value) {

@@ -1,6 +1,7 @@
 //! The real `clarion` binary as a child process, for tests that need the server in its own
-//! address space: its RSS (`VmRSS`) is then the server's alone, and its `/metrics` are scraped
-//! over a real port. Also the `/metrics` scraping helpers that in-process tests share.
+//! address space: its RSS (`VmRSS`) is then the server's alone, it can be sent signals (shutdown,
+//! reload) or killed with SIGKILL, and its `/metrics` are scraped over a real port. Also the
+//! `/metrics` scraping helpers that in-process tests share.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::redis::free_port;
-use super::{http_request, now, signed_query, TestApp};
+use super::{api_at, TestApp, WsClient};
 
 /// A `clarion` child process on free ports (main and metrics); killed on drop.
 pub struct Process {
@@ -94,6 +95,45 @@ impl Process {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// The config file the process was started with (rewrite it, then SIGHUP, to reload).
+    pub fn config_path(&self) -> std::path::PathBuf {
+        self._dir.path().join("clarion.toml")
+    }
+
+    /// Sends `sig` to the process.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: sending a signal to our own child process.
+        unsafe {
+            libc::kill(self.child.id() as i32, sig);
+        }
+    }
+
+    /// Kills the process with SIGKILL (nothing of its own cleanup runs) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The exit code once the process has exited, waiting up to `within`; None if it has not
+    /// exited by then (or was killed by a signal).
+    pub async fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Connects and reads `connection_established`; returns the client and its socket id.
+    pub async fn connect(&self, key: &str) -> (WsClient, String) {
+        WsClient::connect_established(&self.ws_url(key)).await
+    }
+
     pub fn ws_url(&self, key: &str) -> String {
         format!(
             "ws://{}/app/{key}?protocol=7&client=js&version=8.4.0",
@@ -103,8 +143,7 @@ impl Process {
 
     /// A signed HTTP API request; returns status and JSON body.
     pub async fn api(&self, app: &TestApp, method: &str, path: &str, body: &str) -> (u16, Value) {
-        let query = signed_query(app, method, path, &[], body, now());
-        http_request(self.addr, method, &format!("{path}?{query}"), body).await
+        api_at(self.addr, app, method, path, &[], body).await
     }
 
     /// The current `/metrics` text.
@@ -115,8 +154,7 @@ impl Process {
 
 impl Drop for Process {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 

@@ -121,6 +121,22 @@ impl Receiver {
         }
     }
 
+    /// The `field` (a string) of the first event of each of the next `n` webhooks, sorted: for
+    /// webhooks that are sent concurrently, in no set order.
+    pub async fn next_sorted(&mut self, n: usize, field: &str) -> Vec<String> {
+        let mut got = Vec::with_capacity(n);
+        for _ in 0..n {
+            got.push(
+                self.next().await.events()[0][field]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{field} of the first event is a string"))
+                    .to_string(),
+            );
+        }
+        got.sort();
+        got
+    }
+
     /// The next webhook whose first event has `name`.
     pub async fn next_named(&mut self, name: &str) -> Hook {
         loop {

@@ -1,7 +1,6 @@
 //! TLS termination: a generated self-signed certificate, a `wss://` client and an HTTPS call.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::path::Path;
 use std::process::Command;

@@ -11,15 +11,14 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use serde_json::Value;
 
-mod common;
-use common::binary::{config_file, Captured};
+use crate::common::binary::{config_file, Captured};
 /// Upper bound for the server to start (or to fail) and for any single network exchange.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A command for the binary with a clean `CLARION_*` environment and `RUST_LOG=info`.
 fn clarion() -> Command {
-    common::binary::clarion("info")
+    crate::common::binary::clarion("info")
 }
 
 /// A port that was free a moment ago.

@@ -1,7 +1,6 @@
 //! HTTP API rate limits per app: backend events and read requests per second, answered 429.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::time::Duration;
 

@@ -1,9 +1,8 @@
 //! Prometheus metrics: values move with the load and return to zero when it goes away.
 
-mod common;
-use common::process::scrape;
-use common::redis::free_port;
-use common::*;
+use crate::common::process::scrape;
+use crate::common::redis::free_port;
+use crate::common::*;
 
 use std::time::Duration;
 

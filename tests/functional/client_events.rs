@@ -1,5 +1,4 @@
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::time::{Duration, Instant};
 
@@ -7,43 +6,9 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-fn app1() -> TestApp {
-    TestApp::new("1", "k", "s")
-}
-
 /// One app with client messages on; `extra` adds app keys.
 fn config(extra: &str) -> String {
     format!("[[apps]]\nid=\"1\"\nkey=\"k\"\nsecret=\"s\"\nenable_client_messages=true\n{extra}")
-}
-
-/// Connects and subscribes to a private (or private-encrypted) channel.
-async fn private_sub(server: &TestServer, app: &TestApp, channel: &str) -> (WsClient, String) {
-    let (mut c, sid) = server.connect(&app.key).await;
-    let auth = channel_auth(app, &sid, channel, None);
-    let m = c.subscribe(channel, Some(&auth), None).await;
-    assert_eq!(m["event"], "pusher_internal:subscription_succeeded", "{m}");
-    (c, sid)
-}
-
-/// Connects and joins a presence channel with the given `channel_data` JSON text.
-async fn presence_sub(
-    server: &TestServer,
-    app: &TestApp,
-    channel: &str,
-    channel_data: &str,
-) -> (WsClient, String) {
-    let (mut c, sid) = server.connect(&app.key).await;
-    let auth = channel_auth(app, &sid, channel, Some(channel_data));
-    let m = c.subscribe(channel, Some(&auth), Some(channel_data)).await;
-    assert_eq!(m["event"], "pusher_internal:subscription_succeeded", "{m}");
-    (c, sid)
-}
-
-async fn public_sub(server: &TestServer, key: &str, channel: &str) -> (WsClient, String) {
-    let (mut c, sid) = server.connect(key).await;
-    let m = c.subscribe(channel, Some(""), None).await;
-    assert_eq!(m["event"], "pusher_internal:subscription_succeeded", "{m}");
-    (c, sid)
 }
 
 async fn whisper(c: &mut WsClient, channel: &str, event: &str, data: Value) {
@@ -53,23 +18,7 @@ async fn whisper(c: &mut WsClient, channel: &str, event: &str, data: Value) {
 
 /// Triggers `marker` on `channel` through the HTTP API.
 async fn marker(server: &TestServer, app: &TestApp, channel: &str) {
-    let body = json!({"name": "marker", "channel": channel, "data": "m"}).to_string();
-    let path = format!("/apps/{}/events", app.id);
-    let (status, resp) = server.api(app, "POST", &path, &[], &body).await;
-    assert_eq!(status, 200, "{resp}");
-}
-
-/// Asserts the next message is the given event.
-async fn next_is(c: &mut WsClient, event: &str) -> Value {
-    let m = c.recv().await;
-    assert_eq!(m["event"], event, "expected {event} next, got {m}");
-    m
-}
-
-/// Round trip: the connection is open and everything queued before has been read.
-async fn sync(c: &mut WsClient) {
-    c.send(json!({"event": "pusher:ping", "data": {}})).await;
-    next_is(c, "pusher:pong").await;
+    trigger(server, app, channel, "marker", "m").await;
 }
 
 /// Asserts the next message is a non-fatal client-event rejection for `channel`.
@@ -324,21 +273,6 @@ async fn rejected_over_the_rate_limit_then_allowed_again() {
 // pusher:signin and #server-to-user-
 // ---------------------------------------------------------------------------------------------
 
-async fn send_signin(c: &mut WsClient, auth: &str, user_data: &str) {
-    c.send(json!({"event": "pusher:signin", "data": {"auth": auth, "user_data": user_data}}))
-        .await;
-}
-
-async fn signin_ok(c: &mut WsClient, app: &TestApp, sid: &str, user_data: &str) {
-    send_signin(c, &user_auth(app, sid, user_data), user_data).await;
-    let m = next_is(c, "pusher:signin_success").await;
-    let raw = m["data"]
-        .as_str()
-        .expect("signin_success data is a JSON string");
-    let data: Value = serde_json::from_str(raw).expect("data holds JSON");
-    assert_eq!(data["user_data"], user_data, "{m}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signin_success_echoes_user_data() {
     let server = TestServer::start(&config("")).await;
@@ -398,15 +332,7 @@ async fn signin_user_data_without_string_id_is_refused() {
         sync(&mut c).await;
     }
     // Nothing signed in: terminate_connections for "42" must not close it.
-    let (status, _) = server
-        .api(
-            &app,
-            "POST",
-            "/apps/1/users/42/terminate_connections",
-            &[],
-            "{}",
-        )
-        .await;
+    let (status, _) = terminate_user(&server, &app, "42").await;
     assert_eq!(status, 200);
     sync(&mut c).await;
 }

@@ -1,8 +1,7 @@
 //! The shell example `examples/scripts/trigger.sh` against a real server: it signs and sends an
 //! event with nothing but bash, curl and openssl, and reports the server's refusal.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -15,7 +14,7 @@ secret = "examples-secret"
 "#;
 
 /// Runs `bash examples/scripts/trigger.sh ARGS…` against `server` with the given secret.
-async fn trigger(server: &TestServer, secret: &str, args: &[&str]) -> Output {
+async fn trigger_sh(server: &TestServer, secret: &str, args: &[&str]) -> Output {
     let url = format!("http://{}", server.addr);
     let secret = secret.to_string();
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
@@ -47,7 +46,7 @@ async fn trigger_sh_publishes_a_signed_event_and_reports_a_refusal() {
     );
 
     let data = r#"{"id":1,"note":"a \"quoted\" text"}"#;
-    let out = trigger(&server, "examples-secret", &["orders", "created", data]).await;
+    let out = trigger_sh(&server, "examples-secret", &["orders", "created", data]).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -60,7 +59,7 @@ async fn trigger_sh_publishes_a_signed_event_and_reports_a_refusal() {
     assert_eq!(m["channel"], "orders");
     assert_eq!(m["data"], data, "the data string arrives byte for byte");
 
-    let out = trigger(&server, "wrong-secret", &["orders", "created", data]).await;
+    let out = trigger_sh(&server, "wrong-secret", &["orders", "created", data]).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success(),

@@ -1,8 +1,7 @@
 //! Webhooks, received by a real local HTTP server.
 
-mod common;
-use common::receiver::{Answer, Receiver};
-use common::*;
+use crate::common::receiver::{Answer, Receiver};
+use crate::common::*;
 
 use std::time::Duration;
 
@@ -15,10 +14,6 @@ fn config(receiver: &Receiver, extra_app: &str, extra_hook: &str) -> String {
          [[apps.webhooks]]\nurl = \"{}\"\n{extra_hook}\n",
         receiver.url()
     )
-}
-
-fn app() -> TestApp {
-    TestApp::new("1", "k", "s")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,7 +76,7 @@ async fn a_quick_return_cancels_vacated_and_member_removed() {
     let server = TestServer::start(&config(&rx, "", "event_types = [\"channel_occupied\", \"channel_vacated\", \"member_added\", \"member_removed\"]")).await;
     let (mut c, sid) = server.connect("k").await;
     let data = json!({"user_id": 7}).to_string();
-    let auth = channel_auth(&app(), &sid, "presence-room", Some(&data));
+    let auth = channel_auth(&app1(), &sid, "presence-room", Some(&data));
     c.subscribe("presence-room", Some(&auth), Some(&data)).await;
     // Sent concurrently: take both, in either order.
     let mut first = vec![
@@ -99,24 +94,17 @@ async fn a_quick_return_cancels_vacated_and_member_removed() {
     // A page reload: leave and come back within the delay.
     drop(c);
     let (mut again, sid) = server.connect("k").await;
-    let auth = channel_auth(&app(), &sid, "presence-room", Some(&data));
+    let auth = channel_auth(&app1(), &sid, "presence-room", Some(&data));
     again
         .subscribe("presence-room", Some(&auth), Some(&data))
         .await;
     rx.nothing(Duration::from_millis(900)).await;
     // Leaving for good does produce both, after the delay.
     drop(again);
-    let mut names: Vec<String> = Vec::new();
-    for _ in 0..2 {
-        names.push(
-            rx.next().await.events()[0]["name"]
-                .as_str()
-                .expect("name")
-                .to_string(),
-        );
-    }
-    names.sort();
-    assert_eq!(names, vec!["channel_vacated", "member_removed"]);
+    assert_eq!(
+        rx.next_sorted(2, "name").await,
+        vec!["channel_vacated", "member_removed"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -128,7 +116,7 @@ async fn client_events_cache_miss_and_filters() {
     let (mut b, b_sid) = server.connect("k").await;
     for (c, sid, user) in [(&mut a, &a_sid, json!("u1")), (&mut b, &b_sid, json!(2))] {
         let data = json!({"user_id": user}).to_string();
-        let auth = channel_auth(&app(), sid, "presence-chat", Some(&data));
+        let auth = channel_auth(&app1(), sid, "presence-chat", Some(&data));
         c.subscribe("presence-chat", Some(&auth), Some(&data)).await;
     }
     b.send(json!({"event": "client-typing", "channel": "presence-chat", "data": {"typing": true}}))
@@ -148,7 +136,7 @@ async fn client_events_cache_miss_and_filters() {
     a.subscribe("cache-prices", Some(""), None).await;
     rx.nothing(Duration::from_millis(400)).await;
     let data = json!({"user_id": "u1"}).to_string();
-    let auth = channel_auth(&app(), &a_sid, "presence-cache-room", Some(&data));
+    let auth = channel_auth(&app1(), &a_sid, "presence-cache-room", Some(&data));
     a.subscribe("presence-cache-room", Some(&auth), Some(&data))
         .await;
     let miss = rx.next().await;

@@ -1,94 +1,13 @@
 //! The process lifecycle: graceful shutdown on SIGTERM/SIGINT, a second signal, `/ready`.
 
-mod common;
-use common::receiver::Receiver;
-use common::redis::free_port;
-use common::*;
+use crate::common::process::Process;
+use crate::common::receiver::Receiver;
+use crate::common::*;
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use serde_json::json;
-
-struct Node {
-    child: Child,
-    addr: std::net::SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Node {
-    async fn start(config: &str) -> Node {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("clarion.toml");
-        std::fs::write(&path, config).expect("write config");
-        let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_clarion"))
-            .args([
-                "--config",
-                path.to_str().expect("utf-8"),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start clarion");
-        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(addr).is_ok() {
-                return Node {
-                    child,
-                    addr,
-                    _dir: dir,
-                };
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        let mut child = child;
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("clarion did not start");
-    }
-
-    fn signal(&self, sig: i32) {
-        // SAFETY: sending a signal to our own child process.
-        unsafe {
-            libc::kill(self.child.id() as i32, sig);
-        }
-    }
-
-    async fn wait_exit(&mut self, within: Duration) -> Option<i32> {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status.code();
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    async fn connect(&self) -> (WsClient, String) {
-        let mut c = WsClient::connect(&format!("ws://{}/app/k?protocol=7", self.addr)).await;
-        let m = c.recv().await;
-        let sid = decode_data(&m)["socket_id"]
-            .as_str()
-            .expect("socket id")
-            .to_string();
-        (c, sid)
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 const APP: &str = "[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"s\"\n";
 
@@ -99,10 +18,10 @@ async fn sigterm_closes_connections_with_4200_sends_held_back_webhooks_and_exits
         "webhook_delay_ms = 60000\n{APP}[[apps.webhooks]]\nurl = \"{}\"\nevent_types = [\"channel_vacated\"]\n",
         rx.url()
     );
-    let mut node = Node::start(&config).await;
-    let (mut stays, _) = node.connect().await;
+    let mut node = Process::start(&config, &[]).await;
+    let (mut stays, _) = node.connect("k").await;
     stays.subscribe("lobby", Some(""), None).await;
-    let (mut leaves, _) = node.connect().await;
+    let (mut leaves, _) = node.connect("k").await;
     leaves.subscribe("room", Some(""), None).await;
     leaves
         .send(json!({"event": "pusher:unsubscribe", "data": {"channel": "room"}}))
@@ -119,25 +38,15 @@ async fn sigterm_closes_connections_with_4200_sends_held_back_webhooks_and_exits
         leaves.closed().await,
         Closed::Code(4200, "Server shutting down".into())
     );
-    let mut vacated = Vec::new();
-    for _ in 0..2 {
-        vacated.push(
-            rx.next().await.events()[0]["channel"]
-                .as_str()
-                .expect("channel")
-                .to_string(),
-        );
-    }
-    vacated.sort();
-    assert_eq!(vacated, vec!["lobby", "room"]);
+    assert_eq!(rx.next_sorted(2, "channel").await, vec!["lobby", "room"]);
     assert_eq!(node.wait_exit(Duration::from_secs(10)).await, Some(0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_draining_ready_is_503_and_new_websockets_are_refused_and_a_second_signal_exits() {
-    let mut node = Node::start(&format!("shutdown_grace_seconds = 30\n{APP}")).await;
+    let mut node = Process::start(&format!("shutdown_grace_seconds = 30\n{APP}"), &[]).await;
     // A client that never answers the close handshake keeps the node draining for a while.
-    let (_silent, _) = node.connect().await;
+    let (_silent, _) = node.connect("k").await;
     assert_eq!(http_request(node.addr, "GET", "/ready", "").await.0, 200);
     node.signal(libc::SIGINT);
     let mut saw_503 = false;
@@ -157,9 +66,9 @@ async fn while_draining_ready_is_503_and_new_websockets_are_refused_and_a_second
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_the_apps_and_refuses_a_broken_config() {
-    let node = Node::start(APP).await;
-    let path = node._dir.path().join("clarion.toml");
-    let (mut kept, _) = node.connect().await;
+    let node = Process::start(APP, &[]).await;
+    let path = node.config_path();
+    let (mut kept, _) = node.connect("k").await;
     kept.subscribe("news", Some(""), None).await;
 
     // Add a second app: new clients can use it, the existing connection stays.

@@ -2,11 +2,9 @@
 //! gets `pusher:error` 4100 and close 4100 (pusher-js retries after a second); other addresses
 //! are unaffected; `X-Forwarded-For` counts only when the peer is a trusted proxy.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Closed, TestServer, WsClient};
+use crate::common::{Closed, TestServer, WsClient};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
@@ -25,7 +23,7 @@ async fn attempt(server: &TestServer, forwarded_for: Option<&str>) -> bool {
             HeaderValue::from_str(ff).expect("header"),
         );
     }
-    let (ws, _) = tokio::time::timeout(common::WAIT, tokio_tungstenite::connect_async(req))
+    let (ws, _) = tokio::time::timeout(crate::common::WAIT, tokio_tungstenite::connect_async(req))
         .await
         .expect("connect in time")
         .expect("handshake");

@@ -1,8 +1,7 @@
 //! `clarion trigger`, `clarion channels`, `clarion channel`, `clarion users` against a live
 //! server.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::process::{Command, Output};
 

@@ -1,0 +1,24 @@
+//! The functional black-box tests, in one test binary: each is a module named after what it
+//! tests (`cargo test --test functional security::` runs one). One binary instead of one per
+//! file because every test binary compiles `tests/common` again and links the whole crate, which
+//! is most of the cost of building the tests. The heavy and timing-sensitive tests (`floods`,
+//! `slow_consumer`, `load_generator`, `redis_cluster`) and `panic_isolation` (it turns on a
+//! process-wide fault injection) stay binaries of their own.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod api_limits;
+mod cli;
+mod cli_client;
+mod client_events;
+mod connection_rate;
+mod examples;
+mod http_api;
+mod lifecycle;
+mod metrics;
+mod security;
+mod smoke;
+mod tls;
+mod webhooks;
+mod ws_protocol;
