@@ -7,8 +7,12 @@
 //!   `docs/configuration.md` showing its default as the example file shows it;
 //! * every relative markdown link (`[text](path)`, `path#anchor`) in the README, CONTRIBUTING.md,
 //!   ARCHITECTURE.md and `docs/*.md` points at a file that exists, and at a heading that exists
-//!   when it names one. Paths written in backticks (`src/ws/session.rs`) are not links and are
-//!   not checked here;
+//!   when it names one;
+//! * every path of this repository written in backticks (`src/ws/session.rs`,
+//!   `tests/functional/http_api/`, with `{a,b}` alternatives) exists, in those files and
+//!   SECURITY.md;
+//! * every function the rule index of `docs/protocol.md` names after a Rust file is defined in
+//!   that file;
 //! * the README stays a front door: under 250 lines.
 //!
 //! Each test collects every problem and fails once, naming all of them.
@@ -467,6 +471,132 @@ fn relative_links_in_the_documentation_resolve() {
     }
     assert!(checked >= 50, "only {checked} relative links found");
     fail_on(&problems, "relative links in the documentation");
+}
+
+/// Expands `src/{a,b}.rs` into `src/a.rs` and `src/b.rs` (one pair of braces).
+fn expand_braces(path: &str) -> Vec<String> {
+    match (path.find('{'), path.find('}')) {
+        (Some(open), Some(close)) if open < close => {
+            let (head, rest) = path.split_at(open);
+            let inner = &rest[1..close - open];
+            let tail = &rest[close - open + 1..];
+            inner
+                .split(',')
+                .map(|alt| format!("{head}{}{tail}", alt.trim()))
+                .collect()
+        }
+        _ => vec![path.to_string()],
+    }
+}
+
+/// Paths of this repository in backticks: under `src/` or `tests/`, naming a `.rs` file or a
+/// directory (a trailing `/`). Other projects' paths (`.php`, `.ts`, globs) are not ours.
+fn repo_paths(markdown: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, span) in markdown.split('`').enumerate() {
+        if i % 2 == 0 {
+            continue;
+        }
+        let ours = (span.starts_with("src/") || span.starts_with("tests/"))
+            && (span.ends_with(".rs") || span.ends_with('/'))
+            && !span.contains(['*', ' ', '…']);
+        if ours {
+            out.extend(expand_braces(span));
+        }
+    }
+    out
+}
+
+#[test]
+fn repository_paths_in_the_documentation_exist() {
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for file in docs_files().into_iter().chain(["SECURITY.md".to_string()]) {
+        let text = read(&file);
+        // ARCHITECTURE.md ends with where files were before they moved: old paths on purpose.
+        let text = text.split("## Moved in issue 14").next().unwrap_or("");
+        for path in repo_paths(text) {
+            checked += 1;
+            if !repo().join(&path).exists() {
+                problems.push(format!("{file}: `{path}` does not exist"));
+            }
+        }
+    }
+    assert!(checked >= 100, "only {checked} paths found");
+    fail_on(&problems, "paths in the documentation");
+}
+
+/// In a cell of the rule index, each Rust file with the functions named after it:
+/// "`src/a.rs` `f`, `T::g`; `tests/b.rs` `h`" → [(src/a.rs, [f, T::g]), (tests/b.rs, [h])].
+fn cited_functions(cell: &str) -> Vec<(String, Vec<String>)> {
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for (i, span) in cell.split('`').enumerate() {
+        if i % 2 == 0 {
+            // Prose between spans ends a file's list unless it is only ", ".
+            if !span.trim().trim_matches(',').trim().is_empty() && span.trim() != "," {
+                if let Some(last) = out.last_mut() {
+                    last.0.push('\0');
+                }
+            }
+            continue;
+        }
+        if span.ends_with(".rs") && (span.starts_with("src/") || span.starts_with("tests/")) {
+            out.push((span.to_string(), Vec::new()));
+        } else if let Some((file, names)) = out.last_mut() {
+            let is_name = span
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
+            if !file.ends_with('\0') && is_name && !span.is_empty() {
+                names.push(span.to_string());
+            }
+        }
+    }
+    out.into_iter()
+        .map(|(f, n)| (f.trim_end_matches('\0').to_string(), n))
+        .collect()
+}
+
+#[test]
+fn functions_in_the_rule_index_exist_where_it_says() {
+    let protocol = read("docs/protocol.md");
+    let index = protocol
+        .split("## Rule index")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("docs/protocol.md has a rule index");
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for row in table_rows(index) {
+        for cell in row.iter().skip(1) {
+            for (file, names) in cited_functions(cell) {
+                let Ok(code) = std::fs::read_to_string(repo().join(&file)) else {
+                    problems.push(format!("`{file}` does not exist"));
+                    continue;
+                };
+                for name in names {
+                    checked += 1;
+                    let function = name.rsplit("::").next().unwrap_or(&name);
+                    let defined = [
+                        format!("fn {function}("),
+                        format!("fn {function}<"),
+                        format!("struct {function}"),
+                        format!("enum {function}"),
+                        format!("const {function}"),
+                    ]
+                    .iter()
+                    .any(|d| code.contains(d.as_str()));
+                    if !defined {
+                        problems.push(format!("`{file}` defines no `{name}`"));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        checked >= 150,
+        "only {checked} functions found in the rule index"
+    );
+    fail_on(&problems, "the rule index of docs/protocol.md");
 }
 
 #[test]
