@@ -529,3 +529,27 @@ async fn slow_consumer_is_closed_with_4100_and_others_are_unaffected() {
     next_is(&mut fresh, "marker").await;
     next_is(&mut fast, "marker").await;
 }
+
+/// A client event on a cache channel reaches the other subscribers but is never its last
+/// event: a later subscriber gets `cache_miss`, not the whisper.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_events_are_never_cached() {
+    let server = TestServer::start(&config("")).await;
+    let app = app1();
+    let ch = "private-cache-room";
+    let (mut a, _) = private_sub(&server, &app, ch).await;
+    assert_eq!(a.recv().await["event"], "pusher:cache_miss");
+    let (mut b, _) = private_sub(&server, &app, ch).await;
+    assert_eq!(b.recv().await["event"], "pusher:cache_miss");
+    whisper(&mut a, ch, "client-typing", json!({"who": "a"})).await;
+    next_is(&mut b, "client-typing").await;
+
+    let (mut late, sid) = server.connect("k").await;
+    let ok = sub_private(&mut late, &app, &sid, ch).await;
+    assert_succeeded(&ok, ch);
+    let m = late.recv().await;
+    assert_eq!(
+        m["event"], "pusher:cache_miss",
+        "the whisper was cached: {m}"
+    );
+}

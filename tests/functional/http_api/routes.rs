@@ -72,3 +72,20 @@ async fn path_prefix_applies_to_websocket_and_api() {
         .expect("answer in time");
     assert!(r.is_err(), "websocket without the prefix must not connect");
 }
+
+/// `/app/{key}` is the WebSocket endpoint: a plain GET is told to upgrade (426), a POST is 405,
+/// and neither opens a connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_websocket_endpoint_without_an_upgrade_is_426() {
+    let server = TestServer::start(ONE_APP).await;
+    let (status, body) = server.raw_http("GET", "/app/k", "").await;
+    assert_eq!(status, 426, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("WebSocket")),
+        "{body}"
+    );
+    let (status, body) = server.raw_http("POST", "/app/k", "").await;
+    assert_eq!(status, 405, "{body}");
+}

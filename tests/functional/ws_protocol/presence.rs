@@ -283,3 +283,42 @@ async fn presence_member_data_too_big_is_limit_reached_4301() {
     .await;
     assert_succeeded(&ok, ch);
 }
+
+/// A signed-in connection may join a presence channel without `channel_data`: the member is
+/// the signed-in user (its `id` and `user_info`), and the signature covers `socket_id:channel`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_without_channel_data_uses_the_signed_in_user() {
+    let server = TestServer::start(&config("", "")).await;
+    let app = app1();
+    let ch = "presence-desk";
+    let (mut watcher, wsid) = server.connect("k").await;
+    join_presence(&mut watcher, &app, &wsid, ch, r#"{"user_id":"w"}"#).await;
+
+    let (mut c, sid) = server.connect("k").await;
+    signin_ok(
+        &mut c,
+        &app,
+        &sid,
+        r#"{"id":"ann","user_info":{"name":"Ann"}}"#,
+    )
+    .await;
+    let auth = channel_auth(&app, &sid, ch, None);
+    let ok = c.subscribe(ch, Some(&auth), None).await;
+    assert_succeeded(&ok, ch);
+    let p = presence_of(&ok);
+    assert_eq!(p["count"], 2, "{ok}");
+    assert_eq!(p["hash"]["ann"], json!({"name": "Ann"}), "{ok}");
+    let m = watcher.recv().await;
+    assert_eq!(m["event"], "pusher_internal:member_added", "{m}");
+    assert_eq!(
+        decode_data(&m),
+        json!({"user_id": "ann", "user_info": {"name": "Ann"}}),
+        "{m}"
+    );
+
+    // Without a sign-in, the same subscribe is refused (there is no user to add).
+    let (mut stranger, ssid) = server.connect("k").await;
+    let auth = channel_auth(&app, &ssid, ch, None);
+    let m = stranger.subscribe(ch, Some(&auth), None).await;
+    assert_sub_error(&m, ch, "AuthError", 401);
+}
