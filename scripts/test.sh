@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The test command of this repository (README "Tests"; CI runs it after fmt and clippy).
+# The test command of this repository (README "Test it", docs/testing.md; CI runs it after fmt
+# and clippy).
 #
 # 1. Checks what the tests need: cargo; Node 20+ with npm; python3 able to create a virtualenv
 #    (the conformance suite makes its own); redis-server (the cluster tests start their own on
