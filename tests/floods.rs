@@ -8,7 +8,6 @@
 
 mod common;
 use common::process::{metric, scrape, wait_for_metrics};
-use common::redis::free_port;
 use common::*;
 
 use std::net::SocketAddr;
@@ -38,9 +37,7 @@ const SETTLE: Duration = Duration::from_secs(15);
 
 /// A server with `extra` server settings and /metrics on a free port; returns it and the port.
 async fn server(extra: &str) -> (TestServer, u16) {
-    let port = free_port();
-    let s = TestServer::start(&format!("metrics_port = {port}\n{extra}\n{APP}")).await;
-    (s, port)
+    TestServer::start_with_metrics(&format!("{extra}\n{APP}")).await
 }
 
 /// A normal client connects, subscribes and receives an event triggered over the HTTP API.

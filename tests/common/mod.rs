@@ -51,6 +51,26 @@ impl TestServer {
         Self::start_config(config).await
     }
 
+    /// Starts a server from `toml` with `/metrics` on a free port; returns it and the port.
+    ///
+    /// The port is picked free and then bound by the server; in between, the tests running
+    /// beside this one can take it (another server's main port, an ephemeral port of a flood),
+    /// and the server then runs without metrics (it logs and goes on) while the port answers
+    /// something else. So a server whose `/metrics` does not answer 200 is started again.
+    pub async fn start_with_metrics(toml: &str) -> (TestServer, u16) {
+        for _ in 0..5 {
+            let port = redis::free_port();
+            let server = TestServer::start(&format!("metrics_port = {port}\n{toml}")).await;
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            if TcpStream::connect(addr).await.is_ok()
+                && http_text(addr, "GET", "/metrics", "").await.0 == 200
+            {
+                return (server, port);
+            }
+        }
+        panic!("no free metrics port in five tries");
+    }
+
     /// Starts a server with the development app.
     pub async fn dev() -> TestServer {
         Self::start("").await

@@ -19,6 +19,7 @@ mod http_api;
 mod layout;
 mod lifecycle;
 mod metrics;
+mod recovery;
 mod security;
 mod smoke;
 mod tls;

@@ -1,7 +1,6 @@
 //! Prometheus metrics: values move with the load and return to zero when it goes away.
 
 use crate::common::process::scrape;
-use crate::common::redis::free_port;
 use crate::common::*;
 
 use std::time::Duration;
@@ -21,8 +20,7 @@ const APP: &str = "[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"s\"\nenable_cli
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_move_with_the_load_and_return_to_zero() {
-    let port = free_port();
-    let server = TestServer::start(&format!("metrics_port = {port}\n{APP}")).await;
+    let (server, port) = TestServer::start_with_metrics(APP).await;
     let app = TestApp::new("1", "k", "s");
     let (mut a, a_sid) = server.connect("k").await;
     let (mut b, b_sid) = server.connect("k").await;
@@ -146,11 +144,8 @@ async fn metrics_move_with_the_load_and_return_to_zero() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_prefix_is_configurable() {
-    let port = free_port();
-    let server = TestServer::start(&format!(
-        "metrics_port = {port}\nmetrics_prefix = \"soketi\"\n{APP}"
-    ))
-    .await;
+    let (server, port) =
+        TestServer::start_with_metrics(&format!("metrics_prefix = \"soketi\"\n{APP}")).await;
     let (_c, _) = server.connect("k").await;
     let m = scrape(port).await;
     assert_eq!(value(&m, "soketi_connected{app_id=\"1\"}"), 1.0, "{m}");

@@ -1,0 +1,287 @@
+//! Missed-message recovery on one node (memory history), docs/recovery.md §2–§3, with a real
+//! WebSocket client speaking what the Echo plugin will send: the `clarion` member in
+//! `pusher:subscribe`, positions read from the `clarion` stamps.
+
+use crate::common::*;
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+const CHANNEL: &str = "private-provider.42";
+
+/// App `1`/`k`/`s` recording `private-provider.*` with `window` keys added to the recovery
+/// table.
+fn config(window: &str) -> String {
+    format!(
+        "[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"s\"\nenable_client_messages = true\n[[apps.recovery]]\nchannels = [\"private-provider.*\"]\n{window}\n"
+    )
+}
+
+/// Subscribes to a private channel with a `clarion` member (`None`: a plain subscribe).
+async fn subscribe(
+    c: &mut WsClient,
+    app: &TestApp,
+    sid: &str,
+    channel: &str,
+    clarion: Option<Value>,
+) {
+    let mut data = json!({"channel": channel, "auth": channel_auth(app, sid, channel, None)});
+    if let Some(cl) = clarion {
+        data["clarion"] = cl;
+    }
+    c.send(json!({"event": "pusher:subscribe", "data": data}))
+        .await;
+}
+
+/// Every message until the `clarion:recovery` marker, the marker included.
+async fn until_marker(c: &mut WsClient) -> Vec<Value> {
+    let mut got = Vec::new();
+    loop {
+        let m = c.recv().await;
+        let done = m["event"] == "clarion:recovery";
+        got.push(m);
+        if done {
+            return got;
+        }
+    }
+}
+
+/// `(epoch, offset)` of a frame's stamp.
+fn stamp(m: &Value) -> (String, u64) {
+    let c = &m["clarion"];
+    (
+        c["epoch"].as_str().expect("stamped: epoch").to_string(),
+        c["offset"].as_u64().expect("stamped: offset"),
+    )
+}
+
+async fn publish(server: &TestServer, app: &TestApp, n: u64) {
+    trigger(server, app, CHANNEL, "booked", &format!("{{\"n\":{n}}}")).await;
+}
+
+/// Opts in fresh and returns the client, its socket id and the head position.
+async fn opted_in(server: &TestServer, app: &TestApp) -> (WsClient, String, (String, u64)) {
+    let (mut c, sid) = server.connect("k").await;
+    subscribe(&mut c, app, &sid, CHANNEL, Some(json!({"v": 1}))).await;
+    let ok = c.recv().await;
+    assert_succeeded(&ok, CHANNEL);
+    let head = stamp(&ok);
+    (c, sid, head)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_that_do_not_opt_in_see_plain_pusher_frames() {
+    let server = TestServer::start(&config("")).await;
+    let app = app1();
+    let (mut plain, sid) = server.connect("k").await;
+    subscribe(&mut plain, &app, &sid, CHANNEL, None).await;
+    let ok = plain.recv().await;
+    assert_eq!(
+        ok,
+        json!({"event": "pusher_internal:subscription_succeeded", "channel": CHANNEL, "data": "{}"})
+    );
+    let (mut stamped, _, _) = opted_in(&server, &app).await;
+    publish(&server, &app, 1).await;
+    let m = plain.recv().await;
+    assert_eq!(
+        m,
+        json!({"event": "booked", "channel": CHANNEL, "data": "{\"n\":1}"}),
+        "no clarion field for a plain subscriber"
+    );
+    let s = stamped.recv().await;
+    assert_eq!(stamp(&s).1, 1);
+    assert_eq!(s["data"], "{\"n\":1}", "data byte for byte");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resubscribe_replays_what_was_missed_in_order_once_then_goes_live() {
+    let server = TestServer::start(&config("")).await;
+    let app = app1();
+    let (mut c, _, head) = opted_in(&server, &app).await;
+    assert_eq!(head.1, 0, "nothing published yet");
+    publish(&server, &app, 1).await;
+    publish(&server, &app, 2).await;
+    let (epoch, last) = stamp(&c.recv().await);
+    assert_eq!(stamp(&c.recv().await), (epoch.clone(), last + 1));
+    drop(c);
+
+    for n in 3..=5 {
+        publish(&server, &app, n).await;
+    }
+    let (mut back, sid) = server.connect("k").await;
+    let from = json!({"v": 1, "epoch": epoch, "offset": 2});
+    subscribe(&mut back, &app, &sid, CHANNEL, Some(from)).await;
+    let got = until_marker(&mut back).await;
+    let events: Vec<&str> = got
+        .iter()
+        .map(|m| m["event"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "pusher_internal:subscription_succeeded",
+            "booked",
+            "booked",
+            "booked",
+            "clarion:recovery"
+        ]
+    );
+    assert_eq!(
+        stamp(&got[0]),
+        (epoch.clone(), 5),
+        "succeeded carries the head"
+    );
+    let replayed: Vec<u64> = got[1..4].iter().map(|m| stamp(m).1).collect();
+    assert_eq!(replayed, [3, 4, 5]);
+    assert_eq!(got[1]["data"], "{\"n\":3}");
+    assert_eq!(
+        decode_data(&got[4]),
+        json!({"recovered": true, "replayed": 3})
+    );
+    assert_eq!(stamp(&got[4]), (epoch.clone(), 5));
+
+    publish(&server, &app, 6).await;
+    let live = back.recv().await;
+    assert_eq!(stamp(&live), (epoch, 6));
+    back.expect_silence(Duration::from_millis(200)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_the_old_socket_was_excluded_from_stay_excluded() {
+    let server = TestServer::start(&config("")).await;
+    let app = app1();
+    let (c, old_sid, (epoch, _)) = opted_in(&server, &app).await;
+    drop(c);
+    // Laravel's toOthers(): the event the old connection itself caused.
+    let own =
+        json!({"name": "booked", "channel": CHANNEL, "data": "{\"n\":1}", "socket_id": old_sid});
+    trigger_raw(&server, &app, &own.to_string()).await;
+    publish(&server, &app, 2).await;
+    let (mut back, sid) = server.connect("k").await;
+    let from = json!({"v": 1, "epoch": epoch, "offset": 0, "prev_socket_id": old_sid});
+    subscribe(&mut back, &app, &sid, CHANNEL, Some(from)).await;
+    let got = until_marker(&mut back).await;
+    assert_eq!(got.len(), 3, "succeeded, event 2, marker: {got:?}");
+    assert_eq!(got[1]["data"], "{\"n\":2}");
+    assert_eq!(
+        decode_data(&got[2]),
+        json!({"recovered": true, "replayed": 1})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn positions_that_cannot_be_recovered_say_so_and_replay_nothing() {
+    let server = TestServer::start(&config("history_size = 3\nmax_replay = 3")).await;
+    let app = app1();
+    let (_c, _, (epoch, _)) = opted_in(&server, &app).await;
+    for n in 1..=5 {
+        publish(&server, &app, n).await;
+    }
+    for (from, reason) in [
+        (
+            json!({"v": 1, "epoch": "unknown", "offset": 1}),
+            "epoch_changed",
+        ),
+        (
+            json!({"v": 1, "epoch": epoch, "offset": 9}),
+            "epoch_changed",
+        ),
+        (
+            json!({"v": 1, "epoch": epoch, "offset": 1}),
+            "too_far_behind",
+        ),
+    ] {
+        let (mut c, sid) = server.connect("k").await;
+        subscribe(&mut c, &app, &sid, CHANNEL, Some(from.clone())).await;
+        let got = until_marker(&mut c).await;
+        assert_eq!(got.len(), 2, "no partial replay for {from}: {got:?}");
+        assert_eq!(
+            decode_data(&got[1]),
+            json!({"recovered": false, "reason": reason}),
+            "{from}"
+        );
+        assert_eq!(stamp(&got[1]).1, 5, "continue from the head");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_older_than_the_window_have_expired() {
+    let server = TestServer::start(&config("history_ttl = 1")).await;
+    let app = app1();
+    let (_c, _, (epoch, _)) = opted_in(&server, &app).await;
+    publish(&server, &app, 1).await;
+    publish(&server, &app, 2).await;
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let (mut c, sid) = server.connect("k").await;
+    let from = json!({"v": 1, "epoch": epoch, "offset": 1});
+    subscribe(&mut c, &app, &sid, CHANNEL, Some(from)).await;
+    let got = until_marker(&mut c).await;
+    assert_eq!(
+        decode_data(&got[1]),
+        json!({"recovered": false, "reason": "expired"})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_signature_with_a_position_gets_nothing_from_history() {
+    let server = TestServer::start(&config("")).await;
+    let app = app1();
+    let (_c, _, (epoch, _)) = opted_in(&server, &app).await;
+    publish(&server, &app, 1).await;
+    let (mut thief, _) = server.connect("k").await;
+    let data = json!({
+        "channel": CHANNEL,
+        "auth": "k:0000",
+        "clarion": {"v": 1, "epoch": epoch, "offset": 0},
+    });
+    thief
+        .send(json!({"event": "pusher:subscribe", "data": data}))
+        .await;
+    let m = thief.recv().await;
+    assert_eq!(m["event"], "pusher:subscription_error", "{m}");
+    thief.expect_silence(Duration::from_millis(300)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unrecorded_channels_and_malformed_requests_are_plain_subscribes() {
+    let server = TestServer::start(&config("")).await;
+    let app = app1();
+    for (channel, clarion) in [
+        ("private-client.7", json!({"v": 1})),
+        (CHANNEL, json!({"v": 1, "epoch": "only-an-epoch"})),
+        (CHANNEL, json!({"v": 2})),
+    ] {
+        let (mut c, sid) = server.connect("k").await;
+        subscribe(&mut c, &app, &sid, channel, Some(clarion.clone())).await;
+        let ok = c.recv().await;
+        assert_succeeded(&ok, channel);
+        assert!(ok.get("clarion").is_none(), "{clarion}: {ok}");
+        sync(&mut c).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recorded_client_events_are_stamped_and_replayed_but_not_to_their_sender() {
+    let server = TestServer::start(&config("record_client_events = true")).await;
+    let app = app1();
+    let (mut sender, _, (epoch, _)) = opted_in(&server, &app).await;
+    let (mut peer, peer_sid, _) = opted_in(&server, &app).await;
+    sender
+        .send(json!({"event": "client-typing", "channel": CHANNEL, "data": {"who": "a"}}))
+        .await;
+    let m = peer.recv().await;
+    assert_eq!(m["event"], "client-typing");
+    assert_eq!(stamp(&m), (epoch.clone(), 1));
+    sender.expect_silence(Duration::from_millis(200)).await;
+    drop(peer);
+    let (mut back, sid) = server.connect("k").await;
+    let from = json!({"v": 1, "epoch": epoch, "offset": 0, "prev_socket_id": peer_sid});
+    subscribe(&mut back, &app, &sid, CHANNEL, Some(from)).await;
+    let got = until_marker(&mut back).await;
+    assert_eq!(got[1]["event"], "client-typing", "{got:?}");
+    assert_eq!(
+        decode_data(&got[2]),
+        json!({"recovered": true, "replayed": 1})
+    );
+}
