@@ -284,6 +284,13 @@ impl Config {
         }
         if self.adapter == "redis" {
             check_redis_url(&self.redis_url)?;
+            // One offset authority per channel: node-local history would number each node's
+            // events on its own, and recovery would replay the wrong ones.
+            if let Some(i) = self.apps.iter().position(|a| !a.recovery.is_empty()) {
+                return Err(format!(
+                    "apps[{i}].recovery: missed-message recovery keeps history in one node's memory so far; it is not available with adapter = \"redis\" yet"
+                ));
+            }
         }
         if self.redis_prefix.is_empty() || self.redis_prefix.contains(char::is_whitespace) {
             return Err(format!(
@@ -444,6 +451,27 @@ mod tests {
             "{e}"
         );
         assert!(redis("valkey://host").is_err());
+    }
+
+    #[test]
+    fn recovery_tables_are_checked_and_need_the_local_adapter_for_now() {
+        let app = "[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"s\"\n[[apps.recovery]]\n";
+        let mut ok =
+            Config::from_toml(&format!("{app}channels = [\"private-*\"]")).expect("parses");
+        assert_eq!(ok.finish(), Ok(()));
+        let rec = ok.apps[0].recording_for("private-a").expect("recorded");
+        assert_eq!((rec.history_size, rec.max_replay), (100, 100));
+        let mut wide = Config::from_toml(&format!(
+            "{app}channels = [\"a\"]\nhistory_size = 5\nmax_replay = 6"
+        ))
+        .expect("parses");
+        let e = wide.finish().expect_err("max_replay over history_size");
+        assert!(e.starts_with("apps[0].recovery[0].max_replay"), "{e}");
+        let mut cluster =
+            Config::from_toml(&format!("adapter = \"redis\"\n{app}channels = [\"a\"]"))
+                .expect("parses");
+        let e = cluster.finish().expect_err("no Redis history yet");
+        assert!(e.starts_with("apps[0].recovery:"), "{e}");
     }
 
     #[test]

@@ -15,7 +15,7 @@
 //! | [`app`] | an app and its limits; the app registry | protocol |
 //! | [`net`] | transport: listener, TLS, socket counter, client address, the 101 coalescer, outbound HTTP | sync |
 //! | `limits` | every rate limit: per connection, per address, per app's API | app, sync |
-//! | [`channels`] | one node's subscriptions and presence ([`channels::Namespace`]), cache channels, the per-connection outbox ([`channels::handle`]) | protocol, sync |
+//! | [`channels`] | one node's subscriptions and presence ([`channels::Namespace`]), cache channels, the per-connection outbox ([`channels::handle`]) | app, protocol, sync |
 //! | `adapter` | the seam for several nodes: what a cluster must answer, the local and Redis implementations | app, channels, protocol, sync |
 //! | [`cli`] | command-line flags and the HTTP API client behind `clarion trigger` | net, protocol |
 //! | [`config`] | defaults < file < environment < flags, validated into parsed parts | app, cli, net |

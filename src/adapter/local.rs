@@ -7,13 +7,17 @@ use async_trait::async_trait;
 use dashmap::DashMap;
 use serde_json::Value;
 
-use super::{Adapter, ChannelStats, LocalStats, Member, SubscribeError, Subscribed, Unsubscribed};
-use crate::app::App;
+use super::{
+    Adapter, ChannelStats, HistoryUnavailable, LocalStats, Member, SubscribeError, Subscribed,
+    Unsubscribed,
+};
+use crate::app::{App, Recording};
 use crate::channels::cache::CachedEvent;
 use crate::channels::handle::ConnHandle;
 use crate::channels::Namespace;
 use crate::protocol::codes::Fatal;
 use crate::protocol::frames::Frame;
+use crate::protocol::recovery::{Position, Request};
 use crate::protocol::socket_id::SocketId;
 
 /// Per-app namespaces of this node.
@@ -176,6 +180,38 @@ impl Adapter for LocalAdapter {
 
     async fn connection_count(&self, app: &App) -> u64 {
         self.namespace(&app.id).connection_count()
+    }
+
+    async fn publish_recorded(
+        &self,
+        app: &App,
+        channel: &str,
+        frame: Frame,
+        except: Option<SocketId>,
+        rec: &Recording,
+    ) -> Result<Position, HistoryUnavailable> {
+        Ok(self
+            .namespace(&app.id)
+            .publish_recorded(channel, &frame, except, rec))
+    }
+
+    async fn subscribe_recovering(
+        &self,
+        app: &App,
+        channel: &str,
+        conn: &Arc<ConnHandle>,
+        member: Option<Member>,
+        request: &Request,
+        rec: &Recording,
+    ) -> Result<Subscribed, SubscribeError> {
+        self.namespace(&app.id).subscribe_recovering(
+            channel,
+            conn,
+            member,
+            app.max_presence_members_per_channel,
+            request,
+            rec,
+        )
     }
 }
 

@@ -13,12 +13,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use crate::app::App;
+use crate::app::{App, Recording};
 use crate::channels::cache::CachedEvent;
 use crate::channels::handle::ConnHandle;
 pub use crate::channels::namespace::{ChannelStats, SubscribeError, Subscribed, Unsubscribed};
 use crate::protocol::frames::Frame;
 pub use crate::protocol::presence::Member;
+use crate::protocol::recovery::{Position, Request};
 use crate::protocol::socket_id::SocketId;
 pub use local::LocalAdapter;
 
@@ -66,7 +67,32 @@ pub trait Adapter: Send + Sync + 'static {
     async fn terminate_user(&self, app: &App, user_id: &str);
     /// Connections of the app.
     async fn connection_count(&self, app: &App) -> u64;
+    /// Publishes on a recorded channel (docs/recovery.md): history assigns the offset, and
+    /// opted-in subscribers get the frame stamped with it; the others get `frame` unchanged.
+    async fn publish_recorded(
+        &self,
+        app: &App,
+        channel: &str,
+        frame: Frame,
+        except: Option<SocketId>,
+        rec: &Recording,
+    ) -> Result<Position, HistoryUnavailable>;
+    /// Subscribes an opted-in connection to a recorded channel and queues its stamped
+    /// `subscription_succeeded`, replay and marker (`Subscribed::announced`).
+    async fn subscribe_recovering(
+        &self,
+        app: &App,
+        channel: &str,
+        conn: &Arc<ConnHandle>,
+        member: Option<Member>,
+        request: &Request,
+        rec: &Recording,
+    ) -> Result<Subscribed, SubscribeError>;
 }
+
+/// History could not be written or read (the shared store is unreachable).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HistoryUnavailable;
 
 /// A cluster's own concerns, which a single node does not have.
 #[async_trait]

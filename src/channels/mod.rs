@@ -3,6 +3,8 @@
 
 pub mod cache;
 pub mod handle;
+pub(crate) mod history;
 pub mod namespace;
+mod recorded;
 
 pub use namespace::Namespace;

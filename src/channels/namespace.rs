@@ -5,13 +5,14 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use dashmap::DashMap;
 use serde_json::{Map, Value};
 
 use super::cache::CachedEvent;
+use super::history::History;
 use crate::channels::handle::ConnHandle;
 use crate::protocol::codes::Fatal;
 use crate::protocol::frames::Frame;
@@ -31,6 +32,9 @@ pub struct Subscribed {
     pub presence: Option<Roster>,
     /// Subscriptions to the channel after this one.
     pub subscription_count: usize,
+    /// The `subscription_succeeded` (and a recovery's replay and marker) is already queued,
+    /// in order with the channel's events; the caller must not send another.
+    pub announced: bool,
 }
 
 /// A presence channel's members as `pusher_internal:subscription_succeeded` lists them.
@@ -92,6 +96,8 @@ struct Present {
 struct Subscriber {
     handle: Arc<ConnHandle>,
     member_key: Option<String>,
+    /// Opted in to recovery: gets the stamped frames of a recorded channel.
+    stamped: bool,
 }
 
 #[derive(Debug, Default)]
@@ -108,6 +114,8 @@ pub struct Namespace {
     channels: DashMap<String, Channel>,
     users: DashMap<String, Vec<SocketId>>,
     cache: DashMap<String, CachedEvent>,
+    /// Recorded channels' memory history (see `recorded`).
+    pub(super) history: DashMap<String, Arc<Mutex<History>>>,
 }
 
 impl Namespace {
@@ -187,10 +195,22 @@ impl Namespace {
         member: Option<Member>,
         max_members: u64,
     ) -> Result<Subscribed, SubscribeError> {
+        self.subscribe_with(channel, conn, member, max_members, false)
+    }
+
+    /// `subscribe`, for a subscriber that gets stamped frames (`stamped`) or plain ones.
+    pub(super) fn subscribe_with(
+        &self,
+        channel: &str,
+        conn: &Arc<ConnHandle>,
+        member: Option<Member>,
+        max_members: u64,
+        stamped: bool,
+    ) -> Result<Subscribed, SubscribeError> {
         let result = {
             let mut entry = self.channels.entry(channel.to_string()).or_default();
             let ch = entry.value_mut();
-            subscribe_in(ch, conn, member, max_members)
+            subscribe_in(ch, conn, member, max_members, stamped)
         };
         if result.is_err() {
             self.channels
@@ -236,6 +256,28 @@ impl Namespace {
         };
         let mut sent = 0;
         for (id, sub) in ch.subscribers.iter() {
+            if Some(*id) != except && sub.handle.send(frame.clone()) {
+                sent += 1;
+            }
+        }
+        sent
+    }
+
+    /// `broadcast` on a recorded channel: opted-in subscribers get `stamped`, the others
+    /// `plain`, byte for byte what they would get without recording.
+    pub(super) fn broadcast_recorded(
+        &self,
+        channel: &str,
+        plain: &Frame,
+        stamped: &Frame,
+        except: Option<SocketId>,
+    ) -> usize {
+        let Some(ch) = self.channels.get(channel) else {
+            return 0;
+        };
+        let mut sent = 0;
+        for (id, sub) in ch.subscribers.iter() {
+            let frame = if sub.stamped { stamped } else { plain };
             if Some(*id) != except && sub.handle.send(frame.clone()) {
                 sent += 1;
             }
@@ -292,6 +334,8 @@ impl Namespace {
     pub fn sweep_cache(&self) {
         let now = Instant::now();
         self.cache.retain(|_, e| e.ttl_left(now).is_some());
+        self.history
+            .retain(|_, h| !crate::sync::lock(h).forgettable(now));
     }
 
     /// Subscriptions per channel on this node (for a cluster adapter's shared counts).
@@ -336,7 +380,10 @@ impl Namespace {
 
     /// Whether nothing at all is held for the app (used to drop empty namespaces).
     pub fn is_idle(&self) -> bool {
-        self.connection_count() == 0 && self.channels.is_empty() && self.cache.is_empty()
+        self.connection_count() == 0
+            && self.channels.is_empty()
+            && self.cache.is_empty()
+            && self.history.is_empty()
     }
 }
 
@@ -352,6 +399,7 @@ fn subscribe_in(
     conn: &Arc<ConnHandle>,
     member: Option<Member>,
     max_members: u64,
+    stamped: bool,
 ) -> Result<Subscribed, SubscribeError> {
     let mut out = Subscribed {
         occupied: ch.subscribers.is_empty(),
@@ -372,6 +420,7 @@ fn subscribe_in(
             Subscriber {
                 handle: conn.clone(),
                 member_key,
+                stamped,
             },
         );
         if let Some(m) = member.as_ref() {

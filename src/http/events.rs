@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 
 pub use super::info::Info;
 use super::response::{self, ApiError, Body};
-use crate::app::App;
+use crate::app::{App, OnHistoryError};
 use crate::channels::cache::CachedEvent;
 use crate::protocol::channel_name::{self, ChannelKind};
 use crate::protocol::event::{self, LimitError};
@@ -57,7 +57,7 @@ pub async fn trigger(
 ) -> Result<Response<Body>, ApiError> {
     let t = parse_trigger_body(app, body)?;
     super::within_limit(state, app, state.api_limits.events(app, 1, Instant::now()))?;
-    deliver(state, app, &t).await;
+    deliver(state, app, &t).await?;
     if !t.info.any() {
         return Ok(response::ok(json!({})));
     }
@@ -82,7 +82,7 @@ pub async fn batch(
             .events(app, triggers.len() as u32, Instant::now()),
     )?;
     for t in &triggers {
-        deliver(state, app, t).await;
+        deliver(state, app, t).await?;
     }
     if !triggers.iter().any(|t| t.info.any()) {
         return Ok(response::ok(json!({})));
@@ -270,8 +270,11 @@ fn parse_info(info: Option<Value>) -> Result<Info, ApiError> {
     }
 }
 
-/// Builds each channel's frame once and hands it to the adapter; cache channels keep it.
-async fn deliver(state: &Arc<State>, app: &Arc<App>, t: &Trigger) {
+/// Builds each channel's frame once and hands it to the adapter; cache channels keep it, and
+/// recorded channels go through their history (docs/recovery.md). History that cannot be
+/// written refuses the event with 503 under `on_history_error = "reject"`, or delivers it
+/// unstamped under `"deliver"`.
+async fn deliver(state: &Arc<State>, app: &Arc<App>, t: &Trigger) -> Result<(), ApiError> {
     for ch in &t.channels {
         let frame = frames::envelope(&t.name, Some(ch), Some(&t.data), None);
         if ChannelKind::of(ch).cache {
@@ -281,9 +284,29 @@ async fn deliver(state: &Arc<State>, app: &Arc<App>, t: &Trigger) {
                 .await;
         }
         let timer = state.metrics.broadcast_seconds.start_timer();
-        state.adapter.broadcast(app, ch, frame, t.except).await;
+        match app.recording_for(ch) {
+            None => state.adapter.broadcast(app, ch, frame, t.except).await,
+            Some(rec) => {
+                let recorded = state
+                    .adapter
+                    .publish_recorded(app, ch, frame.clone(), t.except, rec)
+                    .await;
+                match (recorded, app.on_history_error) {
+                    (Ok(_), _) => {}
+                    (Err(_), OnHistoryError::Deliver) => {
+                        state.adapter.broadcast(app, ch, frame, t.except).await
+                    }
+                    (Err(_), OnHistoryError::Reject) => {
+                        return Err(ApiError::HistoryUnavailable {
+                            channel: ch.clone(),
+                        })
+                    }
+                }
+            }
+        }
         timer.observe_duration();
     }
+    Ok(())
 }
 
 /// The requested attributes of one channel; `user_count` only for presence channels.

@@ -54,6 +54,8 @@ pub enum ApiError {
     EventTooLarge { size: usize, limit: usize },
     /// 429: over one of the app's API rate limits.
     RateLimited(Limited),
+    /// 503: a recorded channel's history cannot be written (`on_history_error = "reject"`).
+    HistoryUnavailable { channel: String },
     /// Item `index` of a batch was refused (with the item's own status).
     InBatch { index: usize, error: Box<ApiError> },
 }
@@ -74,6 +76,7 @@ impl ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::HistoryUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::InBatch { error, .. } => error.status(),
         }
     }
@@ -112,6 +115,10 @@ impl std::fmt::Display for ApiError {
                 "Event data too large: {size} bytes; the limit is {limit} bytes"
             ),
             ApiError::RateLimited(limited) => write!(f, "{limited}"),
+            ApiError::HistoryUnavailable { channel } => write!(
+                f,
+                "History of {channel:?} cannot be written right now; the event was not delivered (retry)"
+            ),
             ApiError::InBatch { index, error } => write!(f, "batch[{index}]: {error}"),
         }
     }

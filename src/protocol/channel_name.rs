@@ -109,6 +109,27 @@ fn allowed(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '=' | '@' | ',' | '.' | ';')
 }
 
+/// Whether `name` matches a configured pattern, where `*` stands for any run of characters
+/// (`private-provider.*`). No other character is special.
+pub fn matches_pattern(pattern: &str, name: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or("");
+    let Some(mut rest) = name.strip_prefix(first) else {
+        return false;
+    };
+    let pieces: Vec<&str> = parts.collect();
+    let Some((last, middle)) = pieces.split_last() else {
+        return rest.is_empty();
+    };
+    for piece in middle {
+        match rest.find(piece) {
+            Some(i) => rest = rest.get(i + piece.len()..).unwrap_or(""),
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,5 +163,19 @@ mod tests {
             Err(NameError::TooLong { .. })
         ));
         assert!(validate(&"x".repeat(200), 200).is_ok());
+    }
+
+    #[test]
+    fn patterns_match_with_stars() {
+        assert!(matches_pattern("private-provider.*", "private-provider.42"));
+        assert!(matches_pattern("private-provider.*", "private-provider."));
+        assert!(!matches_pattern("private-provider.*", "private-providers"));
+        assert!(matches_pattern("exact", "exact"));
+        assert!(!matches_pattern("exact", "exactly"));
+        assert!(matches_pattern("*.orders.*", "presence-shop.orders.9"));
+        assert!(matches_pattern("a*b*c", "a-x-b-y-c"));
+        assert!(!matches_pattern("a*b*c", "a-x-c"));
+        assert!(matches_pattern("*", "anything"));
+        assert!(!matches_pattern("ab*ba", "aba"), "pieces may not overlap");
     }
 }

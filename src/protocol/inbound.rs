@@ -36,6 +36,10 @@ pub struct Subscribe {
     /// A JSON string, signed as received; never re-serialized.
     #[serde(default)]
     pub channel_data: Option<String>,
+    /// Clarion's missed-message recovery request (`protocol::recovery::Request::parse`); any
+    /// JSON, so that a malformed one is a plain subscribe rather than an error.
+    #[serde(default)]
+    pub clarion: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]

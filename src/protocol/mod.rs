@@ -10,6 +10,7 @@ pub mod frames;
 pub mod inbound;
 pub mod presence;
 pub mod query;
+pub mod recovery;
 pub mod signature;
 pub mod socket_id;
 pub mod webhook;

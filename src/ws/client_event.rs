@@ -74,9 +74,22 @@ impl Session {
             data.map(RawValue::get),
             user_id.as_deref(),
         );
-        self.state
-            .adapter
-            .broadcast(&self.app, channel, frame, Some(self.handle.socket_id))
-            .await;
+        let me = Some(self.handle.socket_id);
+        let adapter = &self.state.adapter;
+        // Recorded only where the app asks for client events too; a client has no retry to
+        // offer, so a history that cannot be written still delivers (unstamped).
+        let recording = self
+            .app
+            .recording_for(channel)
+            .filter(|r| r.record_client_events);
+        if let Some(rec) = recording {
+            let recorded = adapter
+                .publish_recorded(&self.app, channel, frame.clone(), me, rec)
+                .await;
+            if recorded.is_ok() {
+                return;
+            }
+        }
+        adapter.broadcast(&self.app, channel, frame, me).await;
     }
 }

@@ -9,6 +9,7 @@ use crate::protocol::codes::subscription as status;
 use crate::protocol::frames;
 use crate::protocol::inbound::Subscribe;
 use crate::protocol::presence::{self, Member, MemberError};
+use crate::protocol::recovery;
 use crate::protocol::signature;
 use crate::webhooks::Event;
 
@@ -67,11 +68,25 @@ impl Session {
         let added = member
             .as_ref()
             .map(|m| (m.user_id.clone(), m.user_info.clone()));
-        let result = self
-            .state
-            .adapter
-            .subscribe(&self.app, channel, &self.handle, member)
-            .await;
+        // Recovery: only on a recorded channel and only when the subscribe opted in; a
+        // malformed request is a plain subscribe.
+        let recovery = self
+            .app
+            .recording_for(channel)
+            .zip(s.clarion.as_ref().and_then(recovery::Request::parse));
+        let adapter = &self.state.adapter;
+        let result = match &recovery {
+            Some((rec, request)) => {
+                adapter
+                    .subscribe_recovering(&self.app, channel, &self.handle, member, request, rec)
+                    .await
+            }
+            None => {
+                adapter
+                    .subscribe(&self.app, channel, &self.handle, member)
+                    .await
+            }
+        };
         let subscribed = match result {
             Ok(s) => s,
             Err(SubscribeError::ChannelFull { limit }) => {
@@ -87,6 +102,7 @@ impl Session {
         };
         self.channels.insert(channel.to_string(), member_json);
         match subscribed.presence {
+            _ if subscribed.announced => {}
             Some(roster) => self.send(frames::presence_succeeded(channel, roster.ids, roster.hash)),
             None => self.send(frames::subscription_succeeded(channel)),
         }

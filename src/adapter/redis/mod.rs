@@ -36,14 +36,15 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde_json::Value;
 
 use super::{
-    Adapter, BusStats, ChannelStats, Cluster, ClusterEvent, ClusterEvents, LocalAdapter, Member,
-    SubscribeError, Subscribed, Unsubscribed,
+    Adapter, BusStats, ChannelStats, Cluster, ClusterEvent, ClusterEvents, HistoryUnavailable,
+    LocalAdapter, Member, SubscribeError, Subscribed, Unsubscribed,
 };
-use crate::app::App;
+use crate::app::{App, Recording};
 use crate::channels::cache::CachedEvent;
 use crate::channels::handle::ConnHandle;
 use crate::protocol::channel_name::ChannelKind;
 use crate::protocol::frames::Frame;
+use crate::protocol::recovery::{Position, Request};
 use crate::protocol::socket_id::SocketId;
 use bus::Message;
 use call::CALL_TIMEOUT;
@@ -271,6 +272,34 @@ impl Adapter for RedisAdapter {
             Some(n) => n,
             None => self.local.namespace(&app.id).connection_count(),
         }
+    }
+
+    /// Recovery in a cluster needs history in Redis (one offset authority for every node);
+    /// until it exists the configuration refuses `[[apps.recovery]]` with this adapter, and a
+    /// publish that gets here anyway is refused rather than numbered by one node alone.
+    async fn publish_recorded(
+        &self,
+        _app: &App,
+        _channel: &str,
+        _frame: Frame,
+        _except: Option<SocketId>,
+        _rec: &Recording,
+    ) -> Result<Position, HistoryUnavailable> {
+        Err(HistoryUnavailable)
+    }
+
+    /// Without Redis history, a plain subscribe: no `clarion` stamp, so the client knows
+    /// recovery is not available on this channel.
+    async fn subscribe_recovering(
+        &self,
+        app: &App,
+        channel: &str,
+        conn: &Arc<ConnHandle>,
+        member: Option<Member>,
+        _request: &Request,
+        _rec: &Recording,
+    ) -> Result<Subscribed, SubscribeError> {
+        self.subscribe(app, channel, conn, member).await
     }
 }
 

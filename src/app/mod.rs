@@ -1,5 +1,7 @@
 //! Apps: credentials, switches and limits, and the registry that finds an app by id or key.
 
+mod recording;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -8,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::protocol::client_event::Policy;
 use crate::protocol::event::EventLimits;
 use crate::protocol::webhook::Kind;
+pub use recording::{OnHistoryError, Recording};
 
 /// One application, as configured in an `[[apps]]` table. Every limit is enforced; for the
 /// count and size limits, 0 means unlimited.
@@ -55,6 +58,11 @@ pub struct App {
     pub max_read_requests_per_second: u32,
     /// Send several webhook events in one request (Pusher's "batch webhooks").
     pub webhook_batching: bool,
+    /// Channels that keep history for missed-message recovery (`[[apps.recovery]]`); none by
+    /// default.
+    pub recovery: Vec<Recording>,
+    /// What a publish on a recorded channel does when history cannot be written.
+    pub on_history_error: OnHistoryError,
     /// Webhook targets (`[[apps.webhooks]]`).
     pub webhooks: Vec<Webhook>,
 }
@@ -104,6 +112,8 @@ impl Default for App {
             max_backend_events_per_second: 0,
             max_read_requests_per_second: 0,
             webhook_batching: false,
+            recovery: Vec::new(),
+            on_history_error: OnHistoryError::Reject,
             webhooks: Vec::new(),
         }
     }
@@ -162,10 +172,18 @@ impl App {
                 }
             }
         }
+        for (i, r) in self.recovery.iter().enumerate() {
+            r.validate(&format!("{at}.recovery[{i}]"))?;
+        }
         if self.enable_user_authentication && self.user_authentication_timeout == 0 {
             return Err(format!("{at}.user_authentication_timeout: must be at least 1 when enable_user_authentication is on"));
         }
         Ok(())
+    }
+
+    /// The recovery table that applies to `channel`, if it is recorded.
+    pub fn recording_for(&self, channel: &str) -> Option<&Recording> {
+        self.recovery.iter().find(|r| r.covers(channel))
     }
 
     /// The limits on one event, for `protocol::event::check`.

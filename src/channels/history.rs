@@ -1,0 +1,173 @@
+//! The memory history of one recorded channel on one node: a ring of the last events, each with
+//! its offset, the frame as opted-in subscribers get it (stamped) and the socket it excluded.
+//!
+//! The epoch is new whenever this history starts, so a position from before a restart, or from
+//! a history that was swept away, never matches (docs/recovery.md §3).
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::protocol::frames::Frame;
+use crate::protocol::recovery::{self, Held, Position};
+use crate::protocol::socket_id::SocketId;
+
+/// One recorded event.
+#[derive(Debug)]
+pub struct Entry {
+    pub offset: u64,
+    /// The frame with its `clarion` stamp.
+    pub frame: Frame,
+    /// The connection the publish excluded (`socket_id`, Laravel's `toOthers()`).
+    pub except: Option<SocketId>,
+}
+
+#[derive(Debug)]
+pub struct History {
+    epoch: String,
+    head: u64,
+    entries: VecDeque<Entry>,
+    last_publish: Instant,
+    /// Kept from the last publish, for sweeping.
+    ttl: Duration,
+    /// Whether entries were dropped because they aged out.
+    aged_out: bool,
+}
+
+impl History {
+    pub fn new(now: Instant) -> History {
+        History {
+            epoch: recovery::new_epoch(),
+            head: 0,
+            entries: VecDeque::new(),
+            last_publish: now,
+            ttl: Duration::ZERO,
+            aged_out: false,
+        }
+    }
+
+    /// Drops every entry when the channel's last event is older than `ttl` (`history_ttl`:
+    /// the window runs from the last publish). The epoch and head stay, so a client of this
+    /// history learns that its events expired rather than that history changed.
+    pub fn expire(&mut self, now: Instant, ttl: Duration) {
+        if !self.entries.is_empty() && now.saturating_duration_since(self.last_publish) > ttl {
+            self.entries.clear();
+            self.aged_out = true;
+        }
+    }
+
+    /// Appends an event: assigns the next offset, stamps the frame, keeps at most `size`.
+    /// Returns the position and the stamped frame.
+    pub fn append(
+        &mut self,
+        frame: &Frame,
+        except: Option<SocketId>,
+        now: Instant,
+        size: usize,
+        ttl: Duration,
+    ) -> (Position, Frame) {
+        self.head += 1;
+        let at = Position {
+            epoch: self.epoch.clone(),
+            offset: self.head,
+        };
+        let stamped = recovery::stamp(frame, &at);
+        self.entries.push_back(Entry {
+            offset: self.head,
+            frame: stamped.clone(),
+            except,
+        });
+        while self.entries.len() > size.max(1) {
+            self.entries.pop_front();
+        }
+        self.last_publish = now;
+        self.ttl = ttl;
+        (at, stamped)
+    }
+
+    /// Where the history stands.
+    pub fn held(&self) -> Held {
+        Held {
+            epoch: self.epoch.clone(),
+            head: self.head,
+            oldest: self.entries.front().map(|e| e.offset),
+            aged_out: self.aged_out,
+        }
+    }
+
+    /// The head as a position.
+    pub fn head(&self) -> Position {
+        Position {
+            epoch: self.epoch.clone(),
+            offset: self.head,
+        }
+    }
+
+    /// The entries after `offset`, oldest first.
+    pub fn after(&self, offset: u64) -> impl Iterator<Item = &Entry> {
+        self.entries.iter().filter(move |e| e.offset > offset)
+    }
+
+    /// Whether nothing would be lost by forgetting this history: it has aged out twice over
+    /// (a client within one more window still learns `expired`, not `epoch_changed`).
+    pub fn forgettable(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.last_publish) > self.ttl.saturating_mul(2)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::recovery::{decide, Failure};
+
+    const TTL: Duration = Duration::from_secs(600);
+
+    fn publish(h: &mut History, n: u64, now: Instant, size: usize) {
+        for i in 0..n {
+            h.append(&Frame::from(format!("{{\"e\":{i}}}")), None, now, size, TTL);
+        }
+    }
+
+    #[test]
+    fn offsets_count_up_and_the_ring_keeps_the_last_events() {
+        let t0 = Instant::now();
+        let mut h = History::new(t0);
+        publish(&mut h, 5, t0, 3);
+        let held = h.held();
+        assert_eq!((held.head, held.oldest), (5, Some(3)));
+        let after: Vec<u64> = h.after(3).map(|e| e.offset).collect();
+        assert_eq!(after, [4, 5]);
+        let first = h.after(0).next().expect("an entry");
+        assert!(first.frame.as_str().contains("\"clarion\":{\"epoch\":"));
+        // From 2, offset 3 is needed and held; from 1, offset 2 is gone.
+        let at = |offset| Position {
+            epoch: held.epoch.clone(),
+            offset,
+        };
+        assert_eq!(decide(&at(2), &held, 100), Ok(()));
+        assert_eq!(decide(&at(1), &held, 100), Err(Failure::TooFarBehind));
+    }
+
+    #[test]
+    fn a_quiet_channel_expires_but_keeps_its_epoch() {
+        let t0 = Instant::now();
+        let mut h = History::new(t0);
+        publish(&mut h, 2, t0, 10);
+        let epoch = h.held().epoch;
+        h.expire(t0 + TTL + Duration::from_secs(1), TTL);
+        let held = h.held();
+        assert_eq!(
+            (held.epoch.as_str(), held.head, held.oldest),
+            (epoch.as_str(), 2, None)
+        );
+        let from = Position { epoch, offset: 1 };
+        assert_eq!(decide(&from, &held, 100), Err(Failure::Expired));
+        assert!(!h.forgettable(t0 + TTL));
+        assert!(h.forgettable(t0 + TTL * 3));
+    }
+
+    #[test]
+    fn every_history_has_its_own_epoch() {
+        let t0 = Instant::now();
+        assert_ne!(History::new(t0).held().epoch, History::new(t0).held().epoch);
+    }
+}
