@@ -168,6 +168,7 @@ async fn client(command: Command) -> std::process::ExitCode {
         Command::Channels(c) => clarion::cli::client::channels(c).await,
         Command::Channel(c) => clarion::cli::client::channel(c).await,
         Command::Users(c) => clarion::cli::client::users(c).await,
+        Command::History(h) => clarion::cli::client::history(h).await,
         // `main` handles check-config before any command reaches here.
         #[allow(clippy::unreachable)]
         Command::CheckConfig { .. } => unreachable!("handled before"),

@@ -8,8 +8,8 @@ use dashmap::DashMap;
 use serde_json::Value;
 
 use super::{
-    Adapter, ChannelStats, HistoryUnavailable, LocalStats, Member, SubscribeError, Subscribed,
-    Unsubscribed,
+    Adapter, ChannelStats, HistoryQuery, HistoryUnavailable, LocalStats, Member, Page,
+    SubscribeError, Subscribed, Unsubscribed,
 };
 use crate::app::{App, Recording};
 use crate::channels::cache::CachedEvent;
@@ -193,6 +193,27 @@ impl Adapter for LocalAdapter {
         Ok(self
             .namespace(&app.id)
             .publish_recorded(channel, &frame, except, rec))
+    }
+
+    async fn history(
+        &self,
+        app: &App,
+        channel: &str,
+        query: &HistoryQuery,
+        rec: &Recording,
+    ) -> Result<Page, HistoryUnavailable> {
+        Ok(self.namespace(&app.id).history_page(
+            channel,
+            query.epoch.as_deref(),
+            query.after,
+            query.limit,
+            rec,
+        ))
+    }
+
+    async fn purge_history(&self, app: &App, channel: &str) -> Result<(), HistoryUnavailable> {
+        self.namespace(&app.id).purge_history(channel);
+        Ok(())
     }
 
     async fn subscribe_recovering(

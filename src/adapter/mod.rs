@@ -16,6 +16,7 @@ use serde_json::Value;
 use crate::app::{App, Recording};
 use crate::channels::cache::CachedEvent;
 use crate::channels::handle::ConnHandle;
+pub use crate::channels::history::Page;
 pub use crate::channels::namespace::{ChannelStats, SubscribeError, Subscribed, Unsubscribed};
 use crate::protocol::frames::Frame;
 pub use crate::protocol::presence::Member;
@@ -77,6 +78,16 @@ pub trait Adapter: Send + Sync + 'static {
         except: Option<SocketId>,
         rec: &Recording,
     ) -> Result<Position, HistoryUnavailable>;
+    /// A page of a recorded channel's history (the HTTP API).
+    async fn history(
+        &self,
+        app: &App,
+        channel: &str,
+        query: &HistoryQuery,
+        rec: &Recording,
+    ) -> Result<Page, HistoryUnavailable>;
+    /// Forgets a recorded channel's history (a new epoch starts).
+    async fn purge_history(&self, app: &App, channel: &str) -> Result<(), HistoryUnavailable>;
     /// Subscribes an opted-in connection to a recorded channel and queues its stamped
     /// `subscription_succeeded`, replay and marker (`Subscribed::announced`).
     async fn subscribe_recovering(
@@ -88,6 +99,17 @@ pub trait Adapter: Send + Sync + 'static {
         request: &Request,
         rec: &Recording,
     ) -> Result<Subscribed, SubscribeError>;
+}
+
+/// What `GET …/history` asks for.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HistoryQuery {
+    /// Only list events of this epoch.
+    pub epoch: Option<String>,
+    /// List events after this offset.
+    pub after: u64,
+    /// At most this many (0: only the position).
+    pub limit: usize,
 }
 
 /// History could not be written or read (the shared store is unreachable).

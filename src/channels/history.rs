@@ -5,7 +5,7 @@
 //! a history that was swept away, never matches (docs/recovery.md §3).
 
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::protocol::frames::Frame;
 use crate::protocol::recovery::{self, Held, Position};
@@ -19,6 +19,28 @@ pub struct Entry {
     pub frame: Frame,
     /// The connection the publish excluded (`socket_id`, Laravel's `toOthers()`).
     pub except: Option<SocketId>,
+    /// When it was published, in Unix milliseconds (for the HTTP history).
+    pub time_ms: u64,
+}
+
+/// A page of history for the HTTP API (`GET …/history`).
+#[derive(Debug)]
+pub struct Page {
+    pub epoch: String,
+    /// The head offset.
+    pub top: u64,
+    /// Whether `items` hold every event after the requested offset up to `top`, in the
+    /// requested epoch (false: some are gone, another epoch, or the page was cut at `limit`).
+    pub complete: bool,
+    pub items: Vec<PageItem>,
+}
+
+/// One event of a page: its offset, stamped frame and time.
+#[derive(Debug)]
+pub struct PageItem {
+    pub offset: u64,
+    pub frame: Frame,
+    pub time_ms: u64,
 }
 
 #[derive(Debug)]
@@ -27,20 +49,23 @@ pub struct History {
     head: u64,
     entries: VecDeque<Entry>,
     last_publish: Instant,
-    /// Kept from the last publish, for sweeping.
+    /// The channel's `history_ttl`, for sweeping.
     ttl: Duration,
     /// Whether entries were dropped because they aged out.
     aged_out: bool,
 }
 
 impl History {
-    pub fn new(now: Instant) -> History {
+    /// A new history with a new epoch; `ttl` is the channel's `history_ttl` (the sweeper keeps
+    /// even an empty history for twice that, so that a position read over the HTTP API stays
+    /// the one the next publish numbers after).
+    pub fn new(now: Instant, ttl: Duration) -> History {
         History {
             epoch: recovery::new_epoch(),
             head: 0,
             entries: VecDeque::new(),
             last_publish: now,
-            ttl: Duration::ZERO,
+            ttl,
             aged_out: false,
         }
     }
@@ -71,10 +96,14 @@ impl History {
             offset: self.head,
         };
         let stamped = recovery::stamp(frame, &at);
+        let time_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
         self.entries.push_back(Entry {
             offset: self.head,
             frame: stamped.clone(),
             except,
+            time_ms,
         });
         while self.entries.len() > size.max(1) {
             self.entries.pop_front();
@@ -107,6 +136,36 @@ impl History {
         self.entries.iter().filter(move |e| e.offset > offset)
     }
 
+    /// At most `limit` events after `after`, for the HTTP API; `epoch`, when given, must be this
+    /// history's for any event to be listed.
+    pub fn page(&self, epoch: Option<&str>, after: u64, limit: usize) -> Page {
+        let same = epoch.is_none_or(|e| e == self.epoch);
+        let items: Vec<PageItem> = if same {
+            self.after(after)
+                .take(limit)
+                .map(|e| PageItem {
+                    offset: e.offset,
+                    frame: e.frame.clone(),
+                    time_ms: e.time_ms,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let reaches_top = after >= self.head || items.last().is_some_and(|i| i.offset == self.head);
+        let starts_right = after >= self.head
+            || self
+                .entries
+                .front()
+                .is_some_and(|e| e.offset <= after.saturating_add(1));
+        Page {
+            epoch: self.epoch.clone(),
+            top: self.head,
+            complete: same && after <= self.head && reaches_top && starts_right,
+            items,
+        }
+    }
+
     /// Whether nothing would be lost by forgetting this history: it has aged out twice over
     /// (a client within one more window still learns `expired`, not `epoch_changed`).
     pub fn forgettable(&self, now: Instant) -> bool {
@@ -130,7 +189,7 @@ mod tests {
     #[test]
     fn offsets_count_up_and_the_ring_keeps_the_last_events() {
         let t0 = Instant::now();
-        let mut h = History::new(t0);
+        let mut h = History::new(t0, TTL);
         publish(&mut h, 5, t0, 3);
         let held = h.held();
         assert_eq!((held.head, held.oldest), (5, Some(3)));
@@ -150,7 +209,7 @@ mod tests {
     #[test]
     fn a_quiet_channel_expires_but_keeps_its_epoch() {
         let t0 = Instant::now();
-        let mut h = History::new(t0);
+        let mut h = History::new(t0, TTL);
         publish(&mut h, 2, t0, 10);
         let epoch = h.held().epoch;
         h.expire(t0 + TTL + Duration::from_secs(1), TTL);
@@ -166,8 +225,29 @@ mod tests {
     }
 
     #[test]
+    fn pages_say_whether_they_hold_everything_up_to_the_top() {
+        let t0 = Instant::now();
+        let mut h = History::new(t0, TTL);
+        publish(&mut h, 5, t0, 3);
+        let epoch = h.held().epoch;
+        let full = h.page(Some(&epoch), 2, 100);
+        assert_eq!((full.top, full.items.len(), full.complete), (5, 3, true));
+        let cut = h.page(None, 2, 2);
+        assert_eq!((cut.items.len(), cut.complete), (2, false));
+        let gone = h.page(None, 1, 100);
+        assert!(!gone.complete, "offset 2 is no longer held");
+        let other = h.page(Some("another"), 0, 100);
+        assert!(other.items.is_empty() && !other.complete);
+        let head_only = h.page(Some(&epoch), 5, 0);
+        assert!(head_only.items.is_empty() && head_only.complete);
+    }
+
+    #[test]
     fn every_history_has_its_own_epoch() {
         let t0 = Instant::now();
-        assert_ne!(History::new(t0).held().epoch, History::new(t0).held().epoch);
+        assert_ne!(
+            History::new(t0, TTL).held().epoch,
+            History::new(t0, TTL).held().epoch
+        );
     }
 }

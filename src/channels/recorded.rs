@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::handle::ConnHandle;
-use super::history::History;
+use super::history::{History, Page};
 use super::namespace::{Namespace, SubscribeError, Subscribed};
 use crate::app::Recording;
 use crate::protocol::frames::{self, Frame};
@@ -19,13 +19,14 @@ use crate::protocol::recovery::{self, Position, Request};
 use crate::protocol::socket_id::SocketId;
 
 impl Namespace {
-    fn history_of(&self, channel: &str) -> Arc<Mutex<History>> {
+    fn history_of(&self, channel: &str, rec: &Recording) -> Arc<Mutex<History>> {
         if let Some(h) = self.history.get(channel) {
             return h.clone();
         }
+        let ttl = Duration::from_secs(rec.history_ttl);
         self.history
             .entry(channel.to_string())
-            .or_insert_with(|| Arc::new(Mutex::new(History::new(Instant::now()))))
+            .or_insert_with(|| Arc::new(Mutex::new(History::new(Instant::now(), ttl))))
             .clone()
     }
 
@@ -40,12 +41,34 @@ impl Namespace {
     ) -> Position {
         let now = Instant::now();
         let ttl = Duration::from_secs(rec.history_ttl);
-        let history = self.history_of(channel);
+        let history = self.history_of(channel, rec);
         let mut h = crate::sync::lock(&history);
         h.expire(now, ttl);
         let (at, stamped) = h.append(frame, except, now, rec.history_size, ttl);
         self.broadcast_recorded(channel, frame, &stamped, except);
         at
+    }
+
+    /// A page of the channel's history for the HTTP API. Reading creates the history when there
+    /// is none, so the epoch it returns is the one the next publish numbers in.
+    pub fn history_page(
+        &self,
+        channel: &str,
+        epoch: Option<&str>,
+        after: u64,
+        limit: usize,
+        rec: &Recording,
+    ) -> Page {
+        let history = self.history_of(channel, rec);
+        let mut h = crate::sync::lock(&history);
+        h.expire(Instant::now(), Duration::from_secs(rec.history_ttl));
+        h.page(epoch, after, limit)
+    }
+
+    /// Forgets the channel's history: the next publish starts a new epoch, so every position
+    /// of the old one gets `epoch_changed`.
+    pub fn purge_history(&self, channel: &str) {
+        self.history.remove(channel);
     }
 
     /// Subscribes an opted-in connection to a recorded channel and queues, in this order, the
@@ -62,7 +85,7 @@ impl Namespace {
         rec: &Recording,
     ) -> Result<Subscribed, SubscribeError> {
         let now = Instant::now();
-        let history = self.history_of(channel);
+        let history = self.history_of(channel, rec);
         let mut h = crate::sync::lock(&history);
         h.expire(now, Duration::from_secs(rec.history_ttl));
         let mut subscribed = self.subscribe_with(channel, conn, member, max_members, true)?;

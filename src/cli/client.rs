@@ -78,6 +78,27 @@ pub struct OneChannel {
     pub info: Option<String>,
 }
 
+/// `clarion history NAME`.
+#[derive(Args, Debug, Clone)]
+pub struct History {
+    #[command(flatten)]
+    pub target: Target,
+    /// The recorded channel.
+    pub name: String,
+    /// Only events after this offset.
+    #[arg(long)]
+    pub after: Option<u64>,
+    /// At most this many events (0: only the position).
+    #[arg(long)]
+    pub limit: Option<u64>,
+    /// Only events of this epoch.
+    #[arg(long)]
+    pub epoch: Option<String>,
+    /// Forget the channel's history instead (a new epoch starts).
+    #[arg(long, conflicts_with_all = ["after", "limit", "epoch"])]
+    pub purge: bool,
+}
+
 /// The outcome of a command: what to print and whether it succeeded.
 pub struct Answer {
     pub ok: bool,
@@ -147,6 +168,28 @@ pub async fn users(c: &OneChannel) -> Answer {
         encode(&c.name)
     );
     call(&c.target, "GET", &path, &[], String::new()).await
+}
+
+pub async fn history(h: &History) -> Answer {
+    let path = format!(
+        "/apps/{}/channels/{}/history",
+        h.target.app_id,
+        encode(&h.name)
+    );
+    if h.purge {
+        return call(&h.target, "DELETE", &path, &[], String::new()).await;
+    }
+    let mut query = Vec::new();
+    if let Some(a) = h.after {
+        query.push(("after".to_string(), a.to_string()));
+    }
+    if let Some(l) = h.limit {
+        query.push(("limit".to_string(), l.to_string()));
+    }
+    if let Some(e) = &h.epoch {
+        query.push(("epoch".to_string(), e.clone()));
+    }
+    call(&h.target, "GET", &path, &query, String::new()).await
 }
 
 /// A batch file: an array of events, or the whole `{"batch":[…]}` body.

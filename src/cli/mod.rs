@@ -149,4 +149,6 @@ pub enum Command {
     Channel(client::OneChannel),
     /// List the users of a presence channel.
     Users(client::OneChannel),
+    /// Show a recorded channel's history (missed-message recovery), or purge it.
+    History(client::History),
 }

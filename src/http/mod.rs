@@ -3,6 +3,7 @@
 pub mod auth;
 pub(crate) mod channels;
 pub mod events;
+pub(crate) mod history;
 pub mod info;
 pub(crate) mod metrics;
 pub(crate) mod response;
@@ -204,6 +205,14 @@ async fn dispatch(
             expect(Method::GET)?;
             within_limit(state, app, state.api_limits.read(app, Instant::now()))?;
             channels::show(state, app, name, query).await
+        }
+        ["channels", name, "history"] if *method == Method::DELETE => {
+            history::purge(state, app, name).await
+        }
+        ["channels", name, "history"] => {
+            expect(Method::GET)?;
+            within_limit(state, app, state.api_limits.read(app, Instant::now()))?;
+            history::read(state, app, name, query).await
         }
         ["channels", name, "users"] => {
             expect(Method::GET)?;

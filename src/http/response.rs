@@ -46,6 +46,8 @@ pub enum ApiError {
     AppNotFound { app_id: String },
     /// 404: no such endpoint under `/apps/{id}/`.
     UnknownEndpoint,
+    /// 404: the channel keeps no history (no `[[apps.recovery]]` table names it).
+    NotRecorded { channel: String },
     /// 405: the endpoint exists for another method.
     MethodNotAllowed { allowed: hyper::Method },
     /// 413: the whole body is over `max_http_body_size`.
@@ -70,7 +72,9 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::AppDisabled { .. } => StatusCode::FORBIDDEN,
-            ApiError::AppNotFound { .. } | ApiError::UnknownEndpoint => StatusCode::NOT_FOUND,
+            ApiError::AppNotFound { .. }
+            | ApiError::UnknownEndpoint
+            | ApiError::NotRecorded { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BodyTooLarge { .. } | ApiError::EventTooLarge { .. } => {
                 StatusCode::PAYLOAD_TOO_LARGE
@@ -104,6 +108,10 @@ impl std::fmt::Display for ApiError {
                 write!(f, "No matching application for ID {app_id:?}")
             }
             ApiError::UnknownEndpoint => f.write_str("Not found: unknown API endpoint"),
+            ApiError::NotRecorded { channel } => write!(
+                f,
+                "{channel:?} keeps no history: no [[apps.recovery]] table of this app names it"
+            ),
             ApiError::MethodNotAllowed { allowed } => {
                 write!(f, "Method not allowed: use {allowed} for this endpoint")
             }

@@ -36,10 +36,11 @@ pub struct Subscribe {
     /// A JSON string, signed as received; never re-serialized.
     #[serde(default)]
     pub channel_data: Option<String>,
-    /// Clarion's missed-message recovery request (`protocol::recovery::Request::parse`); any
-    /// JSON, so that a malformed one is a plain subscribe rather than an error.
+    /// Clarion's missed-message recovery request (`protocol::recovery::Request::parse`), kept
+    /// raw: any JSON, so that a malformed one is a plain subscribe rather than an error, and
+    /// small, because a subscribe lives in every connection task's state.
     #[serde(default)]
-    pub clarion: Option<serde_json::Value>,
+    pub clarion: Option<Box<RawValue>>,
 }
 
 #[derive(Deserialize)]

@@ -4,6 +4,7 @@
 //!
 //! Pure, like the rest of `protocol`: the stores hold history, this says what it means.
 
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::frames::{self, Frame};
@@ -30,7 +31,8 @@ pub struct Request {
 impl Request {
     /// Reads the `clarion` member of a subscribe. Anything malformed (another version, an epoch
     /// without an offset, wrong types) gives `None`: a plain subscribe, never an error.
-    pub fn parse(clarion: &Value) -> Option<Request> {
+    pub fn parse(raw: &RawValue) -> Option<Request> {
+        let clarion: Value = serde_json::from_str(raw.get()).ok()?;
         let obj = clarion.as_object()?;
         if obj.get("v").and_then(Value::as_u64) != Some(1) {
             return None;
@@ -170,18 +172,22 @@ mod tests {
         }
     }
 
+    fn parse(v: &Value) -> Option<Request> {
+        let raw = serde_json::value::to_raw_value(v).expect("raw");
+        Request::parse(&raw)
+    }
+
     #[test]
     fn requests_parse_and_anything_malformed_is_a_plain_subscribe() {
         assert_eq!(
-            Request::parse(&json!({"v": 1})),
+            parse(&json!({"v": 1})),
             Some(Request {
                 from: None,
                 prev_socket_id: None
             })
         );
-        let r =
-            Request::parse(&json!({"v": 1, "epoch": "e1", "offset": 7, "prev_socket_id": "1.2"}))
-                .expect("valid");
+        let r = parse(&json!({"v": 1, "epoch": "e1", "offset": 7, "prev_socket_id": "1.2"}))
+            .expect("valid");
         assert_eq!(r.from, Some(at("e1", 7)));
         assert_eq!(r.prev_socket_id, Some(SocketId(1, 2)));
         for bad in [
@@ -194,7 +200,7 @@ mod tests {
             json!({"v": 1, "prev_socket_id": "nope"}),
             json!("v1"),
         ] {
-            assert_eq!(Request::parse(&bad), None, "{bad}");
+            assert_eq!(parse(&bad), None, "{bad}");
         }
     }
 

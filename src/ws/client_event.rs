@@ -75,21 +75,40 @@ impl Session {
             user_id.as_deref(),
         );
         let me = Some(self.handle.socket_id);
-        let adapter = &self.state.adapter;
-        // Recorded only where the app asks for client events too; a client has no retry to
-        // offer, so a history that cannot be written still delivers (unstamped).
+        // Recorded only where the app asks for client events too. Boxed, so that this rare
+        // path adds nothing to the state every connection task carries.
         let recording = self
             .app
             .recording_for(channel)
             .filter(|r| r.record_client_events);
-        if let Some(rec) = recording {
-            let recorded = adapter
-                .publish_recorded(&self.app, channel, frame.clone(), me, rec)
-                .await;
-            if recorded.is_ok() {
-                return;
-            }
-        }
-        adapter.broadcast(&self.app, channel, frame, me).await;
+        let frame = match recording {
+            Some(rec) => match Box::pin(self.record_client_event(channel, frame, rec)).await {
+                Some(unrecorded) => unrecorded,
+                None => return,
+            },
+            None => frame,
+        };
+        self.state
+            .adapter
+            .broadcast(&self.app, channel, frame, me)
+            .await;
+    }
+
+    /// Publishes a client event through the channel's history; gives the frame back when
+    /// history cannot be written (a client has no retry to offer, so it is still delivered,
+    /// unstamped).
+    async fn record_client_event(
+        &self,
+        channel: &str,
+        frame: frames::Frame,
+        rec: &crate::app::Recording,
+    ) -> Option<frames::Frame> {
+        let me = Some(self.handle.socket_id);
+        let recorded = self
+            .state
+            .adapter
+            .publish_recorded(&self.app, channel, frame.clone(), me, rec)
+            .await;
+        recorded.is_err().then_some(frame)
     }
 }

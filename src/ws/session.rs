@@ -64,9 +64,15 @@ impl Session {
             Err(e) => self.send(frames::error(codes::RECONNECT, &e.0, None)),
             Ok(Inbound::Ping) => self.send(frames::pong()),
             Ok(Inbound::Pong) => {}
-            Ok(Inbound::Subscribe(s)) => self.subscribe(s).await,
+            // Subscribe and sign-in are boxed: a connection task's state is as large as the
+            // largest handler it awaits inline, idle or not, and these two are the largest
+            // (696 and 504 bytes in a release build, against 240 for unsubscribe) and rare
+            // enough that one small allocation each costs nothing measurable.
+            Ok(Inbound::Subscribe(s)) => Box::pin(self.subscribe(s)).await,
             Ok(Inbound::Unsubscribe { channel }) => self.unsubscribe(&channel).await,
-            Ok(Inbound::Signin { auth, user_data }) => self.signin(&auth, &user_data).await,
+            Ok(Inbound::Signin { auth, user_data }) => {
+                Box::pin(self.signin(&auth, &user_data)).await
+            }
             Ok(Inbound::ClientEvent {
                 event,
                 channel,

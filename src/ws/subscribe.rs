@@ -69,11 +69,14 @@ impl Session {
             .as_ref()
             .map(|m| (m.user_id.clone(), m.user_info.clone()));
         // Recovery: only on a recorded channel and only when the subscribe opted in; a
-        // malformed request is a plain subscribe.
-        let recovery = self
-            .app
-            .recording_for(channel)
-            .zip(s.clarion.as_ref().and_then(recovery::Request::parse));
+        // malformed request is a plain subscribe. Boxed: what this function holds across its
+        // awaits is part of every connection task's state, idle or not.
+        let recovery = self.app.recording_for(channel).zip(
+            s.clarion
+                .as_deref()
+                .and_then(recovery::Request::parse)
+                .map(Box::new),
+        );
         let adapter = &self.state.adapter;
         let result = match &recovery {
             Some((rec, request)) => {

@@ -1,5 +1,5 @@
-//! `clarion trigger`, `clarion channels`, `clarion channel`, `clarion users` against a live
-//! server.
+//! `clarion trigger`, `clarion channels`, `clarion channel`, `clarion users`, `clarion history`
+//! against a live server.
 
 use crate::common::*;
 
@@ -171,4 +171,41 @@ async fn queries_print_the_servers_answer() {
     );
     let out = clarion(&server, "s", &["users", "presence-room"]).await;
     assert_eq!(stdout_json(&out), json!({"users": [{"id": "7"}]}));
+}
+
+/// `clarion history CHANNEL` reads a recorded channel's history; `--purge` forgets it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_reads_and_purges_a_recorded_channel() {
+    let server = TestServer::start(&format!(
+        "{APP}[[apps.recovery]]\nchannels = [\"orders\"]\n"
+    ))
+    .await;
+    let app = TestApp::new("1", "k", "s");
+    trigger(&server, &app, "orders", "created", "{\"id\":1}").await;
+    trigger(&server, &app, "orders", "created", "{\"id\":2}").await;
+    let out = clarion(&server, "s", &["history", "orders", "--after", "1"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page = stdout_json(&out);
+    assert_eq!(page["top"], 2, "{page}");
+    assert_eq!(page["items"][0]["data"], "{\"id\":2}", "{page}");
+    let epoch = page["epoch"].clone();
+
+    let out = clarion(&server, "s", &["history", "orders", "--purge"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = clarion(&server, "s", &["history", "orders", "--limit", "0"]).await;
+    let head = stdout_json(&out);
+    assert_eq!(head["top"], 0, "{head}");
+    assert_ne!(head["epoch"], epoch, "a purge starts a new epoch");
+
+    let out = clarion(&server, "s", &["history", "not-recorded"]).await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("keeps no history"));
 }

@@ -285,3 +285,104 @@ async fn recorded_client_events_are_stamped_and_replayed_but_not_to_their_sender
         json!({"recovered": true, "replayed": 1})
     );
 }
+
+/// `GET …/history` lists what a recorded channel holds, signed like the rest of the API;
+/// `limit=0` is only the position; another epoch lists nothing; `DELETE` starts a new epoch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_history_lists_positions_and_events_and_can_be_purged() {
+    let server = TestServer::start(&config("history_size = 3\nmax_replay = 3")).await;
+    let app = app1();
+    let path = format!("/apps/1/channels/{CHANNEL}/history");
+    let get = |query: Vec<(&'static str, String)>| {
+        let server = &server;
+        let app = &app;
+        let path = path.clone();
+        async move {
+            let q: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            server.api(app, "GET", &path, &q, "").await
+        }
+    };
+
+    // Before any event: the position the next publish will number after.
+    let (status, head) = get(vec![("limit", "0".into())]).await;
+    assert_eq!(status, 200, "{head}");
+    assert_eq!(head["top"], 0);
+    let epoch = head["epoch"].as_str().expect("an epoch").to_string();
+    assert_eq!(
+        head.as_object().map(|o| o.len()),
+        Some(2),
+        "only epoch and top: {head}"
+    );
+
+    for n in 1..=4 {
+        publish(&server, &app, n).await;
+    }
+    let (status, page) = get(vec![("epoch", epoch.clone()), ("after", "2".into())]).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(
+        (page["epoch"].as_str(), &page["top"]),
+        (Some(epoch.as_str()), &json!(4))
+    );
+    assert_eq!(page["complete"], true);
+    let items = page["items"].as_array().expect("items");
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["offset"], 3);
+    assert_eq!(items[0]["event"], "booked");
+    assert_eq!(items[0]["data"], "{\"n\":3}");
+    assert!(items[0]["time_ms"]
+        .as_u64()
+        .is_some_and(|t| t > 1_600_000_000_000));
+
+    // Offset 1 fell out of the ring of 3: not complete. Another epoch: nothing.
+    let (_, gone) = get(vec![("after", "0".into())]).await;
+    assert_eq!(gone["complete"], false);
+    assert_eq!(gone["items"].as_array().map(Vec::len), Some(3));
+    let (_, other) = get(vec![("epoch", "another".into())]).await;
+    assert_eq!(
+        (other["complete"].clone(), other["items"].clone()),
+        (json!(false), json!([]))
+    );
+    let (status, _) = get(vec![("limit", "4".into())]).await;
+    assert_eq!(status, 400, "over max_replay");
+
+    // Purged: a new epoch, counting from 0 again.
+    let (status, body) = server.api(&app, "DELETE", &path, &[], "").await;
+    assert_eq!((status, body), (200, json!({})));
+    let (_, fresh) = get(vec![("limit", "0".into())]).await;
+    assert_ne!(fresh["epoch"], json!(epoch));
+    assert_eq!(fresh["top"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_is_only_for_recorded_channels_and_signed_callers() {
+    let server = TestServer::start(&config("")).await;
+    let app = app1();
+    let (status, body) = server
+        .api(
+            &app,
+            "GET",
+            "/apps/1/channels/private-client.1/history",
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body["error"]
+        .as_str()
+        .is_some_and(|e| e.contains("keeps no history")));
+    let (status, _) = server
+        .raw_http("GET", &format!("/apps/1/channels/{CHANNEL}/history"), "")
+        .await;
+    assert_eq!(status, 401, "unsigned");
+    let wrong = TestApp::new("1", "k", "not-the-secret");
+    let (status, _) = server
+        .api(
+            &wrong,
+            "DELETE",
+            &format!("/apps/1/channels/{CHANNEL}/history"),
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(status, 401, "a forged purge is refused");
+}

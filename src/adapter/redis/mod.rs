@@ -36,8 +36,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde_json::Value;
 
 use super::{
-    Adapter, BusStats, ChannelStats, Cluster, ClusterEvent, ClusterEvents, HistoryUnavailable,
-    LocalAdapter, Member, SubscribeError, Subscribed, Unsubscribed,
+    Adapter, BusStats, ChannelStats, Cluster, ClusterEvent, ClusterEvents, HistoryQuery,
+    HistoryUnavailable, LocalAdapter, Member, Page, SubscribeError, Subscribed, Unsubscribed,
 };
 use crate::app::{App, Recording};
 use crate::channels::cache::CachedEvent;
@@ -285,6 +285,20 @@ impl Adapter for RedisAdapter {
         _except: Option<SocketId>,
         _rec: &Recording,
     ) -> Result<Position, HistoryUnavailable> {
+        Err(HistoryUnavailable)
+    }
+
+    async fn history(
+        &self,
+        _app: &App,
+        _channel: &str,
+        _query: &HistoryQuery,
+        _rec: &Recording,
+    ) -> Result<Page, HistoryUnavailable> {
+        Err(HistoryUnavailable)
+    }
+
+    async fn purge_history(&self, _app: &App, _channel: &str) -> Result<(), HistoryUnavailable> {
         Err(HistoryUnavailable)
     }
 
