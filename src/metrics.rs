@@ -44,6 +44,12 @@ pub struct Metrics {
     pub channels: IntGaugeVec,
     pub presence_members: IntGaugeVec,
     pub client_events: IntCounterVec,
+    /// Recoveries asked for with a position, by `result` (`recovered` or the failure reason).
+    pub recoveries: IntCounterVec,
+    pub recovery_replayed: IntCounterVec,
+    pub history_appends: IntCounterVec,
+    pub history_append_errors: IntCounterVec,
+    pub history_bytes: IntGaugeVec,
     pub slow_consumer_disconnects: IntCounter,
     pub rate_limit_rejections: IntCounterVec,
     pub webhooks_sent: IntCounter,
@@ -88,6 +94,14 @@ impl Metrics {
             ]),
         )?;
         registry.register(Box::new(broadcast_seconds.clone()))?;
+        let recoveries = IntCounterVec::new(
+            Opts::new(
+                name("recoveries_total"),
+                "Resubscribes that asked for missed events, by result (recovered or why not)",
+            ),
+            &["app_id", "result"],
+        )?;
+        registry.register(Box::new(recoveries.clone()))?;
         let open_sockets = IntGauge::new(
             name("open_sockets"),
             "TCP connections open on the main port (HTTP, handshaking and WebSocket)",
@@ -123,6 +137,23 @@ impl Metrics {
             )?,
             presence_members: gauge("presence_members", "Presence members on this node")?,
             client_events: counter_vec("client_events_total", "Client events accepted")?,
+            recoveries,
+            recovery_replayed: counter_vec(
+                "recovery_replayed_events_total",
+                "Missed events replayed to resubscribing connections",
+            )?,
+            history_appends: counter_vec(
+                "history_appends_total",
+                "Events recorded in a channel's history",
+            )?,
+            history_append_errors: counter_vec(
+                "history_append_errors_total",
+                "Events on recorded channels whose history could not be written",
+            )?,
+            history_bytes: gauge(
+                "history_bytes",
+                "Bytes of recorded events held in this node's memory history",
+            )?,
             slow_consumer_disconnects: counter(
                 "slow_consumer_disconnects_total",
                 "Connections closed with 4100 because they did not read their messages",
@@ -157,7 +188,13 @@ impl Metrics {
         self.connected.reset();
         self.channels.reset();
         self.presence_members.reset();
+        self.history_bytes.reset();
         for s in &now.apps {
+            if s.history_bytes > 0 {
+                self.history_bytes
+                    .with_label_values(&[&s.app_id])
+                    .set(s.history_bytes as i64);
+            }
             self.connected
                 .with_label_values(&[&s.app_id])
                 .set(s.connections as i64);
@@ -225,6 +262,7 @@ mod tests {
                 connections: 3,
                 channels: 2,
                 members: 1,
+                history_bytes: 512,
             }],
             open_sockets: 4,
             ..Snapshot::default()
@@ -239,6 +277,10 @@ mod tests {
             Some("t_channels{app_id=\"a1\"} 2")
         );
         assert_eq!(line(&text, "t_open_sockets "), Some("t_open_sockets 4"));
+        assert_eq!(
+            line(&text, "t_history_bytes{"),
+            Some("t_history_bytes{app_id=\"a1\"} 512")
+        );
         // The app left: its series disappear instead of staying at their last value.
         let text = m.render(&Snapshot::default());
         assert_eq!(line(&text, "t_connected{"), None);

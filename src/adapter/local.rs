@@ -110,6 +110,7 @@ impl LocalAdapter {
                 connections: ns.connection_count(),
                 channels: ns.channel_count(),
                 members: ns.member_count(),
+                history_bytes: ns.history_bytes(),
             })
             .collect()
     }
@@ -276,13 +277,15 @@ mod tests {
                     app_id: "a".into(),
                     connections: 1,
                     channels: 1,
-                    members: 0
+                    members: 0,
+                    history_bytes: 0
                 },
                 LocalStats {
                     app_id: "b".into(),
                     connections: 1,
                     channels: 0,
-                    members: 0
+                    members: 0,
+                    history_bytes: 0
                 },
             ]
         );

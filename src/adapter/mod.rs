@@ -134,6 +134,8 @@ pub struct LocalStats {
     pub connections: u64,
     pub channels: usize,
     pub members: usize,
+    /// Bytes of recorded events in memory history.
+    pub history_bytes: usize,
 }
 
 /// A cluster bus's totals since start.

@@ -53,6 +53,8 @@ pub struct History {
     ttl: Duration,
     /// Whether entries were dropped because they aged out.
     aged_out: bool,
+    /// Bytes of the held frames (for the `history_bytes` gauge).
+    bytes: usize,
 }
 
 impl History {
@@ -67,6 +69,7 @@ impl History {
             last_publish: now,
             ttl,
             aged_out: false,
+            bytes: 0,
         }
     }
 
@@ -77,6 +80,7 @@ impl History {
         if !self.entries.is_empty() && now.saturating_duration_since(self.last_publish) > ttl {
             self.entries.clear();
             self.aged_out = true;
+            self.bytes = 0;
         }
     }
 
@@ -99,6 +103,7 @@ impl History {
         let time_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
+        self.bytes += stamped.len();
         self.entries.push_back(Entry {
             offset: self.head,
             frame: stamped.clone(),
@@ -106,7 +111,9 @@ impl History {
             time_ms,
         });
         while self.entries.len() > size.max(1) {
-            self.entries.pop_front();
+            if let Some(dropped) = self.entries.pop_front() {
+                self.bytes = self.bytes.saturating_sub(dropped.frame.len());
+            }
         }
         self.last_publish = now;
         self.ttl = ttl;
@@ -121,6 +128,11 @@ impl History {
             oldest: self.entries.front().map(|e| e.offset),
             aged_out: self.aged_out,
         }
+    }
+
+    /// Bytes of the held frames.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// The head as a position.

@@ -17,6 +17,7 @@ use crate::channels::handle::ConnHandle;
 use crate::protocol::codes::Fatal;
 use crate::protocol::frames::Frame;
 use crate::protocol::presence::{self, Member};
+use crate::protocol::recovery::Failure;
 use crate::protocol::socket_id::SocketId;
 
 /// What a subscribe changed.
@@ -35,6 +36,8 @@ pub struct Subscribed {
     /// The `subscription_succeeded` (and a recovery's replay and marker) is already queued,
     /// in order with the channel's events; the caller must not send another.
     pub announced: bool,
+    /// A recovery from a position: how many events were replayed, or why none.
+    pub recovery: Option<Result<usize, Failure>>,
 }
 
 /// A presence channel's members as `pusher_internal:subscription_succeeded` lists them.

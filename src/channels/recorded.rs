@@ -65,6 +65,14 @@ impl Namespace {
         h.page(epoch, after, limit)
     }
 
+    /// Bytes of every recorded channel's held frames.
+    pub fn history_bytes(&self) -> usize {
+        self.history
+            .iter()
+            .map(|h| crate::sync::lock(h.value()).bytes())
+            .sum()
+    }
+
     /// Forgets the channel's history: the next publish starts a new epoch, so every position
     /// of the old one gets `epoch_changed`.
     pub fn purge_history(&self, channel: &str) {
@@ -101,18 +109,20 @@ impl Namespace {
         };
         conn.send(recovery::stamp(&succeeded, &head));
         if let Some(from) = &request.from {
-            let outcome = recovery::decide(from, &h.held(), rec.max_replay).map(|()| {
-                let mut replayed = 0;
-                for entry in h.after(from.offset) {
-                    if entry.except.is_some() && entry.except == request.prev_socket_id {
-                        continue;
+            let outcome: Result<usize, recovery::Failure> =
+                recovery::decide(from, &h.held(), rec.max_replay).map(|()| {
+                    let mut replayed = 0;
+                    for entry in h.after(from.offset) {
+                        if entry.except.is_some() && entry.except == request.prev_socket_id {
+                            continue;
+                        }
+                        conn.send(entry.frame.clone());
+                        replayed += 1;
                     }
-                    conn.send(entry.frame.clone());
-                    replayed += 1;
-                }
-                replayed
-            });
+                    replayed
+                });
             conn.send(recovery::marker(channel, outcome, &head));
+            subscribed.recovery = Some(outcome);
         }
         subscribed.announced = true;
         Ok(subscribed)

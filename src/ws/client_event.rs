@@ -109,6 +109,11 @@ impl Session {
             .adapter
             .publish_recorded(&self.app, channel, frame.clone(), me, rec)
             .await;
+        let counter = match recorded {
+            Ok(_) => &self.state.metrics.history_appends,
+            Err(_) => &self.state.metrics.history_append_errors,
+        };
+        counter.with_label_values(&[&self.app.id]).inc();
         recorded.is_err().then_some(frame)
     }
 }

@@ -104,6 +104,18 @@ impl Session {
             }
         };
         self.channels.insert(channel.to_string(), member_json);
+        if let Some(outcome) = subscribed.recovery {
+            let m = &self.state.metrics;
+            let result = outcome.map_or_else(|f| f.reason(), |_| "recovered");
+            m.recoveries
+                .with_label_values(&[self.app.id.as_str(), result])
+                .inc();
+            if let Ok(replayed) = outcome {
+                m.recovery_replayed
+                    .with_label_values(&[&self.app.id])
+                    .inc_by(replayed as u64);
+            }
+        }
         match subscribed.presence {
             _ if subscribed.announced => {}
             Some(roster) => self.send(frames::presence_succeeded(channel, roster.ids, roster.hash)),

@@ -386,3 +386,45 @@ async fn history_is_only_for_recorded_channels_and_signed_callers() {
         .await;
     assert_eq!(status, 401, "a forged purge is refused");
 }
+
+/// The recovery metrics count appends, recoveries by result and replayed events, and the memory
+/// history's bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_appends_recoveries_and_history_bytes() {
+    let (server, port) = TestServer::start_with_metrics(&config("")).await;
+    let app = app1();
+    let (c, _, (epoch, _)) = opted_in(&server, &app).await;
+    drop(c);
+    for n in 1..=3 {
+        publish(&server, &app, n).await;
+    }
+    for from in [
+        json!({"v": 1, "epoch": epoch, "offset": 1}),
+        json!({"v": 1, "epoch": "gone", "offset": 1}),
+    ] {
+        let (mut c, sid) = server.connect("k").await;
+        subscribe(&mut c, &app, &sid, CHANNEL, Some(from)).await;
+        until_marker(&mut c).await;
+    }
+    let text = crate::common::process::scrape(port).await;
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+    };
+    assert_eq!(value("clarion_history_appends_total{app_id=\"1\"}"), 3.0);
+    assert_eq!(
+        value("clarion_recoveries_total{app_id=\"1\",result=\"recovered\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("clarion_recoveries_total{app_id=\"1\",result=\"epoch_changed\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("clarion_recovery_replayed_events_total{app_id=\"1\"}"),
+        2.0
+    );
+    assert!(value("clarion_history_bytes{app_id=\"1\"}") > 100.0);
+}
