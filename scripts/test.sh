@@ -9,8 +9,9 @@
 #    redis-server, chromium, python3-venv (python3 too if there is none), with one
 #    `apt-get update` and only when something must be installed. Services are not started.
 #    Otherwise it prints what is missing and how to install it, and exits 1: nothing is skipped.
-# 3. Runs `cargo test`, then `(cd protocol-tests && npm ci && npm test)` (the suite runs twice:
-#    against one node, then against a two-node Redis cluster).
+# 3. Runs `cargo test`, then the recovery plugin's tests (`clients/echo-recovery`: npm ci, npm
+#    test), then `(cd protocol-tests && npm ci && npm test)` (the suite runs twice: against one
+#    node, then against a two-node Redis cluster).
 #
 # Works from any directory.
 set -euo pipefail
@@ -123,6 +124,9 @@ echo "chromium:     $(timeout 20 "$CHROMIUM" --version 2>/dev/null || echo "$CHR
 
 echo "== cargo test"
 cargo test
+
+echo "== clients/echo-recovery: npm ci, npm test (the recovery plugin with pusher-js and Echo)"
+(cd clients/echo-recovery && npm ci --silent && npm test)
 
 echo "== protocol-tests: npm ci"
 (cd protocol-tests && npm ci)
