@@ -8,6 +8,10 @@
 // address the *browser* uses to reach Clarion.
 import Echo from 'laravel-echo';
 import Pusher from 'pusher-js';
+// Missed-message recovery (docs/recovery.md): `npm install <path to clarion>/clients/echo-recovery`
+// (one ES module, no build step). With it, channels that Clarion records ([[apps.recovery]])
+// replay what a tab missed while it was offline, or say they cannot.
+import { withRecovery } from '@clarion/echo-recovery';
 
 window.Pusher = Pusher;
 
@@ -33,6 +37,10 @@ window.Echo = new Echo({
   // Sanctum tokens sends its token instead (and registers the routes with auth:sanctum):
   // auth: { headers: { Authorization: `Bearer ${token}` } },
 });
+
+// Positions survive a reload of the tab (sessionStorage), so a provider who reloads gets what
+// was booked meanwhile too.
+window.EchoRecovery = withRecovery(window.Echo.connector.pusher, { persist: 'session' });
 
 // The same with Laravel's `reverb` broadcaster (BROADCAST_CONNECTION=reverb and the REVERB_*
 // variables). Echo then supplies the cluster itself; everything else is identical:
