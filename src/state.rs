@@ -3,14 +3,16 @@
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use crate::adapter::Adapter;
-use crate::app::AppRegistry;
+use crate::adapter::{Adapter, HistoryUnavailable};
+use crate::app::{App, AppRegistry, Recording};
 use crate::config::{Config, Validated};
 use crate::limits::api::ApiLimits;
 use crate::limits::per_ip::ConnectionRateLimit;
 use crate::metrics::{Metrics, Snapshot};
 use crate::net::client_ip::TrustedProxies;
 use crate::net::tls::Tls;
+use crate::protocol::frames::Frame;
+use crate::protocol::socket_id::SocketId;
 use crate::webhooks::Webhooks;
 
 pub struct State {
@@ -71,6 +73,29 @@ impl State {
     /// Replaces the app registry (used by config reload).
     pub fn set_apps(&self, apps: AppRegistry) {
         *crate::sync::write(&self.apps) = Arc::new(apps);
+    }
+
+    /// Publishes on a recorded channel through its history and counts the append (or the
+    /// failure): one place for the HTTP API and client events. What to do when history cannot
+    /// be written is the caller's decision.
+    pub async fn publish_recorded(
+        &self,
+        app: &App,
+        channel: &str,
+        frame: Frame,
+        except: Option<SocketId>,
+        rec: &Recording,
+    ) -> Result<(), HistoryUnavailable> {
+        let recorded = self
+            .adapter
+            .publish_recorded(app, channel, frame, except, rec)
+            .await;
+        let counter = match recorded {
+            Ok(_) => &self.metrics.history_appends,
+            Err(_) => &self.metrics.history_append_errors,
+        };
+        counter.with_label_values(&[&app.id]).inc();
+        recorded.map(|_| ())
     }
 
     /// The live figures the metrics report, read now.

@@ -254,16 +254,7 @@ impl Namespace {
 
     /// Queues `frame` for every subscriber except `except`. Returns how many got it.
     pub fn broadcast(&self, channel: &str, frame: &Frame, except: Option<SocketId>) -> usize {
-        let Some(ch) = self.channels.get(channel) else {
-            return 0;
-        };
-        let mut sent = 0;
-        for (id, sub) in ch.subscribers.iter() {
-            if Some(*id) != except && sub.handle.send(frame.clone()) {
-                sent += 1;
-            }
-        }
-        sent
+        self.fan_out(channel, except, |_| frame)
     }
 
     /// `broadcast` on a recorded channel: opted-in subscribers get `stamped`, the others
@@ -275,13 +266,27 @@ impl Namespace {
         stamped: &Frame,
         except: Option<SocketId>,
     ) -> usize {
+        self.fan_out(
+            channel,
+            except,
+            |sub| if sub.stamped { stamped } else { plain },
+        )
+    }
+
+    /// The one fan-out loop: queues `pick(subscriber)` for every subscriber but `except`.
+    /// Generic, so the plain broadcast compiles to the loop it always was.
+    fn fan_out<'f>(
+        &self,
+        channel: &str,
+        except: Option<SocketId>,
+        pick: impl Fn(&Subscriber) -> &'f Frame,
+    ) -> usize {
         let Some(ch) = self.channels.get(channel) else {
             return 0;
         };
         let mut sent = 0;
         for (id, sub) in ch.subscribers.iter() {
-            let frame = if sub.stamped { stamped } else { plain };
-            if Some(*id) != except && sub.handle.send(frame.clone()) {
+            if Some(*id) != except && sub.handle.send(pick(sub).clone()) {
                 sent += 1;
             }
         }

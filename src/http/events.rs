@@ -288,14 +288,8 @@ async fn deliver(state: &Arc<State>, app: &Arc<App>, t: &Trigger) -> Result<(), 
             None => state.adapter.broadcast(app, ch, frame, t.except).await,
             Some(rec) => {
                 let recorded = state
-                    .adapter
                     .publish_recorded(app, ch, frame.clone(), t.except, rec)
                     .await;
-                let counter = match recorded {
-                    Ok(_) => &state.metrics.history_appends,
-                    Err(_) => &state.metrics.history_append_errors,
-                };
-                counter.with_label_values(&[&app.id]).inc();
                 match (recorded, app.on_history_error) {
                     (Ok(_), _) => {}
                     (Err(_), OnHistoryError::Deliver) => {

@@ -106,14 +106,8 @@ impl Session {
         let me = Some(self.handle.socket_id);
         let recorded = self
             .state
-            .adapter
             .publish_recorded(&self.app, channel, frame.clone(), me, rec)
             .await;
-        let counter = match recorded {
-            Ok(_) => &self.state.metrics.history_appends,
-            Err(_) => &self.state.metrics.history_append_errors,
-        };
-        counter.with_label_values(&[&self.app.id]).inc();
         recorded.is_err().then_some(frame)
     }
 }
