@@ -284,13 +284,6 @@ impl Config {
         }
         if self.adapter == "redis" {
             check_redis_url(&self.redis_url)?;
-            // One offset authority per channel: node-local history would number each node's
-            // events on its own, and recovery would replay the wrong ones.
-            if let Some(i) = self.apps.iter().position(|a| !a.recovery.is_empty()) {
-                return Err(format!(
-                    "apps[{i}].recovery: missed-message recovery keeps history in one node's memory so far; it is not available with adapter = \"redis\" yet"
-                ));
-            }
         }
         if self.redis_prefix.is_empty() || self.redis_prefix.contains(char::is_whitespace) {
             return Err(format!(
@@ -454,7 +447,7 @@ mod tests {
     }
 
     #[test]
-    fn recovery_tables_are_checked_and_need_the_local_adapter_for_now() {
+    fn recovery_tables_are_checked() {
         let app = "[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"s\"\n[[apps.recovery]]\n";
         let mut ok =
             Config::from_toml(&format!("{app}channels = [\"private-*\"]")).expect("parses");
@@ -470,8 +463,7 @@ mod tests {
         let mut cluster =
             Config::from_toml(&format!("adapter = \"redis\"\n{app}channels = [\"a\"]"))
                 .expect("parses");
-        let e = cluster.finish().expect_err("no Redis history yet");
-        assert!(e.starts_with("apps[0].recovery:"), "{e}");
+        assert_eq!(cluster.finish(), Ok(()), "history in Redis");
     }
 
     #[test]

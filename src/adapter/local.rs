@@ -79,6 +79,15 @@ impl LocalAdapter {
         self.namespace(app_id).remove_user(user_id, socket_id)
     }
 
+    /// Closes every opted-in subscriber that follows a cluster's numbering (`Namespace::
+    /// close_numbered`); returns how many.
+    pub fn close_numbered(&self) -> usize {
+        self.namespaces()
+            .iter()
+            .map(|(_, ns)| ns.close_numbered())
+            .sum()
+    }
+
     /// Closes every connection of this node (shutdown).
     pub fn close_all(&self, why: Fatal) {
         for (_, ns) in self.namespaces() {

@@ -164,16 +164,11 @@ impl History {
         } else {
             Vec::new()
         };
-        let reaches_top = after >= self.head || items.last().is_some_and(|i| i.offset == self.head);
-        let starts_right = after >= self.head
-            || self
-                .entries
-                .front()
-                .is_some_and(|e| e.offset <= after.saturating_add(1));
+        let last = items.last().map(|i| i.offset);
         Page {
             epoch: self.epoch.clone(),
             top: self.head,
-            complete: same && after <= self.head && reaches_top && starts_right,
+            complete: page_complete(&self.held(), same, after, last),
             items,
         }
     }
@@ -183,6 +178,16 @@ impl History {
     pub fn forgettable(&self, now: Instant) -> bool {
         now.saturating_duration_since(self.last_publish) > self.ttl.saturating_mul(2)
     }
+}
+
+/// Whether a page of history after `after` whose last item is `last` lists every event up to
+/// the head of `held`: same epoch as asked (`same_epoch`), the first needed event still held,
+/// the last one reached. One rule for memory and Redis history.
+pub fn page_complete(held: &Held, same_epoch: bool, after: u64, last: Option<u64>) -> bool {
+    let at_head = after >= held.head;
+    let reaches_top = at_head || last == Some(held.head);
+    let starts_right = at_head || held.oldest.is_some_and(|o| o <= after.saturating_add(1));
+    same_epoch && after <= held.head && reaches_top && starts_right
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ pub mod cache;
 pub mod handle;
 pub(crate) mod history;
 pub mod namespace;
+mod ordered;
 mod recorded;
 
 pub use namespace::Namespace;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::handle::ConnHandle;
 use super::history::{History, Page};
-use super::namespace::{Namespace, SubscribeError, Subscribed};
+use super::namespace::{Follow, Namespace, SubscribeError, Subscribed};
 use crate::app::Recording;
 use crate::protocol::frames::{self, Frame};
 use crate::protocol::presence::Member;
@@ -96,7 +96,8 @@ impl Namespace {
         let history = self.history_of(channel, rec);
         let mut h = crate::sync::lock(&history);
         h.expire(now, Duration::from_secs(rec.history_ttl));
-        let mut subscribed = self.subscribe_with(channel, conn, member, max_members, true)?;
+        let mut subscribed =
+            self.subscribe_with(channel, conn, member, max_members, Follow::Stamped)?;
         if !subscribed.added {
             return Ok(subscribed);
         }
@@ -121,7 +122,7 @@ impl Namespace {
                     }
                     replayed
                 });
-            conn.send(recovery::marker(channel, outcome, &head));
+            conn.send(recovery::marker(channel, outcome, Some(&head)));
             subscribed.recovery = Some(outcome);
         }
         subscribed.announced = true;

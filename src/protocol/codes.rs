@@ -54,6 +54,9 @@ pub enum Fatal {
     TerminatedByApp,
     /// An inbound message was larger than `max_message_size`.
     MessageTooBig,
+    /// This node missed events of a recorded channel the client follows (docs/recovery.md):
+    /// reconnect at once and recover them from history.
+    RecoveryGap,
 }
 
 impl Fatal {
@@ -65,7 +68,7 @@ impl Fatal {
             Fatal::UnsupportedProtocol => UNSUPPORTED_PROTOCOL,
             Fatal::OverQuota => OVER_QUOTA,
             Fatal::OverConnectionRate | Fatal::SlowConsumer => OVER_CAPACITY,
-            Fatal::ShuttingDown => RECONNECT,
+            Fatal::ShuttingDown | Fatal::RecoveryGap => RECONNECT,
             Fatal::PongNotReceived => PONG_NOT_RECEIVED,
             Fatal::NotSignedIn | Fatal::TerminatedByApp => UNAUTHORIZED,
             Fatal::MessageTooBig => MESSAGE_TOO_BIG,
@@ -89,6 +92,7 @@ impl Fatal {
             Fatal::NotSignedIn => "Connection not signed in within the user authentication timeout",
             Fatal::TerminatedByApp => "Connection terminated by the application",
             Fatal::MessageTooBig => "Maximum message size exceeded",
+            Fatal::RecoveryGap => "Missed events on this node; reconnect to recover them",
         }
     }
 }
@@ -126,6 +130,7 @@ mod tests {
             Fatal::NotSignedIn,
             Fatal::TerminatedByApp,
             Fatal::MessageTooBig,
+            Fatal::RecoveryGap,
         ];
         for f in all {
             assert!(!(4300..4400).contains(&f.code()), "{f:?}");
@@ -133,7 +138,11 @@ mod tests {
         }
         let retry_later = [Fatal::OverConnectionRate, Fatal::SlowConsumer];
         assert!(retry_later.iter().all(|f| (4100..4200).contains(&f.code())));
-        let reconnect_now = [Fatal::ShuttingDown, Fatal::PongNotReceived];
+        let reconnect_now = [
+            Fatal::ShuttingDown,
+            Fatal::PongNotReceived,
+            Fatal::RecoveryGap,
+        ];
         assert!(reconnect_now
             .iter()
             .all(|f| (4200..4300).contains(&f.code())));

@@ -139,17 +139,19 @@ pub fn stamp(frame: &Frame, at: &Position) -> Frame {
     Frame::from(format!("{body},\"clarion\":{stamp}}}"))
 }
 
-/// The `clarion:recovery` marker that ends a replay, stamped with the head.
-pub fn marker(channel: &str, outcome: Result<usize, Failure>, head: &Position) -> Frame {
+/// The `clarion:recovery` marker that ends a replay, stamped with the head; unstamped only when
+/// history could not be read, so no head is known (`unavailable`).
+pub fn marker(channel: &str, outcome: Result<usize, Failure>, head: Option<&Position>) -> Frame {
     let data = match outcome {
         Ok(replayed) => json!({"recovered": true, "replayed": replayed}),
         Err(f) => json!({"recovered": false, "reason": f.reason()}),
     };
     let encoded = Value::String(data.to_string()).to_string();
-    stamp(
-        &frames::envelope("clarion:recovery", Some(channel), Some(&encoded), None),
-        head,
-    )
+    let plain = frames::envelope("clarion:recovery", Some(channel), Some(&encoded), None);
+    match head {
+        Some(at) => stamp(&plain, at),
+        None => plain,
+    }
 }
 
 #[cfg(test)]
@@ -249,7 +251,11 @@ mod tests {
             s.as_str(),
             r#"{"event":"booked","channel":"private-p.1","data":"{\"id\":7}","clarion":{"epoch":"k3j9","offset":42}}"#
         );
-        let m = marker("private-p.1", Err(Failure::TooFarBehind), &at("k3j9", 42));
+        let m = marker(
+            "private-p.1",
+            Err(Failure::TooFarBehind),
+            Some(&at("k3j9", 42)),
+        );
         let v: Value = serde_json::from_str(m.as_str()).expect("json");
         assert_eq!(v["event"], "clarion:recovery");
         assert_eq!(
@@ -257,7 +263,13 @@ mod tests {
             r#"{"reason":"too_far_behind","recovered":false}"#
         );
         assert_eq!(v["clarion"], json!({"epoch": "k3j9", "offset": 42}));
-        let ok = marker("c", Ok(6), &at("e", 1));
+        let ok = marker("c", Ok(6), Some(&at("e", 1)));
+        let v: Value = serde_json::from_str(ok.as_str()).expect("json");
+        assert_eq!(v["data"], r#"{"recovered":true,"replayed":6}"#);
+        let gone = marker("c", Err(Failure::Unavailable), None);
+        let v: Value = serde_json::from_str(gone.as_str()).expect("json");
+        assert!(v.get("clarion").is_none(), "no head known: no stamp");
+        let ok = marker("c", Ok(6), Some(&at("e", 1)));
         let v: Value = serde_json::from_str(ok.as_str()).expect("json");
         assert_eq!(v["data"], r#"{"recovered":true,"replayed":6}"#);
     }

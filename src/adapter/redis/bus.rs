@@ -1,6 +1,10 @@
 //! The pub/sub bus between nodes. A message is a few newline-separated header fields followed by
 //! the frame's bytes exactly as subscribers receive them: the frame is encoded once by the node
 //! that publishes it, never re-encoded (and never JSON inside JSON).
+//!
+//! A recorded channel's event (`Numbered`) is published by the history script itself, which
+//! writes the epoch and offset it assigned between the header and the frame; it reaches every
+//! node, the publisher's own included, in offset order (docs/recovery.md §3).
 
 use std::sync::atomic::Ordering;
 use std::sync::Weak;
@@ -10,6 +14,7 @@ use futures_util::StreamExt;
 
 use super::RedisAdapter;
 use crate::protocol::frames::Frame;
+use crate::protocol::recovery::Position;
 use crate::protocol::socket_id::SocketId;
 
 /// What one node tells the others.
@@ -24,6 +29,29 @@ pub enum Message {
     },
     /// Close the connections signed in as `user`.
     Terminate { app: String, user: String },
+    /// A recorded channel's event, numbered `at` by the history script.
+    Numbered {
+        app: String,
+        channel: String,
+        except: Option<SocketId>,
+        at: Position,
+        frame: Frame,
+    },
+}
+
+/// The header fields (with their newlines) that the history script puts before the epoch, the
+/// offset and the frame of a `Numbered` message; `None` for a field that holds a newline.
+pub fn numbered_head(
+    node: &str,
+    app: &str,
+    channel: &str,
+    except: Option<SocketId>,
+) -> Option<String> {
+    if [node, app, channel].iter().any(|f| f.contains('\n')) {
+        return None;
+    }
+    let except = except.map_or_else(|| "-".to_string(), |s| s.to_string());
+    Some(format!("N\n{node}\n{app}\n{channel}\n{except}\n"))
 }
 
 /// Encodes a message from `node`. Header fields never contain a newline (channel names cannot;
@@ -43,6 +71,17 @@ pub fn encode(node: &str, m: &Message) -> Option<Vec<u8>> {
             frame.as_str().as_bytes(),
         ),
         Message::Terminate { app, user } => ("T", app, user, "-".to_string(), b""),
+        Message::Numbered {
+            app,
+            channel,
+            except,
+            at,
+            frame,
+        } => {
+            let head = numbered_head(node, app, channel, *except)?;
+            let tail = format!("{}\n{}\n{}", at.epoch, at.offset, frame.as_str());
+            return Some(format!("{head}{tail}").into_bytes());
+        }
     };
     if [node, app, target].iter().any(|f| f.contains('\n')) {
         return None;
@@ -78,6 +117,21 @@ pub fn decode(bytes: &[u8]) -> Option<(String, Message)> {
             }
         }
         "T" => Message::Terminate { app, user: target },
+        "N" => {
+            let mut rest = payload.splitn(3, |b| *b == b'\n');
+            let mut text = || rest.next().and_then(|p| std::str::from_utf8(p).ok());
+            let (epoch, offset, frame) = (text()?, text()?, text()?);
+            Message::Numbered {
+                app,
+                channel: target,
+                except: except.parse().ok(),
+                at: Position {
+                    epoch: epoch.to_string(),
+                    offset: offset.parse().ok()?,
+                },
+                frame: Frame::from(frame),
+            }
+        }
         _ => return None,
     };
     Some((node, msg))
@@ -114,6 +168,17 @@ impl RedisAdapter {
             }
             Message::Terminate { app, user } => {
                 self.local.namespace(&app).terminate_user(&user);
+            }
+            Message::Numbered {
+                app,
+                channel,
+                except,
+                at,
+                frame,
+            } => {
+                self.local
+                    .namespace(&app)
+                    .deliver_numbered(&channel, &frame, &at, except);
             }
         }
     }
@@ -154,6 +219,15 @@ pub fn spawn_listener(adapter: Weak<RedisAdapter>, client: redis::Client, channe
                 let _ = this.health.ok();
                 // Redis may have lost our state (restart) or missed it (outage): re-assert now.
                 this.resync_soon();
+                // Recorded events published while this node was not listening are missing
+                // here: the clients that follow them resubscribe and recover them.
+                let closed = this.local.close_numbered();
+                if closed > 0 {
+                    tracing::info!(
+                        connections = closed,
+                        "bus resubscribed: closed opted-in connections (4200) to recover from history"
+                    );
+                }
             }
             let mut stream = pubsub.into_on_message();
             while let Some(msg) = stream.next().await {
@@ -161,7 +235,8 @@ pub fn spawn_listener(adapter: Weak<RedisAdapter>, client: redis::Client, channe
                     return;
                 };
                 match decode(msg.get_payload_bytes()) {
-                    Some((from, m)) if from != node => this.deliver_local(m),
+                    // Numbered events come back to their publisher too: the bus is their order.
+                    Some((from, m)) if from != node || m.is_numbered() => this.deliver_local(m),
                     Some(_) => {}
                     None => tracing::debug!("ignored an undecodable bus message"),
                 }
@@ -174,6 +249,12 @@ pub fn spawn_listener(adapter: Weak<RedisAdapter>, client: redis::Client, channe
 fn fail(adapter: &Weak<RedisAdapter>, e: &dyn std::fmt::Display) {
     if let Some(this) = adapter.upgrade() {
         this.health.fail("bus subscription", e);
+    }
+}
+
+impl Message {
+    fn is_numbered(&self) -> bool {
+        matches!(self, Message::Numbered { .. })
     }
 }
 
@@ -208,5 +289,22 @@ mod tests {
         )
         .is_none());
         assert!(decode(b"garbage").is_none());
+        let n = Message::Numbered {
+            app: "1".into(),
+            channel: "private-a".into(),
+            except: None,
+            at: Position {
+                epoch: "e1".into(),
+                offset: 7,
+            },
+            frame: Frame::from("{\"event\":\"x\",\"data\":\"a\\nb\"}"),
+        };
+        let bytes = encode("n", &n).expect("encodes");
+        assert!(bytes.starts_with(
+            numbered_head("n", "1", "private-a", None)
+                .expect("head")
+                .as_bytes()
+        ));
+        assert_eq!(decode(&bytes), Some(("n".to_string(), n)));
     }
 }

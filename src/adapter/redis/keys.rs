@@ -69,6 +69,18 @@ impl Keys {
         format!("{}:app:{app}:cache:{channel}", self.prefix)
     }
 
+    /// A recorded channel's position: a hash of `epoch`, `top` (the last offset) and `run`
+    /// (the Redis `run_id` it was numbered under), docs/recovery.md §4.
+    pub fn history_meta(&self, app: &str, channel: &str) -> String {
+        format!("{}:app:{app}:history:{channel}:meta", self.prefix)
+    }
+
+    /// A recorded channel's events: a list of `offset\nexcept\ntime_ms\nframe`, oldest first,
+    /// with consecutive offsets ending at the meta's `top`.
+    pub fn history_log(&self, app: &str, channel: &str) -> String {
+        format!("{}:app:{app}:history:{channel}:log", self.prefix)
+    }
+
     /// This node's field in a members hash.
     pub fn member_field(&self, socket: &str) -> String {
         format!("{}|{socket}", self.node)

@@ -33,6 +33,7 @@ pub fn spawn(adapter: Weak<RedisAdapter>) {
                     this.resync_soon();
                 }
                 this.reap_dead_nodes().await;
+                this.settle_rotations().await;
             }
         }
     });

@@ -22,6 +22,7 @@ mod cache;
 mod call;
 mod counts;
 mod health;
+mod history;
 mod keys;
 mod liveness;
 mod presence;
@@ -42,6 +43,7 @@ use super::{
 use crate::app::{App, Recording};
 use crate::channels::cache::CachedEvent;
 use crate::channels::handle::ConnHandle;
+use crate::channels::namespace::Follow;
 use crate::protocol::channel_name::ChannelKind;
 use crate::protocol::frames::Frame;
 use crate::protocol::recovery::{Position, Request};
@@ -49,6 +51,7 @@ use crate::protocol::socket_id::SocketId;
 use bus::Message;
 use call::CALL_TIMEOUT;
 use health::Health;
+use history::Rotations;
 use keys::Keys;
 use presence::Departure;
 use scripts::Scripts;
@@ -63,6 +66,8 @@ pub struct RedisAdapter {
     /// Presence departures Redis could not be told about: settled, and announced to the other
     /// nodes, when Redis is back.
     pending_departures: Mutex<Vec<Departure>>,
+    /// Recorded channels whose history must start a new epoch (`history::Rotations`).
+    rotations: Mutex<Rotations>,
     bus_published: AtomicU64,
     bus_received: AtomicU64,
     /// Where events discovered without a local cause (a dead node's members) go.
@@ -98,6 +103,7 @@ impl RedisAdapter {
             health: Health::new(),
             resync_requested: AtomicBool::new(true),
             pending_departures: Mutex::new(Vec::new()),
+            rotations: Mutex::new(Rotations::new()),
             bus_published: AtomicU64::new(0),
             bus_received: AtomicU64::new(0),
             events,
@@ -118,6 +124,42 @@ impl RedisAdapter {
     fn report(&self, app: &str, event: ClusterEvent) {
         // The receiver lives as long as the server; after it, nobody is left to tell.
         let _ = self.events.send((app.to_string(), event));
+    }
+
+    /// Subscribes here and in the cluster's counts (and presence), as a subscriber that
+    /// follows the channel's events as `follow` says.
+    async fn subscribe_as(
+        &self,
+        app: &App,
+        channel: &str,
+        conn: &Arc<ConnHandle>,
+        member: Option<Member>,
+        follow: Follow,
+    ) -> Result<Subscribed, SubscribeError> {
+        let (mut local, joined) = match member {
+            None => (
+                self.local
+                    .namespace(&app.id)
+                    .subscribe_with(channel, conn, None, 0, follow)?,
+                None,
+            ),
+            Some(m) => self.join_presence(app, channel, conn, m, follow).await?,
+        };
+        let presence = local.presence.is_some();
+        if local.added {
+            self.apply_count(
+                &app.id,
+                channel,
+                1,
+                &mut local.occupied,
+                &mut local.subscription_count,
+            )
+            .await;
+        }
+        if presence {
+            self.settle_join(app, channel, &mut local, joined).await;
+        }
+        Ok(local)
     }
 
     /// `user_count` of a presence channel over the cluster (0 for other channels).
@@ -156,30 +198,8 @@ impl Adapter for RedisAdapter {
         conn: &Arc<ConnHandle>,
         member: Option<Member>,
     ) -> Result<Subscribed, SubscribeError> {
-        let (mut local, joined) = match member {
-            None => (
-                self.local
-                    .namespace(&app.id)
-                    .subscribe(channel, conn, None, 0)?,
-                None,
-            ),
-            Some(m) => self.join_presence(app, channel, conn, m).await?,
-        };
-        let presence = local.presence.is_some();
-        if local.added {
-            self.apply_count(
-                &app.id,
-                channel,
-                1,
-                &mut local.occupied,
-                &mut local.subscription_count,
-            )
-            .await;
-        }
-        if presence {
-            self.settle_join(app, channel, &mut local, joined).await;
-        }
-        Ok(local)
+        self.subscribe_as(app, channel, conn, member, Follow::Plain)
+            .await
     }
 
     async fn unsubscribe(&self, app: &App, channel: &str, socket_id: SocketId) -> Unsubscribed {
@@ -274,46 +294,43 @@ impl Adapter for RedisAdapter {
         }
     }
 
-    /// Recovery in a cluster needs history in Redis (one offset authority for every node);
-    /// until it exists the configuration refuses `[[apps.recovery]]` with this adapter, and a
-    /// publish that gets here anyway is refused rather than numbered by one node alone.
     async fn publish_recorded(
         &self,
-        _app: &App,
-        _channel: &str,
-        _frame: Frame,
-        _except: Option<SocketId>,
-        _rec: &Recording,
+        app: &App,
+        channel: &str,
+        frame: Frame,
+        except: Option<SocketId>,
+        rec: &Recording,
     ) -> Result<Position, HistoryUnavailable> {
-        Err(HistoryUnavailable)
+        self.append_recorded(app, channel, &frame, except, rec)
+            .await
     }
 
     async fn history(
         &self,
-        _app: &App,
-        _channel: &str,
-        _query: &HistoryQuery,
-        _rec: &Recording,
+        app: &App,
+        channel: &str,
+        query: &HistoryQuery,
+        rec: &Recording,
     ) -> Result<Page, HistoryUnavailable> {
-        Err(HistoryUnavailable)
+        self.history_page(app, channel, query, rec).await
     }
 
-    async fn purge_history(&self, _app: &App, _channel: &str) -> Result<(), HistoryUnavailable> {
-        Err(HistoryUnavailable)
+    async fn purge_history(&self, app: &App, channel: &str) -> Result<(), HistoryUnavailable> {
+        self.purge(app, channel).await
     }
 
-    /// Without Redis history, a plain subscribe: no `clarion` stamp, so the client knows
-    /// recovery is not available on this channel.
     async fn subscribe_recovering(
         &self,
         app: &App,
         channel: &str,
         conn: &Arc<ConnHandle>,
         member: Option<Member>,
-        _request: &Request,
-        _rec: &Recording,
+        request: &Request,
+        rec: &Recording,
     ) -> Result<Subscribed, SubscribeError> {
-        self.subscribe(app, channel, conn, member).await
+        self.subscribe_numbered(app, channel, conn, member, request, rec)
+            .await
     }
 }
 

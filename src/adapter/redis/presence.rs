@@ -15,7 +15,7 @@ use super::RedisAdapter;
 use crate::adapter::{ClusterEvent, SubscribeError, Subscribed, Unsubscribed};
 use crate::app::App;
 use crate::channels::handle::ConnHandle;
-use crate::channels::namespace::Roster;
+use crate::channels::namespace::{Follow, Roster};
 use crate::protocol::frames;
 use crate::protocol::presence::{self, Member};
 use crate::protocol::socket_id::SocketId;
@@ -45,6 +45,7 @@ impl RedisAdapter {
         channel: &str,
         conn: &Arc<ConnHandle>,
         member: Member,
+        follow: Follow,
     ) -> Result<(Subscribed, Option<Joined>), SubscribeError> {
         let value = member_value(&member);
         let joined: Option<(i64, Vec<String>)> = self
@@ -69,10 +70,13 @@ impl RedisAdapter {
         } else {
             app.max_presence_members_per_channel
         };
-        let local =
-            self.local
-                .namespace(&app.id)
-                .subscribe(channel, conn, Some(member), max_local)?;
+        let local = self.local.namespace(&app.id).subscribe_with(
+            channel,
+            conn,
+            Some(member),
+            max_local,
+            follow,
+        )?;
         let joined = joined.map(|(connections, values)| Joined {
             connections,
             values,

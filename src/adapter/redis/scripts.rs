@@ -1,5 +1,5 @@
 //! Lua scripts, so that presence decisions (first connection of a user anywhere, last one
-//! gone) are atomic across nodes. A members hash maps `node|socket` to the JSON array
+//! gone) and the numbering of recorded channels (docs/recovery.md §3) are atomic across nodes. A members hash maps `node|socket` to the JSON array
 //! `[member key, user_id, user_info]`; presence channels are small (100 members by default), so
 //! scanning one on a join or leave is cheap.
 
@@ -12,6 +12,8 @@ pub struct Scripts {
     pub reap: Script,
     pub decrement: Script,
     pub count_change: Script,
+    pub history_append: Script,
+    pub history_read: Script,
 }
 
 impl Scripts {
@@ -22,6 +24,8 @@ impl Scripts {
             reap: reap(),
             decrement: decrement(),
             count_change: count_change(),
+            history_append: history_append(),
+            history_read: history_read(),
         }
     }
 }
@@ -131,4 +135,61 @@ if not seen_self then add(ARGV[6]) end
 return total
 "#,
     )
+}
+
+/// The history a recorded channel's meta (KEYS[1]) and log (KEYS[2]) hold, or a new one with
+/// epoch ARGV[1] when there is none or it was numbered by another Redis process (a restart that
+/// reloaded an older snapshot, a failover to a replica that lagged): its offsets would repeat
+/// ones already handed out, so its epoch must not be trusted. Shared by both history scripts.
+const OPEN_HISTORY: &str = r#"
+local run = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') or ''
+local m = redis.call('HMGET', KEYS[1], 'epoch', 'top', 'run')
+local epoch, top = m[1], tonumber(m[2] or '0')
+if not epoch or m[3] ~= run then
+  epoch, top = ARGV[1], 0
+  redis.call('DEL', KEYS[1], KEYS[2])
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'top', 0, 'run', run)
+  redis.call('PEXPIRE', KEYS[1], 2 * tonumber(ARGV[2]))
+end
+"#;
+
+/// KEYS: meta, log; ARGV: new epoch, ttl ms, history size, bus channel, bus message head,
+/// entry head (`except\ntime_ms\n`), frame. Numbers the event, appends it, keeps the last
+/// `history size`, refreshes both TTLs (the log lives `ttl` after the last publish, the meta
+/// twice that, so a late client learns `expired` rather than `epoch_changed`) and publishes it
+/// on the bus: one step, so every node receives a channel's events in offset order.
+/// Returns `{epoch, offset}`.
+fn history_append() -> Script {
+    Script::new(&format!(
+        r#"{OPEN_HISTORY}
+top = top + 1
+redis.call('HSET', KEYS[1], 'top', top)
+redis.call('RPUSH', KEYS[2], top .. '\n' .. ARGV[6] .. ARGV[7])
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+redis.call('PEXPIRE', KEYS[1], 2 * tonumber(ARGV[2]))
+redis.call('PUBLISH', ARGV[4], ARGV[5] .. epoch .. '\n' .. top .. '\n' .. ARGV[7])
+return {{epoch, top}}
+"#
+    ))
+}
+
+/// KEYS: meta, log; ARGV: new epoch, ttl ms, after, limit. Returns `{epoch, top, held, items}`:
+/// how many events the log holds (they end at `top`) and at most `limit` of them after
+/// `after`, oldest first. Reading opens the history, so the epoch it returns is the one the
+/// next publish numbers in.
+fn history_read() -> Script {
+    Script::new(&format!(
+        r#"{OPEN_HISTORY}
+local held = redis.call('LLEN', KEYS[2])
+local after, limit = tonumber(ARGV[3]), tonumber(ARGV[4])
+local items = {{}}
+if held > 0 and limit > 0 and after < top then
+  local oldest = top - held + 1
+  local from = math.max(after + 1, oldest) - oldest
+  items = redis.call('LRANGE', KEYS[2], from, from + limit - 1)
+end
+return {{epoch, top, held, items}}
+"#
+    ))
 }
