@@ -652,14 +652,24 @@ async fn a_node_that_lost_its_bus_sends_opted_in_clients_to_recover() {
     assert_eq!(recv_raw(&mut plain).await, plain_booked(1));
 
     let out = std::process::Command::new("redis-cli")
-        .args(["-p", &redis.port.to_string(), "CLIENT", "KILL", "TYPE", "pubsub"])
+        .args([
+            "-p",
+            &redis.port.to_string(),
+            "CLIENT",
+            "KILL",
+            "TYPE",
+            "pubsub",
+        ])
         .output()
         .expect("redis-cli runs");
     assert!(out.status.success(), "{out:?}");
     publish(&a, &app, 2).await; // possibly while B is not listening
     assert_eq!(
         c.closed().await,
-        Closed::Code(4200, "Missed events on this node; reconnect to recover them".into())
+        Closed::Code(
+            4200,
+            "Missed events on this node; reconnect to recover them".into()
+        )
     );
     let from = json!({"v": 1, "epoch": epoch, "offset": head + 1});
     let (_back, got) = resubscribe(&b, &app, from).await;
