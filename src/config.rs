@@ -32,6 +32,9 @@ pub struct Config {
     pub outbound_queue_size: usize,
     /// Largest HTTP API request body, in bytes (413 above it).
     pub max_http_body_size: usize,
+    /// Bytes every recorded channel's memory history may hold together on this node (0: no
+    /// limit); over it, the least recently published channels are forgotten.
+    pub max_history_memory: usize,
     /// Seconds a new TCP connection may take to finish its TLS handshake and to send a complete
     /// HTTP request head (also between keep-alive requests); slower ones are closed.
     pub handshake_timeout: u64,
@@ -95,6 +98,7 @@ impl Default for Config {
             max_message_size: 100 * 1024,
             outbound_queue_size: 1000,
             max_http_body_size: 256 * 1024,
+            max_history_memory: 64 * 1024 * 1024,
             handshake_timeout: 10,
             listen_backlog: 4096,
             new_connections_per_ip_per_second: 0,
@@ -158,6 +162,7 @@ impl Config {
         set(&mut self.max_message_size, &cli.max_message_size);
         set(&mut self.outbound_queue_size, &cli.outbound_queue_size);
         set(&mut self.max_http_body_size, &cli.max_http_body_size);
+        set(&mut self.max_history_memory, &cli.max_history_memory);
         set(&mut self.handshake_timeout, &cli.handshake_timeout);
         set(&mut self.listen_backlog, &cli.listen_backlog);
         set(

@@ -75,7 +75,7 @@ impl Server {
             RedisAdapter::start(&config.redis_url, &config.redis_prefix, events)
                 .map_err(|e| StartError::Adapter(format!("redis_url: {e}")))?
         } else {
-            let local = LocalAdapter::new();
+            let local = LocalAdapter::with_history_limit(config.max_history_memory);
             local.spawn_sweeper();
             local
         };

@@ -14,6 +14,7 @@ use super::{
 use crate::app::{App, Recording};
 use crate::channels::cache::CachedEvent;
 use crate::channels::handle::ConnHandle;
+use crate::channels::history::Budget;
 use crate::channels::Namespace;
 use crate::protocol::codes::Fatal;
 use crate::protocol::frames::Frame;
@@ -24,11 +25,52 @@ use crate::protocol::socket_id::SocketId;
 #[derive(Debug, Default)]
 pub struct LocalAdapter {
     namespaces: DashMap<String, Arc<Namespace>>,
+    /// What memory history may hold over every app (`max_history_memory`).
+    budget: Arc<Budget>,
 }
 
 impl LocalAdapter {
     pub fn new() -> Arc<LocalAdapter> {
         Arc::new(LocalAdapter::default())
+    }
+
+    /// A node whose memory history holds at most `limit` bytes over every app (0: no limit).
+    pub fn with_history_limit(limit: usize) -> Arc<LocalAdapter> {
+        Arc::new(LocalAdapter {
+            budget: Arc::new(Budget::new(limit)),
+            ..LocalAdapter::default()
+        })
+    }
+
+    /// Forgets the least recently published channel histories, over every app, until memory
+    /// history is back under nine tenths of its limit. A forgotten channel starts a new epoch
+    /// at its next event, so positions in the old one get `epoch_changed` (docs/recovery.md).
+    /// The channel just published to (`app`, `channel`) is kept: forgetting it would only start
+    /// it over at its next event.
+    fn evict_history(&self, app: &str, channel: &str) {
+        let mut excess = self.budget.excess();
+        let mut ages: Vec<(std::time::Instant, String, String, usize)> = Vec::new();
+        for (app, ns) in self.namespaces() {
+            for (at, ch, bytes) in ns.history_ages() {
+                ages.push((at, app.clone(), ch, bytes));
+            }
+        }
+        ages.retain(|(_, a, ch, _)| !(a == app && ch == channel));
+        ages.sort_unstable_by_key(|a| a.0);
+        let mut evicted = 0;
+        for (_, a, ch, bytes) in ages {
+            if excess == 0 {
+                break;
+            }
+            self.namespace(&a).purge_history(&ch);
+            excess = excess.saturating_sub(bytes);
+            evicted += 1;
+        }
+        tracing::warn!(
+            channels = evicted,
+            bytes = self.budget.used(),
+            "memory history over max_history_memory: forgot the least recently published channels (their clients get epoch_changed)"
+        );
     }
 
     /// The namespace of an app, created on first use. The shard lock is released before the
@@ -39,7 +81,7 @@ impl LocalAdapter {
         }
         self.namespaces
             .entry(app_id.to_string())
-            .or_default()
+            .or_insert_with(|| Arc::new(Namespace::with_budget(self.budget.clone())))
             .clone()
     }
 
@@ -200,9 +242,13 @@ impl Adapter for LocalAdapter {
         except: Option<SocketId>,
         rec: &Recording,
     ) -> Result<Position, HistoryUnavailable> {
-        Ok(self
+        let at = self
             .namespace(&app.id)
-            .publish_recorded(channel, &frame, except, rec))
+            .publish_recorded(channel, &frame, except, rec);
+        if self.budget.over() {
+            self.evict_history(&app.id, channel);
+        }
+        Ok(at)
     }
 
     async fn history(

@@ -5,6 +5,8 @@
 //! a history that was swept away, never matches (docs/recovery.md §3).
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::protocol::frames::Frame;
@@ -43,6 +45,48 @@ pub struct PageItem {
     pub time_ms: u64,
 }
 
+/// The bytes every memory history of this node holds together, against `max_history_memory`
+/// (0: no limit). Each history keeps its share up to date, and gives it back when dropped.
+#[derive(Debug, Default)]
+pub struct Budget {
+    limit: usize,
+    used: AtomicUsize,
+}
+
+impl Budget {
+    pub fn new(limit: usize) -> Budget {
+        Budget {
+            limit,
+            used: AtomicUsize::new(0),
+        }
+    }
+
+    /// Bytes held now.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// Whether the histories hold more than the limit.
+    pub fn over(&self) -> bool {
+        self.limit != 0 && self.used() > self.limit
+    }
+
+    /// How much to free to get back under nine tenths of the limit: evicting a little more
+    /// than needed means the eviction scan runs once per tenth of the limit published, not on
+    /// every publish at the limit.
+    pub fn excess(&self) -> usize {
+        self.used().saturating_sub(self.limit / 10 * 9)
+    }
+
+    fn change(&self, from: usize, to: usize) {
+        if to > from {
+            self.used.fetch_add(to - from, Ordering::Relaxed);
+        } else {
+            self.used.fetch_sub(from - to, Ordering::Relaxed);
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct History {
     epoch: String,
@@ -53,15 +97,22 @@ pub struct History {
     ttl: Duration,
     /// Whether entries were dropped because they aged out.
     aged_out: bool,
-    /// Bytes of the held frames (for the `history_bytes` gauge).
+    /// Bytes of the held frames (for the `history_bytes` gauge and the budget).
     bytes: usize,
+    budget: Arc<Budget>,
+}
+
+impl Drop for History {
+    fn drop(&mut self) {
+        self.budget.change(self.bytes, 0);
+    }
 }
 
 impl History {
     /// A new history with a new epoch; `ttl` is the channel's `history_ttl` (the sweeper keeps
     /// even an empty history for twice that, so that a position read over the HTTP API stays
     /// the one the next publish numbers after).
-    pub fn new(now: Instant, ttl: Duration) -> History {
+    pub fn new(now: Instant, ttl: Duration, budget: Arc<Budget>) -> History {
         History {
             epoch: recovery::new_epoch(),
             head: 0,
@@ -70,7 +121,19 @@ impl History {
             ttl,
             aged_out: false,
             bytes: 0,
+            budget,
         }
+    }
+
+    /// Sets the held bytes, and the budget's share with them.
+    fn set_bytes(&mut self, bytes: usize) {
+        self.budget.change(self.bytes, bytes);
+        self.bytes = bytes;
+    }
+
+    /// When the last event was published (or the history started).
+    pub fn last_publish(&self) -> Instant {
+        self.last_publish
     }
 
     /// Drops every entry when the channel's last event is older than `ttl` (`history_ttl`:
@@ -80,7 +143,7 @@ impl History {
         if !self.entries.is_empty() && now.saturating_duration_since(self.last_publish) > ttl {
             self.entries.clear();
             self.aged_out = true;
-            self.bytes = 0;
+            self.set_bytes(0);
         }
     }
 
@@ -103,7 +166,7 @@ impl History {
         let time_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        self.bytes += stamped.len();
+        let mut bytes = self.bytes + stamped.len();
         self.entries.push_back(Entry {
             offset: self.head,
             frame: stamped.clone(),
@@ -112,9 +175,10 @@ impl History {
         });
         while self.entries.len() > size.max(1) {
             if let Some(dropped) = self.entries.pop_front() {
-                self.bytes = self.bytes.saturating_sub(dropped.frame.len());
+                bytes = bytes.saturating_sub(dropped.frame.len());
             }
         }
+        self.set_bytes(bytes);
         self.last_publish = now;
         self.ttl = ttl;
         (at, stamped)
@@ -206,7 +270,7 @@ mod tests {
     #[test]
     fn offsets_count_up_and_the_ring_keeps_the_last_events() {
         let t0 = Instant::now();
-        let mut h = History::new(t0, TTL);
+        let mut h = History::new(t0, TTL, Arc::default());
         publish(&mut h, 5, t0, 3);
         let held = h.held();
         assert_eq!((held.head, held.oldest), (5, Some(3)));
@@ -226,7 +290,7 @@ mod tests {
     #[test]
     fn a_quiet_channel_expires_but_keeps_its_epoch() {
         let t0 = Instant::now();
-        let mut h = History::new(t0, TTL);
+        let mut h = History::new(t0, TTL, Arc::default());
         publish(&mut h, 2, t0, 10);
         let epoch = h.held().epoch;
         h.expire(t0 + TTL + Duration::from_secs(1), TTL);
@@ -244,7 +308,7 @@ mod tests {
     #[test]
     fn pages_say_whether_they_hold_everything_up_to_the_top() {
         let t0 = Instant::now();
-        let mut h = History::new(t0, TTL);
+        let mut h = History::new(t0, TTL, Arc::default());
         publish(&mut h, 5, t0, 3);
         let epoch = h.held().epoch;
         let full = h.page(Some(&epoch), 2, 100);
@@ -263,8 +327,38 @@ mod tests {
     fn every_history_has_its_own_epoch() {
         let t0 = Instant::now();
         assert_ne!(
-            History::new(t0, TTL).held().epoch,
-            History::new(t0, TTL).held().epoch
+            History::new(t0, TTL, Arc::default()).held().epoch,
+            History::new(t0, TTL, Arc::default()).held().epoch
         );
+    }
+}
+
+#[cfg(test)]
+mod budget_tests {
+    use super::*;
+
+    #[test]
+    fn histories_keep_the_shared_budget_up_to_date_and_give_it_back() {
+        let budget = Arc::new(Budget::new(1000));
+        let t0 = Instant::now();
+        let ttl = Duration::from_secs(600);
+        let mut a = History::new(t0, ttl, budget.clone());
+        let mut b = History::new(t0, ttl, budget.clone());
+        let frame = Frame::from(format!("{{\"data\":\"{}\"}}", "x".repeat(300)));
+        a.append(&frame, None, t0, 10, ttl);
+        b.append(&frame, None, t0, 10, ttl);
+        assert_eq!(budget.used(), a.bytes() + b.bytes());
+        assert!(!budget.over());
+        a.append(&frame, None, t0, 10, ttl);
+        assert!(budget.over(), "{} of 1000", budget.used());
+        assert_eq!(budget.excess(), budget.used() - 900);
+        // The ring drops the oldest: one event's worth stays.
+        b.append(&frame, None, t0, 1, ttl);
+        assert_eq!(budget.used(), a.bytes() + b.bytes());
+        b.expire(t0 + ttl * 2, ttl);
+        assert_eq!(budget.used(), a.bytes());
+        drop(a);
+        assert_eq!(budget.used(), 0);
+        assert!(!Budget::new(0).over(), "0: no limit");
     }
 }

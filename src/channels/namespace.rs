@@ -12,7 +12,7 @@ use dashmap::DashMap;
 use serde_json::{Map, Value};
 
 use super::cache::CachedEvent;
-use super::history::History;
+use super::history::{Budget, History};
 pub use super::ordered::Follow;
 use crate::channels::handle::ConnHandle;
 use crate::protocol::codes::Fatal;
@@ -120,9 +120,19 @@ pub struct Namespace {
     cache: DashMap<String, CachedEvent>,
     /// Recorded channels' memory history (see `recorded`).
     pub(super) history: DashMap<String, Arc<Mutex<History>>>,
+    /// The node's budget for memory history, shared by every app's namespace.
+    pub(super) budget: Arc<Budget>,
 }
 
 impl Namespace {
+    /// An empty namespace whose memory history counts against `budget`.
+    pub fn with_budget(budget: Arc<Budget>) -> Namespace {
+        Namespace {
+            budget,
+            ..Namespace::default()
+        }
+    }
+
     /// Registers a connection unless that would exceed `max` (0 = unlimited).
     pub fn add_connection(&self, conn: Arc<ConnHandle>, max: u64) -> bool {
         let n = self.connection_count.fetch_add(1, Ordering::SeqCst) + 1;

@@ -26,7 +26,10 @@ impl Namespace {
         let ttl = Duration::from_secs(rec.history_ttl);
         self.history
             .entry(channel.to_string())
-            .or_insert_with(|| Arc::new(Mutex::new(History::new(Instant::now(), ttl))))
+            .or_insert_with(|| {
+                let budget = self.budget.clone();
+                Arc::new(Mutex::new(History::new(Instant::now(), ttl, budget)))
+            })
             .clone()
     }
 
@@ -77,6 +80,18 @@ impl Namespace {
     /// of the old one gets `epoch_changed`.
     pub fn purge_history(&self, channel: &str) {
         self.history.remove(channel);
+    }
+
+    /// Every recorded channel with when it was last published to and the bytes it holds (for
+    /// evicting the least recently published when the node is over `max_history_memory`).
+    pub fn history_ages(&self) -> Vec<(Instant, String, usize)> {
+        self.history
+            .iter()
+            .map(|h| {
+                let h2 = crate::sync::lock(h.value());
+                (h2.last_publish(), h.key().clone(), h2.bytes())
+            })
+            .collect()
     }
 
     /// Subscribes an opted-in connection to a recorded channel and queues, in this order, the

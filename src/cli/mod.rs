@@ -57,6 +57,12 @@ pub struct Cli {
     #[arg(long, env = "CLARION_MAX_HTTP_BODY_SIZE")]
     pub max_http_body_size: Option<usize>,
 
+    /// Bytes all memory history (missed-message recovery with adapter = "local") may hold;
+    /// over it the least recently published channels are forgotten; 0 = no limit
+    /// [default: 67108864].
+    #[arg(long, env = "CLARION_MAX_HISTORY_MEMORY")]
+    pub max_history_memory: Option<usize>,
+
     /// Seconds a new connection may take for its TLS handshake and its HTTP request head
     /// [default: 10].
     #[arg(long, env = "CLARION_HANDSHAKE_TIMEOUT")]

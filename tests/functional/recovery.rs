@@ -223,6 +223,58 @@ async fn events_older_than_the_window_have_expired() {
     );
 }
 
+/// Over `max_history_memory`, the least recently published channels are forgotten (a position
+/// in one gets `epoch_changed`, never a false `true`), and the channel just published to keeps
+/// its history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_memory_cap_the_least_recently_published_channels_are_forgotten() {
+    let toml = format!(
+        "max_history_memory = 4096\n{}",
+        config("history_size = 5\nmax_replay = 5")
+    );
+    let server = TestServer::start(&toml).await;
+    let app = app1();
+    let quiet = "private-provider.0";
+    let last = "private-provider.9";
+    let head = |channel: &'static str| {
+        let (server, app) = (&server, &app);
+        async move {
+            let (mut probe, sid) = server.connect("k").await;
+            subscribe(&mut probe, app, &sid, channel, Some(json!({"v": 1}))).await;
+            stamp(&probe.recv().await)
+        }
+    };
+    let (quiet_epoch, _) = head(quiet).await;
+    trigger(&server, &app, quiet, "booked", "{\"n\":1}").await;
+    // Nine more channels with five events of about 300 bytes each: over 4 KiB together.
+    let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(250));
+    for n in 1..=9 {
+        let channel = format!("private-provider.{n}");
+        for _ in 0..5 {
+            trigger(&server, &app, &channel, "booked", &big).await;
+        }
+    }
+    let (mut back, sid) = server.connect("k").await;
+    let from = json!({"v": 1, "epoch": quiet_epoch, "offset": 0});
+    subscribe(&mut back, &app, &sid, quiet, Some(from)).await;
+    let got = until_marker(&mut back).await;
+    assert_eq!(
+        decode_data(&got[1]),
+        json!({"recovered": false, "reason": "epoch_changed"}),
+        "{got:?}"
+    );
+    let (epoch, top) = head(last).await;
+    assert_eq!(top, 5, "the channel just published to kept its history");
+    let (mut again, sid) = server.connect("k").await;
+    let from = json!({"v": 1, "epoch": epoch, "offset": 2});
+    subscribe(&mut again, &app, &sid, last, Some(from)).await;
+    let got = until_marker(&mut again).await;
+    assert_eq!(
+        decode_data(got.last().expect("marker")),
+        json!({"recovered": true, "replayed": 3})
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_signature_with_a_position_gets_nothing_from_history() {
     let server = TestServer::start(&config("")).await;
