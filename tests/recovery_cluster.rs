@@ -801,6 +801,43 @@ async fn with_redis_down_deliver_mode_delivers_unstamped() {
     plain.expect_silence(Duration::from_millis(300)).await;
 }
 
+/// `on_history_error = "deliver"` while Redis is unresponsive but keeps its data (here
+/// `CLIENT PAUSE`, longer than a call's deadline): the event is delivered without a stamp, so
+/// the channel's history may miss it; once Redis answers again the history starts a new epoch,
+/// and a position from before gets `epoch_changed` rather than a `true` that could hide it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliver_mode_starts_a_new_epoch_once_redis_answers_again() {
+    let redis = Redis::start();
+    let server = node(&redis, "rc-rotate", "on_history_error = \"deliver\"", "").await;
+    let app = app1();
+    let (mut c, _, (epoch, head)) = opted_in(&server, &app).await;
+    let mut plain = plain_subscriber(&server, &app).await;
+    publish(&server, &app, 1).await;
+    assert_eq!(stamp(&c.recv().await), (epoch.clone(), head + 1));
+    assert_eq!(recv_raw(&mut plain).await, plain_booked(1));
+    drop(c);
+
+    let out = std::process::Command::new("redis-cli")
+        .args([
+            "-p",
+            &redis.port.to_string(),
+            "CLIENT",
+            "PAUSE",
+            "2500",
+            "ALL",
+        ])
+        .output()
+        .expect("redis-cli runs");
+    assert!(out.status.success(), "{out:?}");
+    publish(&server, &app, 2).await; // answered 200 after the history call's deadline
+    assert_eq!(recv_raw(&mut plain).await, plain_booked(2));
+    wait_ready(&server).await;
+
+    let from = json!({"v": 1, "epoch": epoch, "offset": head + 1});
+    let (_back, got) = resubscribe(&server, &app, from).await;
+    assert_not_recovered(&got, "epoch_changed", Some(&epoch));
+}
+
 /// The signed HTTP history on node B lists events published through node A (`epoch`, `top`,
 /// `complete`, `items` with offset, event, data and time); `limit=0` is only the position;
 /// `DELETE` purges, and the old position then gets `recovered:false` `epoch_changed`.
