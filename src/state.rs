@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use crate::adapter::{Adapter, HistoryUnavailable};
-use crate::app::{App, AppRegistry, Recording};
+use crate::app::{App, AppRegistry, OnHistoryError, Recording};
 use crate::config::{Config, Validated};
 use crate::limits::api::ApiLimits;
 use crate::limits::per_ip::ConnectionRateLimit;
@@ -76,8 +76,10 @@ impl State {
     }
 
     /// Publishes on a recorded channel through its history and counts the append (or the
-    /// failure): one place for the HTTP API and client events. What to do when history cannot
-    /// be written is the caller's decision.
+    /// failure): one place for the HTTP API and client events. When history cannot be written,
+    /// `on_error` decides: `Reject` delivers nothing and gives the error back (HTTP 503);
+    /// `Deliver` delivers the frame unstamped and tells the adapter that the channel's history
+    /// now misses an event (so that it starts a new epoch, docs/recovery.md).
     pub async fn publish_recorded(
         &self,
         app: &App,
@@ -85,17 +87,26 @@ impl State {
         frame: Frame,
         except: Option<SocketId>,
         rec: &Recording,
+        on_error: OnHistoryError,
     ) -> Result<(), HistoryUnavailable> {
         let recorded = self
             .adapter
-            .publish_recorded(app, channel, frame, except, rec)
+            .publish_recorded(app, channel, frame.clone(), except, rec)
             .await;
         let counter = match recorded {
             Ok(_) => &self.metrics.history_appends,
             Err(_) => &self.metrics.history_append_errors,
         };
         counter.with_label_values(&[&app.id]).inc();
-        recorded.map(|_| ())
+        match (recorded, on_error) {
+            (Ok(_), _) => Ok(()),
+            (Err(e), OnHistoryError::Reject) => Err(e),
+            (Err(_), OnHistoryError::Deliver) => {
+                self.adapter.delivered_unrecorded(app, channel).await;
+                self.adapter.broadcast(app, channel, frame, except).await;
+                Ok(())
+            }
+        }
     }
 
     /// The live figures the metrics report, read now.

@@ -78,6 +78,10 @@ pub trait Adapter: Send + Sync + 'static {
         except: Option<SocketId>,
         rec: &Recording,
     ) -> Result<Position, HistoryUnavailable>;
+    /// An event of a recorded channel was delivered without going into its history (it could
+    /// not be written, and the app delivers anyway): that history misses it, so it must start
+    /// a new epoch before it is read again. Memory history is never unwritable.
+    async fn delivered_unrecorded(&self, _app: &App, _channel: &str) {}
     /// A page of a recorded channel's history (the HTTP API).
     async fn history(
         &self,

@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 
 pub use super::info::Info;
 use super::response::{self, ApiError, Body};
-use crate::app::{App, OnHistoryError};
+use crate::app::App;
 use crate::channels::cache::CachedEvent;
 use crate::protocol::channel_name::{self, ChannelKind};
 use crate::protocol::event::{self, LimitError};
@@ -286,22 +286,12 @@ async fn deliver(state: &Arc<State>, app: &Arc<App>, t: &Trigger) -> Result<(), 
         let timer = state.metrics.broadcast_seconds.start_timer();
         match app.recording_for(ch) {
             None => state.adapter.broadcast(app, ch, frame, t.except).await,
-            Some(rec) => {
-                let recorded = state
-                    .publish_recorded(app, ch, frame.clone(), t.except, rec)
-                    .await;
-                match (recorded, app.on_history_error) {
-                    (Ok(_), _) => {}
-                    (Err(_), OnHistoryError::Deliver) => {
-                        state.adapter.broadcast(app, ch, frame, t.except).await
-                    }
-                    (Err(_), OnHistoryError::Reject) => {
-                        return Err(ApiError::HistoryUnavailable {
-                            channel: ch.clone(),
-                        })
-                    }
-                }
-            }
+            Some(rec) => state
+                .publish_recorded(app, ch, frame, t.except, rec, app.on_history_error)
+                .await
+                .map_err(|_| ApiError::HistoryUnavailable {
+                    channel: ch.clone(),
+                })?,
         }
         timer.observe_duration();
     }

@@ -81,17 +81,15 @@ impl Session {
             .app
             .recording_for(channel)
             .filter(|r| r.record_client_events);
-        let frame = match recording {
-            Some(rec) => match Box::pin(self.record_client_event(channel, frame, rec)).await {
-                Some(unrecorded) => unrecorded,
-                None => return,
-            },
-            None => frame,
-        };
-        self.state
-            .adapter
-            .broadcast(&self.app, channel, frame, me)
-            .await;
+        match recording {
+            Some(rec) => Box::pin(self.record_client_event(channel, frame, rec)).await,
+            None => {
+                self.state
+                    .adapter
+                    .broadcast(&self.app, channel, frame, me)
+                    .await
+            }
+        }
     }
 
     /// Publishes a client event through the channel's history; gives the frame back when
@@ -102,12 +100,19 @@ impl Session {
         channel: &str,
         frame: frames::Frame,
         rec: &crate::app::Recording,
-    ) -> Option<frames::Frame> {
+    ) {
         let me = Some(self.handle.socket_id);
-        let recorded = self
+        // `Deliver` never fails.
+        let _ = self
             .state
-            .publish_recorded(&self.app, channel, frame.clone(), me, rec)
+            .publish_recorded(
+                &self.app,
+                channel,
+                frame,
+                me,
+                rec,
+                crate::app::OnHistoryError::Deliver,
+            )
             .await;
-        recorded.is_err().then_some(frame)
     }
 }

@@ -17,7 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{bus, RedisAdapter};
 use crate::adapter::{HistoryQuery, HistoryUnavailable, Member, SubscribeError, Subscribed};
-use crate::app::{App, OnHistoryError, Recording};
+use crate::app::{App, Recording};
 use crate::channels::handle::ConnHandle;
 use crate::channels::history::{page_complete, Page, PageItem};
 use crate::channels::namespace::Follow;
@@ -101,15 +101,13 @@ impl RedisAdapter {
                 self.bus_published.fetch_add(1, Ordering::Relaxed);
                 Ok(Position { epoch, offset })
             }
-            None => {
-                if app.on_history_error == OnHistoryError::Deliver {
-                    // Delivered without history: that history misses an event.
-                    crate::sync::lock(&self.rotations)
-                        .insert((app.id.clone(), channel.to_string()));
-                }
-                Err(HistoryUnavailable)
-            }
+            None => Err(HistoryUnavailable),
         }
+    }
+
+    /// Remembers that the channel's history misses an event, to start it over (`Rotations`).
+    pub(super) fn rotate_later(&self, app: &App, channel: &str) {
+        crate::sync::lock(&self.rotations).insert((app.id.clone(), channel.to_string()));
     }
 
     /// Reads where a channel's history stands and at most `limit` events after `after`.

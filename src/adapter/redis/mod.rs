@@ -306,6 +306,10 @@ impl Adapter for RedisAdapter {
             .await
     }
 
+    async fn delivered_unrecorded(&self, app: &App, channel: &str) {
+        self.rotate_later(app, channel)
+    }
+
     async fn history(
         &self,
         app: &App,
