@@ -158,7 +158,8 @@ impl LocalAdapter {
             .into_iter()
             .map(|(app_id, ns)| LocalStats {
                 app_id,
-                connections: ns.connection_count(),
+                // Not yet authorized ones are open connections too (docs/protocol.md §10.3).
+                connections: ns.connection_count() + ns.pending_count() as u64,
                 channels: ns.channel_count(),
                 members: ns.member_count(),
                 history_bytes: ns.history_bytes(),

@@ -32,6 +32,16 @@ pub struct App {
     pub enable_user_authentication: bool,
     /// Seconds a connection has to sign in when `enable_user_authentication` is on.
     pub user_authentication_timeout: u64,
+    /// Seconds a connection has to authorize itself, by signing in or by subscribing to a
+    /// private or presence channel, before it is closed with 4009 (0 = off); until then it
+    /// does not count toward `max_connections` (docs/protocol.md §10.3).
+    pub authorized_connections_timeout: u64,
+    /// Host patterns whose pages may connect (`Origin` header; `*` wildcards, scheme and port
+    /// ignored); empty or `["*"]` allows every origin (docs/protocol.md §10.4).
+    pub allowed_origins: Vec<String>,
+    /// Whether a connection without an `Origin` header (a native or server-side client) is let
+    /// in when `allowed_origins` restricts origins.
+    pub allow_missing_origin: bool,
     /// Simultaneous connections for the app (0 = unlimited); over it, new ones get 4004.
     pub max_connections: u64,
     /// Distinct users per presence channel (0 = unlimited).
@@ -100,6 +110,9 @@ impl Default for App {
             enable_client_messages: false,
             enable_user_authentication: false,
             user_authentication_timeout: 30,
+            authorized_connections_timeout: 0,
+            allowed_origins: Vec::new(),
+            allow_missing_origin: false,
             max_connections: 0,
             max_presence_members_per_channel: 100,
             max_presence_member_size: 1024,
@@ -178,7 +191,16 @@ impl App {
         if self.enable_user_authentication && self.user_authentication_timeout == 0 {
             return Err(format!("{at}.user_authentication_timeout: must be at least 1 when enable_user_authentication is on"));
         }
+        for (i, pattern) in self.allowed_origins.iter().enumerate() {
+            crate::protocol::origin::check_pattern(pattern)
+                .map_err(|e| format!("{at}.allowed_origins[{i}]: {e}"))?;
+        }
         Ok(())
+    }
+
+    /// Whether a WebSocket with this `Origin` header (`None`: none sent) may connect.
+    pub fn allows_origin(&self, origin: Option<&str>) -> bool {
+        crate::protocol::origin::allowed(&self.allowed_origins, origin, self.allow_missing_origin)
     }
 
     /// The recovery table that applies to `channel`, if it is recorded.

@@ -115,6 +115,9 @@ pub(super) struct Channel {
 pub struct Namespace {
     connections: DashMap<SocketId, Arc<ConnHandle>>,
     connection_count: AtomicU64,
+    /// Connections that have not authorized themselves yet (`authorized_connections_timeout`):
+    /// closable like the others, but not counted toward `max_connections`.
+    pending: DashMap<SocketId, Arc<ConnHandle>>,
     pub(super) channels: DashMap<String, Channel>,
     users: DashMap<String, Vec<SocketId>>,
     cache: DashMap<String, CachedEvent>,
@@ -142,6 +145,21 @@ impl Namespace {
         }
         self.connections.insert(conn.socket_id, conn);
         true
+    }
+
+    /// Holds a connection that does not count yet (docs/protocol.md §10.3).
+    pub fn add_pending(&self, conn: Arc<ConnHandle>) {
+        self.pending.insert(conn.socket_id, conn);
+    }
+
+    /// Forgets a connection that was not counted; true when it was pending.
+    pub fn remove_pending(&self, socket_id: SocketId) -> bool {
+        self.pending.remove(&socket_id).is_some()
+    }
+
+    /// Connections not authorized yet.
+    pub fn pending_count(&self) -> usize {
+        self.pending.len()
     }
 
     /// Forgets a connection and its sign-in. Idempotent.
@@ -401,7 +419,7 @@ impl Namespace {
 
     /// Closes every connection (used when a node loses its cluster for good, and by tests).
     pub fn close_all(&self, why: Fatal) {
-        for c in self.connections.iter() {
+        for c in self.connections.iter().chain(self.pending.iter()) {
             c.close(why);
         }
     }
@@ -409,6 +427,7 @@ impl Namespace {
     /// Whether nothing at all is held for the app (used to drop empty namespaces).
     pub fn is_idle(&self) -> bool {
         self.connection_count() == 0
+            && self.pending.is_empty()
             && self.channels.is_empty()
             && self.cache.is_empty()
             && self.history.is_empty()

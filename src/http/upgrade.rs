@@ -73,6 +73,12 @@ pub fn upgrade(
         .iter()
         .filter_map(|v| v.to_str().ok());
     let ip = state.trusted_proxies.client_ip(peer.ip(), forwarded);
+    // Checked after the upgrade (a refused origin gets 4009, which pusher-js does not retry;
+    // a 403 here would make it retry forever).
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     let within_rate = state.connection_rate.allow(ip, std::time::Instant::now());
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
@@ -92,7 +98,7 @@ pub fn upgrade(
                 )
                 .await;
                 if within_rate {
-                    crate::ws::connection::run(state, ws, app_key, protocol).await;
+                    crate::ws::connection::run(state, ws, app_key, protocol, origin).await;
                 } else {
                     crate::ws::connection::refuse_over_rate(&state, ws, &app_key).await;
                 }

@@ -54,6 +54,11 @@ pub enum Fatal {
     TerminatedByApp,
     /// An inbound message was larger than `max_message_size`.
     MessageTooBig,
+    /// The page's `Origin` is not in the app's `allowed_origins`.
+    OriginNotAllowed,
+    /// Neither signed in nor subscribed to a private or presence channel within the app's
+    /// `authorized_connections_timeout`.
+    NotAuthorized,
     /// This node missed events of a recorded channel the client follows (docs/recovery.md):
     /// reconnect at once and recover them from history.
     RecoveryGap,
@@ -70,7 +75,10 @@ impl Fatal {
             Fatal::OverConnectionRate | Fatal::SlowConsumer => OVER_CAPACITY,
             Fatal::ShuttingDown | Fatal::RecoveryGap => RECONNECT,
             Fatal::PongNotReceived => PONG_NOT_RECEIVED,
-            Fatal::NotSignedIn | Fatal::TerminatedByApp => UNAUTHORIZED,
+            Fatal::NotSignedIn
+            | Fatal::TerminatedByApp
+            | Fatal::OriginNotAllowed
+            | Fatal::NotAuthorized => UNAUTHORIZED,
             Fatal::MessageTooBig => MESSAGE_TOO_BIG,
         }
     }
@@ -93,6 +101,8 @@ impl Fatal {
             Fatal::TerminatedByApp => "Connection terminated by the application",
             Fatal::MessageTooBig => "Maximum message size exceeded",
             Fatal::RecoveryGap => "Missed events on this node; reconnect to recover them",
+            Fatal::OriginNotAllowed => "Origin not allowed",
+            Fatal::NotAuthorized => "Connection not authorized within timeout",
         }
     }
 }
@@ -131,6 +141,8 @@ mod tests {
             Fatal::TerminatedByApp,
             Fatal::MessageTooBig,
             Fatal::RecoveryGap,
+            Fatal::OriginNotAllowed,
+            Fatal::NotAuthorized,
         ];
         for f in all {
             assert!(!(4300..4400).contains(&f.code()), "{f:?}");
@@ -146,7 +158,13 @@ mod tests {
         assert!(reconnect_now
             .iter()
             .all(|f| (4200..4300).contains(&f.code())));
-        let refused = [Fatal::AppNotFound, Fatal::AppDisabled, Fatal::OverQuota];
+        let refused = [
+            Fatal::AppNotFound,
+            Fatal::AppDisabled,
+            Fatal::OverQuota,
+            Fatal::OriginNotAllowed,
+            Fatal::NotAuthorized,
+        ];
         assert!(refused.iter().all(|f| (4000..4100).contains(&f.code())));
     }
 }

@@ -8,6 +8,7 @@ pub mod codes;
 pub mod event;
 pub mod frames;
 pub mod inbound;
+pub mod origin;
 pub mod presence;
 pub mod query;
 pub mod recovery;

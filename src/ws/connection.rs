@@ -41,6 +41,7 @@ pub async fn run<S>(
     mut ws: WebSocketStream<S>,
     app_key: String,
     protocol: Option<String>,
+    origin: Option<String>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -51,12 +52,22 @@ pub async fn run<S>(
     if !app.enabled {
         return fatal(&mut ws, Fatal::AppDisabled).await;
     }
+    if !app.allows_origin(origin.as_deref()) {
+        return fatal(&mut ws, Fatal::OriginNotAllowed).await;
+    }
     if !protocol_supported(protocol.as_deref()) {
         return fatal(&mut ws, Fatal::UnsupportedProtocol).await;
     }
     let (handle, rx) = ConnHandle::new(SocketId::random(), state.config.outbound_queue_size);
     let handle = Arc::new(handle);
-    if !state.adapter.add_connection(&app, handle.clone()).await {
+    // With `authorized_connections_timeout`, a connection counts toward `max_connections` only
+    // once it has authorized itself (`Session::admit`): strangers holding connections with the
+    // public key cannot use up the quota.
+    let admitted = app.authorized_connections_timeout == 0;
+    if !admitted {
+        let ns = state.adapter.local().namespace(&app.id);
+        ns.add_pending(handle.clone());
+    } else if !state.adapter.add_connection(&app, handle.clone()).await {
         return fatal(&mut ws, Fatal::OverQuota).await;
     }
     state
@@ -68,7 +79,7 @@ pub async fn run<S>(
         handle.socket_id,
         state.config.activity_timeout,
     ));
-    let mut session = Session::new(state, app, handle);
+    let mut session = Session::new(state, app, handle, admitted);
     // A panic in a handler must not leave the connection registered: catch it, then clean up
     // exactly as for a normal disconnect.
     let outcome = AssertUnwindSafe(event_loop(&mut session, &mut ws, rx))
@@ -165,10 +176,23 @@ where
         .app
         .enable_user_authentication
         .then(|| connected_at + Duration::from_secs(session.app.user_authentication_timeout));
+    let authorize_deadline = (!session.admitted)
+        .then(|| connected_at + Duration::from_secs(session.app.authorized_connections_timeout));
+    // The next deadline still to watch: signing in while not signed in, authorizing while not
+    // authorized.
+    let next_deadline = |session: &Session, now: Instant| {
+        let signin = signin_deadline.filter(|_| session.user_id().is_none());
+        let authorize = authorize_deadline.filter(|_| !session.admitted);
+        [signin, authorize]
+            .into_iter()
+            .flatten()
+            .filter(|d| *d > now)
+            .min()
+    };
     let mut last_activity = connected_at;
     let mut ping_sent: Option<Instant> = None;
-    let first_wake =
-        signin_deadline.map_or(connected_at + activity, |d| d.min(connected_at + activity));
+    let first_wake = next_deadline(session, connected_at)
+        .map_or(connected_at + activity, |d| d.min(connected_at + activity));
     let timer = tokio::time::sleep_until(first_wake);
     tokio::pin!(timer);
 
@@ -183,6 +207,8 @@ where
             () = &mut timer => Step::Timer,
         };
         match step {
+            // Over quota at authorization is announced like over quota at connect.
+            Step::Close(Fatal::OverQuota) => return fatal(ws, Fatal::OverQuota).await,
             Step::Close(why) => return close(ws, why).await,
             Step::Outbound(first) => {
                 let (mut frames_out, mut bytes_out) = (1u64, first.len() as u64);
@@ -255,6 +281,11 @@ where
             }
             Step::Timer => {
                 let now = Instant::now();
+                if let Some(deadline) = authorize_deadline {
+                    if !session.admitted && now >= deadline {
+                        return fatal(ws, Fatal::NotAuthorized).await;
+                    }
+                }
                 if let Some(deadline) = signin_deadline {
                     if session.user_id().is_none() && now >= deadline {
                         return close(ws, Fatal::NotSignedIn).await;
@@ -272,10 +303,7 @@ where
                     }
                     None => last_activity + activity,
                 };
-                let next = match signin_deadline {
-                    Some(d) if session.user_id().is_none() && d > now => next.min(d),
-                    _ => next,
-                };
+                let next = next_deadline(session, now).map_or(next, |d| next.min(d));
                 timer.as_mut().reset(next);
             }
         }

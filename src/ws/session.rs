@@ -33,10 +33,18 @@ pub struct Session {
     pub channels: HashMap<String, Option<String>>,
     pub user: Option<SignedIn>,
     pub client_events: RateLimiter,
+    /// Counted toward `max_connections`: from the start, or, with
+    /// `authorized_connections_timeout`, once it has authorized itself (`admit`).
+    pub admitted: bool,
 }
 
 impl Session {
-    pub fn new(state: Arc<State>, app: Arc<App>, handle: Arc<ConnHandle>) -> Session {
+    pub fn new(
+        state: Arc<State>,
+        app: Arc<App>,
+        handle: Arc<ConnHandle>,
+        admitted: bool,
+    ) -> Session {
         let client_events = RateLimiter::per_second(app.max_client_events_per_second);
         Session {
             socket_id: handle.socket_id.to_string(),
@@ -46,7 +54,31 @@ impl Session {
             channels: HashMap::new(),
             user: None,
             client_events,
+            admitted,
         }
+    }
+
+    /// The connection has authorized itself (a valid sign-in, or a valid signature for a
+    /// private or presence channel): it now counts toward `max_connections`. False when that is
+    /// full: the connection is then closed with 4004 and the request goes no further
+    /// (docs/protocol.md §10.3).
+    pub async fn admit(&mut self) -> bool {
+        if self.admitted {
+            return true;
+        }
+        let ns = self.state.adapter.local().namespace(&self.app.id);
+        ns.remove_pending(self.handle.socket_id);
+        self.admitted = self
+            .state
+            .adapter
+            .add_connection(&self.app, self.handle.clone())
+            .await;
+        if !self.admitted {
+            // Not counted: cleanup leaves the count alone.
+            ns.add_pending(self.handle.clone());
+            self.handle.close(crate::protocol::codes::Fatal::OverQuota);
+        }
+        self.admitted
     }
 
     /// Queues a frame for this connection.
@@ -92,9 +124,19 @@ impl Session {
             self.leave(&channel).await;
         }
         let user = self.user.take().map(|u| u.id);
-        self.state
-            .adapter
-            .remove_connection(&self.app, self.handle.socket_id, user.as_deref())
-            .await;
+        if self.admitted {
+            self.state
+                .adapter
+                .remove_connection(&self.app, self.handle.socket_id, user.as_deref())
+                .await;
+        } else {
+            let local = self.state.adapter.local();
+            local
+                .namespace(&self.app.id)
+                .remove_pending(self.handle.socket_id);
+            if let Some(user) = user {
+                local.remove_user(&self.app.id, &user, self.handle.socket_id);
+            }
+        }
     }
 }

@@ -30,21 +30,18 @@ impl Session {
                 None,
             ));
         };
-        if let Some(previous) = self.user.take() {
-            if previous.id != id {
-                self.state.adapter.local().remove_user(
-                    &self.app.id,
-                    &previous.id,
-                    self.handle.socket_id,
-                );
-                // The previous user's private channel goes with the previous identity.
-                let own = format!(
-                    "{}{}",
-                    crate::protocol::channel_name::SERVER_TO_USER_PREFIX,
-                    previous.id
-                );
-                self.unsubscribe(&own).await;
-            }
+        // One identity per connection (Pusher: a sign-in fails when the connection is already
+        // associated with a different user id; docs/protocol.md §10.1). Signing in again as the
+        // same id is accepted.
+        if self.user_id().is_some_and(|previous| previous != id) {
+            return self.send(frames::error(
+                codes::UNAUTHORIZED,
+                "Sign-in refused: this connection is already signed in as another user",
+                None,
+            ));
+        }
+        if !self.admit().await {
+            return;
         }
         self.state
             .adapter

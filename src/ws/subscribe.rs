@@ -55,6 +55,10 @@ impl Session {
                     &format!("Invalid signature: expected \"{}:\" followed by the HMAC-SHA256 hex digest of {signed:?} with the app secret", self.app.key),
                 );
             }
+            // A valid signature authorizes the connection (docs/protocol.md §10.3).
+            if !self.admit().await {
+                return;
+            }
         }
         let member = if kind.presence {
             match self.presence_member(channel, s.channel_data.as_deref()) {

@@ -78,15 +78,15 @@ async fn server_to_user_channel_needs_a_sign_in_as_exactly_that_user() {
     }
 }
 
-/// A connection signed in as X that signs in again as Y is no longer X: it must neither keep
-/// receiving `#server-to-user-X` nor be able to subscribe to it again.
-// Found a bug when written: src/ws/signin.rs, on a second sign-in as another user, removes the old
-// user from the adapter but keeps the connection's `#server-to-user-{old id}` subscription, so
-// a connection signed in as bob keeps receiving alice's private messages. Fix: when
-// `previous.id != id`, also `self.unsubscribe("#server-to-user-{previous.id}")` (or refuse a
-// sign-in as a different user on an already signed-in connection).
+/// A connection signed in as X that signs in again as Y stays X (docs/protocol.md §10.1,
+/// Pusher's rule): the second sign-in gets a non-fatal `pusher:error` 4009, the connection keeps
+/// `#server-to-user-X` and cannot subscribe to `#server-to-user-Y`. Signing in again as X is
+/// accepted.
+// History: an earlier version switched identities and kept `#server-to-user-X`, so a connection
+// signed in as bob kept receiving alice's private messages; then it switched and gave the
+// channel up; now the switch is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn signing_in_as_another_user_gives_up_the_previous_user_channel() {
+async fn signing_in_as_another_user_is_refused_and_the_first_identity_stays() {
     let server = TestServer::start(TWO_APPS).await;
     let a = app_a();
     let (mut c, sid) = server.connect("key-a").await;
@@ -94,15 +94,19 @@ async fn signing_in_as_another_user_gives_up_the_previous_user_channel() {
     let alice = "#server-to-user-alice";
     assert_succeeded(&c.subscribe(alice, Some(""), None).await, alice);
 
-    // Same socket, now signed in as bob (a valid signature from the app).
-    signin_ok(&mut c, &a, &sid, r#"{"id":"bob"}"#).await;
-    assert_auth_error(
-        "signed in as bob",
-        &c.subscribe(alice, Some(""), None).await,
-        alice,
-    );
-    trigger(&server, &a, alice, "for-alice-only", "{}").await;
-    assert_nothing_queued(&mut c, "a connection now signed in as bob").await;
+    // Same socket, a valid signature from the app for bob: refused, not fatal.
+    let bob_data = r#"{"id":"bob"}"#;
+    c.send(json!({"event": "pusher:signin", "data": {"auth": user_auth(&a, &sid, bob_data), "user_data": bob_data}}))
+        .await;
+    let refused = c.recv().await;
+    assert_eq!(refused["event"], "pusher:error", "{refused}");
+    assert_eq!(refused["data"]["code"], 4009, "{refused}");
+    let bob = "#server-to-user-bob";
+    assert_auth_error("still alice", &c.subscribe(bob, Some(""), None).await, bob);
+    trigger(&server, &a, alice, "for-alice", "{}").await;
+    c.expect_event("for-alice").await;
+    // Signing in again as alice is fine.
+    signin_ok(&mut c, &a, &sid, r#"{"id":"alice"}"#).await;
 }
 
 // ---------------------------------------------------------------------------------------------
