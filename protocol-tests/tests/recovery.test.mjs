@@ -131,8 +131,8 @@ test(
       assert.ok(c.markers[0].replayed >= missed, `replayed ${c.markers[0].replayed}, at least ${missed} were certainly missed`);
       assert.equal(c.recovery.position(c.channel).offset, last, 'the position follows the live events');
       t.diagnostic(
-        `${last} events; ${c.markers[0].replayed} replayed after the cut (${missed} published while refused), ` +
-          `reconnected ${reopenedAt - cutAt} ms after the cut, ${proxy.refused} attempt(s) refused`,
+        `${last} events; ${c.markers[0].replayed} replayed after the cut (${missed} certainly missed: sent after the cut, ` +
+          `answered before the reconnect); reconnected ${reopenedAt - cutAt} ms after the cut, ${proxy.refused} attempt(s) refused`,
       );
     } finally {
       stop = true;
