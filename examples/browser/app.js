@@ -1,5 +1,10 @@
-// The browser example's page logic: one Echo connection, three channels.
-(async function () {
+// The browser example's page logic: one Echo connection, three channels, and missed-message
+// recovery (docs/recovery.md) as in examples/vue/echo.js. An ES module: index.html's import map
+// names laravel-echo and @clarion/echo-recovery; pusher-js is the classic script before it.
+import Echo from 'laravel-echo';
+import { withRecovery } from '@clarion/echo-recovery';
+
+{
   const $ = (id) => document.getElementById(id);
   // data-* attributes (data-event, data-id, data-state) are for scripts such as the
   // protocol-tests browser test, which drives this page.
@@ -22,7 +27,7 @@
 
   const config = await (await fetch('/config.json')).json();
   const headers = { 'X-Demo-User': user }; // stands in for Laravel's session cookie
-  const echo = new Echo.default({
+  const echo = new Echo({
     broadcaster: 'pusher',
     Pusher: window.Pusher,
     key: config.key,
@@ -37,6 +42,13 @@
     userAuthentication: { endpoint: '/broadcasting/user-auth', headers },
   });
   window.echo = echo;
+
+  // Missed-message recovery: every subscribe carries the channel's last position, so a channel
+  // Clarion records ([[apps.recovery]]; examples/browser/clarion.toml records `demo`) replays
+  // what this tab missed while it was offline, or says it cannot. Positions are kept in
+  // sessionStorage, so a reload of the tab resumes too. Elsewhere the plugin changes nothing.
+  const recovery = withRecovery(echo.connector.pusher, { persist: 'session' });
+  window.recovery = recovery;
 
   // Connection state. pusher-js reconnects and re-subscribes by itself: stop Clarion and start
   // it again to watch "unavailable" turn back into "connected".
@@ -55,12 +67,32 @@
     if (!event.startsWith('pusher')) add('events', `${time()} to you: ${event} ${JSON.stringify(data)}`);
   });
 
-  // 1. Public channel: every event, whatever its name.
+  // 1. Public channel: every event, whatever its name; after a reconnect, first the ones this
+  //    tab missed, then clarion:recovery, which says whether they were all replayed.
+  const showRecovery = (r) => {
+    const line = $('recovery');
+    line.hidden = false;
+    line.dataset.state = r.recovered ? 'recovered' : 'failed';
+    line.dataset.reason = r.reason ?? '';
+    if (r.recovered) {
+      line.textContent = `${time()} back online: ${r.replayed} missed event(s) replayed below, none lost`;
+      return;
+    }
+    // Clarion could not replay them (restarted, history purged or expired, too far behind): a
+    // real app reloads its data from the backend now.
+    line.textContent = `${time()} back online, but events published while this tab was away are lost (${r.reason}). `;
+    const reload = document.createElement('button');
+    reload.textContent = 'Reload';
+    reload.addEventListener('click', () => location.reload());
+    line.append(reload);
+  };
   echo
     .channel('demo')
     .subscribed(() => ($('events').dataset.state = 'subscribed'))
+    .listen('.clarion:recovery', showRecovery)
     .listenToAll((event, data) => {
       const name = event.replace(/^\./, '');
+      if (name.startsWith('clarion:')) return; // the recovery marker, shown above
       add('events', `${time()} ${name} ${JSON.stringify(data)}`, false, { event: name });
     });
   $('publish-form').addEventListener('submit', async (e) => {
@@ -113,4 +145,4 @@
     add('whispers', `${time()} you: ${text}`);
     $('whisper-text').value = '';
   });
-})();
+}

@@ -1,11 +1,23 @@
-// The browser example's server: serves the page, pusher-js and Laravel Echo, and plays the part
-// of your Laravel app: /broadcasting/auth and /broadcasting/user-auth sign with the app secret
-// (what Broadcast::routes() does), and POST /trigger publishes an event through Clarion's HTTP
-// API (what broadcast() does). Clarion itself must already be running.
+// The browser example's server: serves the page, pusher-js, Laravel Echo and the recovery plugin
+// (clients/echo-recovery), and plays the part of your Laravel app: /broadcasting/auth and
+// /broadcasting/user-auth sign with the app secret (what Broadcast::routes() does), and POST
+// /trigger publishes an event through Clarion's HTTP API (what broadcast() does). Clarion itself
+// must already be running.
 //
 //   (cd protocol-tests && npm ci)        once: pusher-js, laravel-echo and the `pusher` SDK
-//   cargo run                            Clarion with its development app on 127.0.0.1:6001
+//   cargo run -- --config examples/browser/clarion.toml
+//                                        Clarion with its development app on 127.0.0.1:6001,
+//                                        recording the page's channel `demo` (plain `cargo run`
+//                                        works too, without recovery)
 //   node examples/browser/serve.mjs      then open the printed URL, in two tabs
+//
+// Missed-message recovery (docs/recovery.md): take one tab offline (in its console:
+// `echo.connector.pusher.disconnect()`), publish from the other tab, and bring it back
+// (`echo.connector.pusher.connect()`): the events it missed appear, then a green "none lost"
+// line. A reload of the tab resumes the same way (positions are kept in sessionStorage). When
+// Clarion cannot replay them (restart Clarion: its history is in memory, so it starts a new one),
+// a red line says the tab missed events and offers a reload, where a real app reloads its data
+// from the backend.
 //
 // Environment:
 //   CLARION_URL         Clarion as both this server and the browser reach it
@@ -56,7 +68,8 @@ const FILES = {
   '/': ['index.html', 'text/html; charset=utf-8'],
   '/app.js': ['app.js', 'text/javascript; charset=utf-8'],
   '/vendor/pusher.min.js': [path.join(modules, 'pusher-js/dist/web/pusher.min.js'), 'text/javascript; charset=utf-8'],
-  '/vendor/echo.iife.js': [path.join(modules, 'laravel-echo/dist/echo.iife.js'), 'text/javascript; charset=utf-8'],
+  '/vendor/echo.js': [path.join(modules, 'laravel-echo/dist/echo.js'), 'text/javascript; charset=utf-8'],
+  '/vendor/echo-recovery.mjs': [path.resolve(here, '../../clients/echo-recovery/index.mjs'), 'text/javascript; charset=utf-8'],
 };
 
 const send = (res, status, type, body) => {

@@ -4,21 +4,23 @@
 // /broadcasting/auth and /broadcasting/user-auth for the user the page names (?user=…, sent as
 // an X-Demo-User header). serve.mjs is pointed at the server under test through its CLARION_*
 // environment variables; the page joins the example's fixed channels: demo, presence-demo and
-// private-demo.
+// private-demo. The page loads the recovery plugin (clients/echo-recovery) as examples/vue does;
+// run.mjs's config records `demo`, so the last test checks the page's recovery line (skipped
+// against another server, like every recovery test: lib/recovery.mjs).
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launchChromium } from '../lib/chromium.mjs';
 import { echoClient, serverSdk, subscribed, closeAll, target } from '../lib/target.mjs';
+import { recoverySkip, purgeHistory } from '../lib/recovery.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
 const SERVE = path.resolve(root, '..', 'examples', 'browser', 'serve.mjs');
-const CHROMIUM = '/usr/bin/chromium';
-const SCREENSHOT = path.join(root, 'test-output', 'browser.png');
+const SCREENSHOT = path.join(root, 'test-output', 'browser.png'); // and browser-recovery.png
 const PUBLIC = 'demo';
 const PRESENCE = 'demo'; // Echo adds "presence-"
 const ME = 'alice'; // the page's user (?user=alice)
@@ -90,28 +92,7 @@ before(async () => {
   } catch (e) {
     siteError = e.message;
   }
-  if (!fs.existsSync(CHROMIUM)) {
-    launchError = `${CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium)`;
-    return;
-  }
-  try {
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      timeout: 30_000,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
-  } catch (e) {
-    launchError = `could not launch ${CHROMIUM}: ${e.message}`;
-  }
+  ({ browser, error: launchError } = await launchChromium());
 });
 
 after(async () => {
@@ -147,6 +128,7 @@ async function withDiagnostics(fn) {
             connection: document.getElementById('state').dataset.state,
             events: document.getElementById('events').dataset.state,
             members: document.getElementById('members').dataset.state,
+            recovery: document.getElementById('recovery').innerText,
             memberList: document.getElementById('members').innerText,
             errors: document.getElementById('errors').innerText,
           }),
@@ -209,3 +191,47 @@ test('Chromium: a presence member who disconnects disappears from the page', asy
     assert.equal(await p.getAttribute('#state', 'data-state'), 'connected');
   });
 });
+
+test(
+  'Chromium: the example page replays the demo events it missed while offline, and shows a reload line when recovery fails (recovered:false)',
+  { skip: recoverySkip },
+  async () => {
+    const p = await openPage();
+    await withDiagnostics(async () => {
+      await p.waitForSelector('#events[data-state="subscribed"]', { state: 'attached' });
+      const offline = async () => {
+        await p.evaluate(() => window.echo.connector.pusher.disconnect());
+        await p.waitForSelector('#state[data-state="disconnected"]', { state: 'attached' });
+      };
+      const online = () => p.evaluate(() => window.echo.connector.pusher.connect());
+      const shown = () => p.$$eval('#events li[data-event]', (lis) => lis.map((li) => li.dataset.event).reverse()); // oldest first
+
+      // The tab goes offline; two events are published; it comes back and gets both, once.
+      const before = await shown();
+      await offline();
+      for (const name of ['missed-1', 'missed-2']) assert.equal((await serverSdk().trigger(PUBLIC, name, { while: 'offline' })).status, 200);
+      await online();
+      await p.waitForSelector('#recovery[data-state="recovered"]');
+      assert.deepEqual(await shown(), [...before, 'missed-1', 'missed-2'], 'missed events shown once, in order');
+      assert.match(await p.textContent('#recovery'), /2 missed event\(s\) replayed/);
+
+      // Offline again; the channel's history is purged (as a Clarion restart loses memory
+      // history); the event published meanwhile cannot be replayed, and the page says so.
+      await offline();
+      const purge = await purgeHistory(PUBLIC);
+      assert.equal(purge.status, 200, `DELETE history: ${purge.status} ${purge.body}`);
+      assert.equal((await serverSdk().trigger(PUBLIC, 'lost', {})).status, 200);
+      await online();
+      await p.waitForSelector('#recovery[data-state="failed"]');
+      assert.equal(await p.getAttribute('#recovery', 'data-reason'), 'epoch_changed');
+      assert.match(await p.textContent('#recovery'), /events published while this tab was away are lost \(epoch_changed\)/);
+      assert.equal(await p.locator('#recovery button').textContent(), 'Reload');
+      assert.ok(!(await shown()).includes('lost'), 'nothing replayed from another history');
+      await p.screenshot({ path: path.join(path.dirname(SCREENSHOT), 'browser-recovery.png'), fullPage: true });
+
+      // Live again.
+      assert.equal((await serverSdk().trigger(PUBLIC, 'after', {})).status, 200);
+      await p.waitForSelector('#events li[data-event="after"]');
+    });
+  },
+);
