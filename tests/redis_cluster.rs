@@ -490,3 +490,35 @@ async fn webhooks_are_sent_once_for_the_whole_cluster() {
     );
     rx.nothing(Duration::from_millis(600)).await;
 }
+
+/// The live subscription count is the cluster's, and reaches subscribers on every node
+/// (docs/protocol.md §10.2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscription_counts_are_cluster_wide() {
+    let redis = Redis::start();
+    let extra = "enable_subscription_count = true\n";
+    let (a, b) = (
+        node(&redis, "t-count", extra).await,
+        node(&redis, "t-count", extra).await,
+    );
+    let count = |m: &Value| {
+        assert_eq!(m["event"], "pusher_internal:subscription_count", "{m}");
+        decode_data(m)["subscription_count"]
+            .as_u64()
+            .expect("count")
+    };
+    let (mut on_a, _) = a.connect("k").await;
+    on_a.subscribe("news", Some(""), None).await;
+    assert_eq!(count(&on_a.recv().await), 1);
+    let (mut on_b, _) = b.connect("k").await;
+    on_b.subscribe("news", Some(""), None).await;
+    assert_eq!(count(&on_b.recv().await), 2);
+    assert_eq!(
+        count(&on_a.recv().await),
+        2,
+        "node A hears of node B's subscriber"
+    );
+    drop(on_b);
+    assert_eq!(count(&on_a.recv().await), 1);
+    on_a.expect_silence(Duration::from_millis(300)).await;
+}

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use dashmap::DashMap;
 use serde_json::Value;
 
+use super::live_count::LiveCounts;
 use super::{
     Adapter, ChannelStats, HistoryQuery, HistoryUnavailable, LocalStats, Member, Page,
     SubscribeError, Subscribed, Unsubscribed,
@@ -25,6 +26,8 @@ use crate::protocol::socket_id::SocketId;
 #[derive(Debug, Default)]
 pub struct LocalAdapter {
     namespaces: DashMap<String, Arc<Namespace>>,
+    /// Live subscription counts sent to this node's subscribers.
+    live_counts: Arc<LiveCounts>,
     /// What memory history may hold over every app (`max_history_memory`).
     budget: Arc<Budget>,
 }
@@ -104,6 +107,8 @@ impl LocalAdapter {
                 for ns in this.namespaces.iter() {
                     ns.sweep_cache();
                 }
+                this.live_counts
+                    .sweep(|app| this.namespaces.get(app).map(|n| n.clone()));
                 this.namespaces
                     .retain(|_, ns| !ns.is_idle() || Arc::strong_count(ns) > 1);
             }
@@ -119,6 +124,12 @@ impl LocalAdapter {
     /// Forgets that `socket_id` is signed in as `user_id`.
     pub fn remove_user(&self, app_id: &str, user_id: &str, socket_id: SocketId) {
         self.namespace(app_id).remove_user(user_id, socket_id)
+    }
+
+    /// Tells this node's subscribers of a channel its new count (`LiveCounts::offer`).
+    pub fn offer_count(&self, app_id: &str, channel: &str, count: usize, version: u64) {
+        let ns = self.namespace(app_id);
+        self.live_counts.offer(&ns, app_id, channel, count, version);
     }
 
     /// Closes every opted-in subscriber that follows a cluster's numbering (`Namespace::

@@ -5,6 +5,7 @@
 //! cross-node fan-out and shared state behind the same calls, so the protocol code does not
 //! change when a deployment grows.
 
+pub(crate) mod live_count;
 pub(crate) mod local;
 pub(crate) mod redis;
 
@@ -68,6 +69,11 @@ pub trait Adapter: Send + Sync + 'static {
     async fn terminate_user(&self, app: &App, user_id: &str);
     /// Connections of the app.
     async fn connection_count(&self, app: &App) -> u64;
+    /// A channel's subscription count changed to `count` (numbered `version`, see
+    /// `Subscribed::count_version`): every node tells its subscribers (docs/protocol.md §10.2).
+    async fn announce_count(&self, app: &App, channel: &str, count: usize, version: u64) {
+        self.local().offer_count(&app.id, channel, count, version);
+    }
     /// Publishes on a recorded channel (docs/recovery.md): history assigns the offset, and
     /// opted-in subscribers get the frame stamped with it; the others get `frame` unchanged.
     async fn publish_recorded(

@@ -68,6 +68,9 @@ pub struct App {
     pub max_read_requests_per_second: u32,
     /// Send several webhook events in one request (Pusher's "batch webhooks").
     pub webhook_batching: bool,
+    /// Send `pusher_internal:subscription_count` to a channel's subscribers when its count
+    /// changes (docs/protocol.md §10.2).
+    pub enable_subscription_count: bool,
     /// Channels that keep history for missed-message recovery (`[[apps.recovery]]`); none by
     /// default.
     pub recovery: Vec<Recording>,
@@ -125,6 +128,7 @@ impl Default for App {
             max_backend_events_per_second: 0,
             max_read_requests_per_second: 0,
             webhook_batching: false,
+            enable_subscription_count: false,
             recovery: Vec::new(),
             on_history_error: OnHistoryError::Reject,
             webhooks: Vec::new(),
@@ -201,6 +205,13 @@ impl App {
     /// Whether a WebSocket with this `Origin` header (`None`: none sent) may connect.
     pub fn allows_origin(&self, origin: Option<&str>) -> bool {
         crate::protocol::origin::allowed(&self.allowed_origins, origin, self.allow_missing_origin)
+    }
+
+    /// Whether subscribers of `channel` get its live subscription count: the app asks for it,
+    /// and the channel is neither presence (which has its member events) nor a user's own.
+    pub fn counts_subscriptions(&self, channel: &str) -> bool {
+        let kind = crate::protocol::channel_name::ChannelKind::of(channel);
+        self.enable_subscription_count && !kind.presence && !kind.server_to_user
     }
 
     /// The recovery table that applies to `channel`, if it is recorded.

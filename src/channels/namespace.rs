@@ -34,6 +34,9 @@ pub struct Subscribed {
     pub presence: Option<Roster>,
     /// Subscriptions to the channel after this one.
     pub subscription_count: usize,
+    /// Orders `subscription_count` among the channel's changes (later changes have higher
+    /// numbers), so that a count overtaken by a newer one is not shown (0: not numbered).
+    pub count_version: u64,
     /// The `subscription_succeeded` (and a recovery's replay and marker) is already queued,
     /// in order with the channel's events; the caller must not send another.
     pub announced: bool,
@@ -74,6 +77,8 @@ pub struct Unsubscribed {
     pub vacated: bool,
     /// Subscriptions left on the channel.
     pub subscription_count: usize,
+    /// As in `Subscribed`.
+    pub count_version: u64,
     /// The user's last connection left the presence channel (member_removed).
     pub member_removed: Option<Value>,
     /// Presence: the leaving subscriber's member key and `user_id`, whether or not it was the
@@ -118,6 +123,8 @@ pub struct Namespace {
     /// Connections that have not authorized themselves yet (`authorized_connections_timeout`):
     /// closable like the others, but not counted toward `max_connections`.
     pending: DashMap<SocketId, Arc<ConnHandle>>,
+    /// Numbers subscription changes on this node (`Subscribed::count_version`).
+    count_seq: AtomicU64,
     pub(super) channels: DashMap<String, Channel>,
     users: DashMap<String, Vec<SocketId>>,
     cache: DashMap<String, CachedEvent>,
@@ -242,7 +249,13 @@ impl Namespace {
         let result = {
             let mut entry = self.channels.entry(channel.to_string()).or_default();
             let ch = entry.value_mut();
-            subscribe_in(ch, conn, member, max_members, follow)
+            let mut result = subscribe_in(ch, conn, member, max_members, follow);
+            if let Ok(s) = &mut result {
+                // Numbered under the channel's lock: the order of the numbers is the order of
+                // the counts.
+                s.count_version = self.count_seq.fetch_add(1, Ordering::Relaxed) + 1;
+            }
+            result
         };
         if result.is_err() {
             self.channels
@@ -272,6 +285,7 @@ impl Namespace {
                 }
                 out.vacated = ch.subscribers.is_empty();
                 out.subscription_count = ch.subscribers.len();
+                out.count_version = self.count_seq.fetch_add(1, Ordering::Relaxed) + 1;
             }
         }
         if out.vacated {

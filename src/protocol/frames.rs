@@ -3,7 +3,7 @@
 //! A `Frame` is a `Utf8Bytes`: cloning it bumps a reference count, so a broadcast is serialized
 //! once and every subscriber's queue holds the same allocation.
 
-use serde_json::Value;
+use serde_json::{json, Value};
 pub use tokio_tungstenite::tungstenite::Utf8Bytes as Frame;
 
 use super::socket_id::SocketId;
@@ -155,6 +155,16 @@ pub fn signin_success(user_data: &str) -> Frame {
 /// A cache channel has nothing cached: no `data` at all.
 pub fn cache_miss(channel: &str) -> Frame {
     envelope("pusher:cache_miss", Some(channel), None, None)
+}
+
+/// The live subscription count of a channel (docs/protocol.md §10.2); pusher-js re-emits it
+/// as `pusher:subscription_count`.
+pub fn subscription_count(channel: &str, count: usize) -> Frame {
+    internal(
+        "pusher_internal:subscription_count",
+        Some(channel),
+        &json!({"subscription_count": count}),
+    )
 }
 
 #[cfg(test)]

@@ -154,6 +154,25 @@ impl Session {
                 }
             }
         }
+        if subscribed.added {
+            self.announce_count(
+                channel,
+                subscribed.subscription_count,
+                subscribed.count_version,
+            )
+            .await;
+        }
+    }
+
+    /// Tells the channel's subscribers its new count, when the app asks for it and the count
+    /// is the cluster's (docs/protocol.md §10.2).
+    async fn announce_count(&self, channel: &str, count: usize, version: u64) {
+        if version != 0 && count > 0 && self.app.counts_subscriptions(channel) {
+            self.state
+                .adapter
+                .announce_count(&self.app, channel, count, version)
+                .await;
+        }
     }
 
     /// Reads the member from `channel_data` (or from the sign-in when it is absent) and checks
@@ -222,6 +241,8 @@ impl Session {
                 &self.app,
                 Event::subscription_count(channel, left.subscription_count),
             );
+            self.announce_count(channel, left.subscription_count, left.count_version)
+                .await;
         }
         if let Some(user_id) = left.member_removed {
             hooks.emit(&self.app, Event::member_removed(channel, &user_id));

@@ -23,6 +23,7 @@ mod metrics;
 mod recovery;
 mod security;
 mod smoke;
+mod subscription_count;
 mod tls;
 mod webhooks;
 mod ws_protocol;

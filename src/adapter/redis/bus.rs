@@ -29,6 +29,13 @@ pub enum Message {
     },
     /// Close the connections signed in as `user`.
     Terminate { app: String, user: String },
+    /// A channel's subscription count changed (numbered `version`).
+    Count {
+        app: String,
+        channel: String,
+        count: usize,
+        version: u64,
+    },
     /// A recorded channel's event, numbered `at` by the history script.
     Numbered {
         app: String,
@@ -71,6 +78,18 @@ pub fn encode(node: &str, m: &Message) -> Option<Vec<u8>> {
             frame.as_str().as_bytes(),
         ),
         Message::Terminate { app, user } => ("T", app, user, "-".to_string(), b""),
+        Message::Count {
+            app,
+            channel,
+            count,
+            version,
+        } => {
+            let head = format!("C\n{node}\n{app}\n{channel}\n-\n{count} {version}");
+            if [node, app, channel].iter().any(|f| f.contains('\n')) {
+                return None;
+            }
+            return Some(head.into_bytes());
+        }
         Message::Numbered {
             app,
             channel,
@@ -117,6 +136,16 @@ pub fn decode(bytes: &[u8]) -> Option<(String, Message)> {
             }
         }
         "T" => Message::Terminate { app, user: target },
+        "C" => {
+            let text = std::str::from_utf8(payload).ok()?;
+            let (count, version) = text.split_once(' ')?;
+            Message::Count {
+                app,
+                channel: target,
+                count: count.parse().ok()?,
+                version: version.parse().ok()?,
+            }
+        }
         "N" => {
             let mut rest = payload.splitn(3, |b| *b == b'\n');
             let mut text = || rest.next().and_then(|p| std::str::from_utf8(p).ok());
@@ -180,6 +209,12 @@ impl RedisAdapter {
                     .namespace(&app)
                     .deliver_numbered(&channel, &frame, &at, except);
             }
+            Message::Count {
+                app,
+                channel,
+                count,
+                version,
+            } => self.local.offer_count(&app, &channel, count, version),
         }
     }
 }
@@ -299,6 +334,16 @@ mod tests {
             },
             frame: Frame::from("{\"event\":\"x\",\"data\":\"a\\nb\"}"),
         };
+        let c = Message::Count {
+            app: "1".into(),
+            channel: "c".into(),
+            count: 12,
+            version: 99,
+        };
+        assert_eq!(
+            decode(&encode("n", &c).expect("encodes")),
+            Some(("n".to_string(), c))
+        );
         let bytes = encode("n", &n).expect("encodes");
         assert!(bytes.starts_with(
             numbered_head("n", "1", "private-a", None)

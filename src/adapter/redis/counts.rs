@@ -134,8 +134,10 @@ impl RedisAdapter {
     }
 
     /// Applies a subscription change to this node's count and, when Redis answers, replaces
-    /// the local `edge` (occupied for +1, vacated for -1) and `count` with the cluster's: one
-    /// script does both, so exactly one node sees a channel become occupied or vacated.
+    /// the local `edge` (occupied for +1, vacated for -1), `count` and `version` with the
+    /// cluster's: one script does all, so exactly one node sees a channel become occupied or
+    /// vacated. Without Redis the count is this node's only, and `version` is 0 (not to be
+    /// shown to subscribers as the channel's count).
     pub(super) async fn apply_count(
         &self,
         app: &str,
@@ -143,8 +145,9 @@ impl RedisAdapter {
         delta: i64,
         edge: &mut bool,
         count: &mut usize,
+        version: &mut u64,
     ) {
-        let total: Option<i64> = self
+        let answer: Option<(i64, i64)> = self
             .script(
                 "count subscription",
                 self.scripts
@@ -155,13 +158,18 @@ impl RedisAdapter {
                     .arg(self.keys.nodes())
                     .arg(self.keys.alive_prefix())
                     .arg(self.keys.counts_prefix(app))
-                    .arg(&self.keys.node),
+                    .arg(&self.keys.node)
+                    .arg(self.keys.count_seq(app)),
             )
             .await;
-        if let Some(total) = total {
-            let total = total.max(0) as usize;
-            *edge = if delta > 0 { total == 1 } else { total == 0 };
-            *count = total;
+        match answer {
+            Some((total, seq)) => {
+                let total = total.max(0) as usize;
+                *edge = if delta > 0 { total == 1 } else { total == 0 };
+                *count = total;
+                *version = seq.max(0) as u64;
+            }
+            None => *version = 0,
         }
     }
 }

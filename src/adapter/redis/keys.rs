@@ -54,6 +54,11 @@ impl Keys {
         format!("{}:app:{app}:counts:", self.prefix)
     }
 
+    /// Counter that numbers an app's subscription changes over the cluster.
+    pub fn count_seq(&self, app: &str) -> String {
+        format!("{}:app:{app}:count_seq", self.prefix)
+    }
+
     /// Hash node → connections of one app.
     pub fn connections(&self, app: &str) -> String {
         format!("{}:app:{app}:connections", self.prefix)

@@ -153,6 +153,7 @@ impl RedisAdapter {
                 1,
                 &mut local.occupied,
                 &mut local.subscription_count,
+                &mut local.count_version,
             )
             .await;
         }
@@ -216,6 +217,7 @@ impl Adapter for RedisAdapter {
             -1,
             &mut out.vacated,
             &mut out.subscription_count,
+            &mut out.count_version,
         )
         .await;
         self.leave_presence(app, channel, socket_id, &mut out).await;
@@ -285,6 +287,17 @@ impl Adapter for RedisAdapter {
         };
         self.publish(&m).await;
         self.deliver_local(m);
+    }
+
+    async fn announce_count(&self, app: &App, channel: &str, count: usize, version: u64) {
+        self.publish(&Message::Count {
+            app: app.id.clone(),
+            channel: channel.to_string(),
+            count,
+            version,
+        })
+        .await;
+        self.local.offer_count(&app.id, channel, count, version);
     }
 
     async fn connection_count(&self, app: &App) -> u64 {

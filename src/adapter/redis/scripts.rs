@@ -110,9 +110,11 @@ return n
 }
 
 /// KEYS[1] this node's counts hash; ARGV: channel, delta, nodes set key, liveness key prefix,
-/// counts key prefix (node id appended), this node's id. Applies the delta to this node's count
-/// and returns the channel's subscriptions over every live node, in one atomic step, so that
-/// exactly one node sees a channel become occupied (1) or vacated (0).
+/// counts key prefix (node id appended), this node's id, the app's change counter key. Applies
+/// the delta to this node's count and returns `{subscriptions over every live node, change
+/// number}` in one atomic step, so that exactly one node sees a channel become occupied (1) or
+/// vacated (0), and a later change always has a higher number (for the live subscription
+/// count, docs/protocol.md §10.2).
 fn count_change() -> Script {
     Script::new(
         r#"
@@ -132,7 +134,7 @@ for _, node in ipairs(redis.call('SMEMBERS', ARGV[3])) do
   end
 end
 if not seen_self then add(ARGV[6]) end
-return total
+return {total, redis.call('INCR', ARGV[7])}
 "#,
     )
 }
