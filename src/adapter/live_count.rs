@@ -6,6 +6,9 @@
 //! stale figure when two changes cross on the bus. On a channel over `THROTTLE_ABOVE`
 //! subscriptions this node sends at most one frame per `THROTTLE_EVERY`, on the trailing edge
 //! and with the latest count: a busy channel's joins and leaves do not turn into a frame storm.
+//!
+//! Lock order: a channel's entry here, then the namespace's channel (inside `broadcast`); the
+//! frame is queued while the entry is held, so counts leave in the order of their numbers.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,7 +72,8 @@ impl LiveCounts {
             Some(at) if count > THROTTLE_ABOVE && now < at + THROTTLE_EVERY => at + THROTTLE_EVERY,
             _ => {
                 relay.last_sent = Some(now);
-                drop(relay);
+                // Sent while the entry is held: two counts offered at once leave in the order
+                // of their numbers.
                 ns.broadcast(channel, &frames::subscription_count(channel, count), None);
                 return;
             }
@@ -80,15 +84,12 @@ impl LiveCounts {
         tokio::spawn(async move {
             tokio::time::sleep_until(due).await;
             let Some(this) = this.upgrade() else { return };
-            let count = match this.channels.get_mut(&key) {
-                Some(mut relay) => {
-                    relay.scheduled = false;
-                    relay.last_sent = Some(Instant::now());
-                    relay.count
-                }
-                None => return,
+            if let Some(mut relay) = this.channels.get_mut(&key) {
+                relay.scheduled = false;
+                relay.last_sent = Some(Instant::now());
+                let frame = frames::subscription_count(&key.1, relay.count);
+                ns.broadcast(&key.1, &frame, None);
             };
-            ns.broadcast(&key.1, &frames::subscription_count(&key.1, count), None);
         });
     }
 
