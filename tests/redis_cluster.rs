@@ -2,6 +2,8 @@
 //! test on a free port, so it can be stopped and restarted) behave as one server.
 
 mod common;
+#[path = "redis_cluster/watchlist.rs"]
+mod watchlist;
 use common::process::Process;
 use common::redis::Redis;
 use common::*;
@@ -10,11 +12,11 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-const APP: &str =
+pub(crate) const APP: &str =
     "[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"s\"\nenable_client_messages = true\n";
 
 /// A node of the cluster with extra app settings.
-async fn node(redis: &Redis, prefix: &str, extra: &str) -> TestServer {
+pub(crate) async fn node(redis: &Redis, prefix: &str, extra: &str) -> TestServer {
     node_with(redis, prefix, "", extra).await
 }
 

@@ -115,15 +115,26 @@ impl LocalAdapter {
         });
     }
 
-    /// Records that `socket_id` signed in as `user_id` (sign-ins are node-local: a cluster
-    /// reaches a user's connections by asking every node).
-    pub fn add_user(&self, app_id: &str, user_id: &str, socket_id: SocketId) {
-        self.namespace(app_id).add_user(user_id, socket_id)
-    }
-
-    /// Forgets that `socket_id` is signed in as `user_id`.
-    pub fn remove_user(&self, app_id: &str, user_id: &str, socket_id: SocketId) {
-        self.namespace(app_id).remove_user(user_id, socket_id)
+    /// Registers a sign-in here, announced to this node's watchers when `announce`, and
+    /// the connection's watchlist; answers which of the watched users are signed in here.
+    pub fn sign_in_here(
+        &self,
+        app_id: &str,
+        socket_id: SocketId,
+        user_id: &str,
+        watchlist: Option<&[String]>,
+        announce: bool,
+    ) -> Vec<String> {
+        let ns = self.namespace(app_id);
+        ns.add_user(user_id, socket_id, announce);
+        let Some(ids) = watchlist else {
+            return Vec::new();
+        };
+        ns.watch(socket_id, ids);
+        ids.iter()
+            .filter(|id| ns.is_signed_in(id))
+            .cloned()
+            .collect()
     }
 
     /// Tells this node's subscribers of a channel its new count (`LiveCounts::offer`).
@@ -192,7 +203,23 @@ impl Adapter for LocalAdapter {
 
     async fn remove_connection(&self, app: &App, socket_id: SocketId, user_id: Option<&str>) {
         self.namespace(&app.id)
-            .remove_connection(socket_id, user_id)
+            .remove_connection(socket_id, user_id, app.enable_watchlist_events)
+    }
+
+    async fn sign_in(
+        &self,
+        app: &App,
+        socket_id: SocketId,
+        user_id: &str,
+        watchlist: Option<&[String]>,
+    ) -> Vec<String> {
+        self.sign_in_here(
+            &app.id,
+            socket_id,
+            user_id,
+            watchlist,
+            app.enable_watchlist_events,
+        )
     }
 
     async fn subscribe(
@@ -372,8 +399,8 @@ mod tests {
         let (a, b) = (app("a"), app("b"));
         let (a1, ra1) = connect(&adapter, &a, 1).await;
         let (b1, rb1) = connect(&adapter, &b, 2).await;
-        adapter.add_user("a", "u", a1.socket_id);
-        adapter.add_user("b", "u", b1.socket_id);
+        adapter.sign_in(&a, a1.socket_id, "u", None).await;
+        adapter.sign_in(&b, b1.socket_id, "u", None).await;
         adapter.terminate_user(&a, "u").await;
         assert_eq!(ra1.poll_close(), Poll::Ready(Fatal::TerminatedByApp));
         assert_eq!(rb1.poll_close(), Poll::Pending, "same user id, other app");

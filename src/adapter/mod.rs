@@ -41,8 +41,20 @@ pub trait Adapter: Send + Sync + 'static {
     }
     /// Registers a connection; false when the app is over `max_connections`.
     async fn add_connection(&self, app: &App, conn: Arc<ConnHandle>) -> bool;
-    /// Forgets a connection and its sign-in (channels are left by `unsubscribe` first).
+    /// Forgets a connection and its sign-in (channels are left by `unsubscribe` first); the
+    /// user's last connection anywhere is `offline` for its watchers.
     async fn remove_connection(&self, app: &App, socket_id: SocketId, user_id: Option<&str>);
+    /// A connection signed in as `user_id`: reachable by `terminate_user` and online (its
+    /// first connection anywhere is `online` for its watchers when the app has watchlist
+    /// events). With a `watchlist`, registers it and answers which of its ids are online
+    /// (docs/protocol.md §10.1).
+    async fn sign_in(
+        &self,
+        app: &App,
+        socket_id: SocketId,
+        user_id: &str,
+        watchlist: Option<&[String]>,
+    ) -> Vec<String>;
     /// Subscribes a connection (and, for presence, adds the member).
     async fn subscribe(
         &self,

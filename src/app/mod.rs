@@ -71,6 +71,9 @@ pub struct App {
     /// Send `pusher_internal:subscription_count` to a channel's subscribers when its count
     /// changes (docs/protocol.md §10.2).
     pub enable_subscription_count: bool,
+    /// Send `pusher_internal:watchlist_events` to signed-in connections about the users in
+    /// their signed watchlist (docs/protocol.md §10.1).
+    pub enable_watchlist_events: bool,
     /// Channels that keep history for missed-message recovery (`[[apps.recovery]]`); none by
     /// default.
     pub recovery: Vec<Recording>,
@@ -129,6 +132,7 @@ impl Default for App {
             max_read_requests_per_second: 0,
             webhook_batching: false,
             enable_subscription_count: false,
+            enable_watchlist_events: false,
             recovery: Vec::new(),
             on_history_error: OnHistoryError::Reject,
             webhooks: Vec::new(),

@@ -7,5 +7,7 @@ pub(crate) mod history;
 pub mod namespace;
 mod ordered;
 mod recorded;
+mod signins;
+mod watchers;
 
 pub use namespace::Namespace;

@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use super::cache::CachedEvent;
 use super::history::{Budget, History};
 pub use super::ordered::Follow;
+use super::watchers::Watchers;
 use crate::channels::handle::ConnHandle;
 use crate::protocol::codes::Fatal;
 use crate::protocol::frames::Frame;
@@ -118,7 +119,7 @@ pub(super) struct Channel {
 /// One app's connections, channels, signed-in users and cache on this node.
 #[derive(Debug, Default)]
 pub struct Namespace {
-    connections: DashMap<SocketId, Arc<ConnHandle>>,
+    pub(super) connections: DashMap<SocketId, Arc<ConnHandle>>,
     connection_count: AtomicU64,
     /// Connections that have not authorized themselves yet (`authorized_connections_timeout`):
     /// closable like the others, but not counted toward `max_connections`.
@@ -126,7 +127,10 @@ pub struct Namespace {
     /// Numbers subscription changes on this node (`Subscribed::count_version`).
     count_seq: AtomicU64,
     pub(super) channels: DashMap<String, Channel>,
-    users: DashMap<String, Vec<SocketId>>,
+    /// Signed-in user id → its connections here (`signins`).
+    pub(super) users: DashMap<String, Vec<SocketId>>,
+    /// Signed-in connections' watchlists (`signins`).
+    pub(super) watchers: Watchers,
     cache: DashMap<String, CachedEvent>,
     /// Recorded channels' memory history (see `recorded`).
     pub(super) history: DashMap<String, Arc<Mutex<History>>>,
@@ -169,22 +173,16 @@ impl Namespace {
         self.pending.len()
     }
 
-    /// Forgets a connection and its sign-in. Idempotent.
-    pub fn remove_connection(&self, socket_id: SocketId, user_id: Option<&str>) {
+    /// Forgets a connection, its sign-in and its watchlist; with `announce`, a user whose last
+    /// connection here this was goes offline for this node's watchers. Idempotent.
+    pub fn remove_connection(&self, socket_id: SocketId, user_id: Option<&str>, announce: bool) {
+        self.watchers.unwatch(socket_id);
         if self.connections.remove(&socket_id).is_some() {
             self.connection_count.fetch_sub(1, Ordering::SeqCst);
         }
         if let Some(user) = user_id {
-            self.remove_user(user, socket_id);
+            self.remove_user(user, socket_id, announce);
         }
-    }
-
-    /// Forgets that `socket_id` is signed in as `user_id`. Idempotent.
-    pub fn remove_user(&self, user_id: &str, socket_id: SocketId) {
-        if let Some(mut sockets) = self.users.get_mut(user_id) {
-            sockets.retain(|s| *s != socket_id);
-        }
-        self.users.remove_if(user_id, |_, s| s.is_empty());
     }
 
     /// Channels with at least one subscriber.
@@ -199,31 +197,6 @@ impl Namespace {
 
     pub fn connection_count(&self) -> u64 {
         self.connection_count.load(Ordering::SeqCst)
-    }
-
-    /// Records that `socket_id` signed in as `user_id`.
-    pub fn add_user(&self, user_id: &str, socket_id: SocketId) {
-        let mut sockets = self.users.entry(user_id.to_string()).or_default();
-        if !sockets.contains(&socket_id) {
-            sockets.push(socket_id);
-        }
-    }
-
-    /// Closes every connection signed in as `user_id` (`terminate_connections`).
-    pub fn terminate_user(&self, user_id: &str) -> usize {
-        let sockets: Vec<SocketId> = self
-            .users
-            .get(user_id)
-            .map(|s| s.clone())
-            .unwrap_or_default();
-        let mut closed = 0;
-        for sid in sockets {
-            if let Some(conn) = self.connections.get(&sid) {
-                conn.close(Fatal::TerminatedByApp);
-                closed += 1;
-            }
-        }
-        closed
     }
 
     /// Adds a subscriber (and, for presence, a member).

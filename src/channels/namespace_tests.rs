@@ -104,8 +104,8 @@ fn the_connection_limit_holds_and_removal_is_idempotent() {
     assert!(ns.add_connection(a.clone(), 1));
     assert!(!ns.add_connection(b.clone(), 1), "over max_connections");
     assert_eq!(ns.connection_count(), 1);
-    ns.remove_connection(a.socket_id, None);
-    ns.remove_connection(a.socket_id, None);
+    ns.remove_connection(a.socket_id, None, false);
+    ns.remove_connection(a.socket_id, None, false);
     assert_eq!(ns.connection_count(), 0);
     assert!(ns.add_connection(b, 1));
 }
@@ -117,14 +117,14 @@ fn terminate_user_closes_exactly_that_users_connections() {
     let (b, rb) = conn(2);
     ns.add_connection(a.clone(), 0);
     ns.add_connection(b.clone(), 0);
-    ns.add_user("alice", a.socket_id);
+    ns.add_user("alice", a.socket_id, false);
     assert_eq!(ns.terminate_user("alice"), 1);
     assert_eq!(
         ra.poll_close(),
         std::task::Poll::Ready(Fatal::TerminatedByApp)
     );
     assert_eq!(rb.poll_close(), std::task::Poll::Pending);
-    ns.remove_connection(a.socket_id, Some("alice"));
+    ns.remove_connection(a.socket_id, Some("alice"), false);
     assert_eq!(
         ns.terminate_user("alice"),
         0,

@@ -22,6 +22,8 @@ pub const RECONNECT: u16 = 4200;
 pub const PONG_NOT_RECEIVED: u16 = 4201;
 /// Client event rejected (non-fatal error only).
 pub const CLIENT_EVENT_REJECTED: u16 = 4301;
+/// Watchlist longer than 100 ids (non-fatal error only; the first 100 are kept).
+pub const WATCHLIST_LIMIT: u16 = 4302;
 /// WebSocket close code for an inbound frame over the size limit.
 pub const MESSAGE_TOO_BIG: u16 = 1009;
 

@@ -167,6 +167,12 @@ pub fn subscription_count(channel: &str, count: usize) -> Frame {
     )
 }
 
+/// `pusher_internal:watchlist_events` (no channel); pusher-js emits each entry of `events` on
+/// `pusher.user.watchlist`. Built by `watchlist::events`.
+pub fn watchlist_events(data: &Value) -> Frame {
+    internal("pusher_internal:watchlist_events", None, data)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,4 +14,5 @@ pub mod query;
 pub mod recovery;
 pub mod signature;
 pub mod socket_id;
+pub mod watchlist;
 pub mod webhook;

@@ -74,6 +74,8 @@ pub struct SigninUser {
     pub id: String,
     /// The `user_info` as sent, or `null` when absent.
     pub user_info: Value,
+    /// The users it watches (used when the app has watchlist events on).
+    pub watchlist: super::watchlist::Watchlist,
 }
 
 /// Reads the user from `user_data`; `None` unless it is a JSON object with a non-empty string
@@ -86,9 +88,11 @@ pub fn parse_signin_user(user_data: &str) -> Option<SigninUser> {
         Some(Value::String(s)) if !s.is_empty() => s,
         _ => return None,
     };
+    let watchlist = super::watchlist::parse(object.get("watchlist"));
     Some(SigninUser {
         id,
         user_info: object.remove("user_info").unwrap_or(Value::Null),
+        watchlist,
     })
 }
 

@@ -134,8 +134,11 @@ impl Session {
             local
                 .namespace(&self.app.id)
                 .remove_pending(self.handle.socket_id);
+            // Not admitted, so never signed in (sign-in admits first): nothing to announce.
             if let Some(user) = user {
-                local.remove_user(&self.app.id, &user, self.handle.socket_id);
+                local
+                    .namespace(&self.app.id)
+                    .remove_user(&user, self.handle.socket_id, false);
             }
         }
     }

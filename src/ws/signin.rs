@@ -1,11 +1,13 @@
-//! `pusher:signin`: user authentication, which unlocks `#server-to-user-{id}` and makes the
-//! connection reachable by `terminate_connections`.
+//! `pusher:signin`: user authentication, which unlocks `#server-to-user-{id}`, makes the
+//! connection reachable by `terminate_connections` and its user online, and, with the app's
+//! watchlist events, tells it who of the users it watches is online (docs/protocol.md §10.1).
 
 use super::session::{Session, SignedIn};
 use crate::protocol::codes;
 use crate::protocol::frames;
 use crate::protocol::presence::{self, SigninUser};
 use crate::protocol::signature;
+use crate::protocol::watchlist;
 
 impl Session {
     pub(super) async fn signin(&mut self, auth: &str, user_data: &str) {
@@ -23,7 +25,12 @@ impl Session {
                 None,
             ));
         }
-        let Some(SigninUser { id, user_info }) = presence::parse_signin_user(user_data) else {
+        let Some(SigninUser {
+            id,
+            user_info,
+            watchlist,
+        }) = presence::parse_signin_user(user_data)
+        else {
             return self.send(frames::error(
                 codes::UNAUTHORIZED,
                 "Sign-in refused: user_data must be a JSON object with a non-empty string id",
@@ -32,22 +39,47 @@ impl Session {
         };
         // One identity per connection (Pusher: a sign-in fails when the connection is already
         // associated with a different user id; docs/protocol.md §10.1). Signing in again as the
-        // same id is accepted.
-        if self.user_id().is_some_and(|previous| previous != id) {
-            return self.send(frames::error(
-                codes::UNAUTHORIZED,
-                "Sign-in refused: this connection is already signed in as another user",
-                None,
-            ));
+        // same id is accepted, and changes nothing: the watchlist is fixed for the connection.
+        match self.user_id() {
+            Some(previous) if previous != id => {
+                return self.send(frames::error(
+                    codes::UNAUTHORIZED,
+                    "Sign-in refused: this connection is already signed in as another user",
+                    None,
+                ));
+            }
+            Some(_) => return self.send(frames::signin_success(user_data)),
+            None => {}
         }
         if !self.admit().await {
             return;
         }
-        self.state
-            .adapter
-            .local()
-            .add_user(&self.app.id, &id, self.handle.socket_id);
-        self.user = Some(SignedIn { id, user_info });
+        // In the order pusher-js expects: success, the over-limit warning, then the statuses.
         self.send(frames::signin_success(user_data));
+        let watching = self.app.enable_watchlist_events;
+        if watching && watchlist.truncated {
+            self.send(frames::error(
+                codes::WATCHLIST_LIMIT,
+                watchlist::OVER_LIMIT,
+                None,
+            ));
+        }
+        let ids = watching.then_some(watchlist.ids.as_slice());
+        let online = self
+            .state
+            .adapter
+            .sign_in(&self.app, self.handle.socket_id, &id, ids)
+            .await;
+        self.user = Some(SignedIn { id, user_info });
+        if watching {
+            let offline: Vec<String> = watchlist
+                .ids
+                .into_iter()
+                .filter(|w| !online.contains(w))
+                .collect();
+            if let Some(frame) = watchlist::events(&online, &offline) {
+                self.send(frame);
+            }
+        }
     }
 }

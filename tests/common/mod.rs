@@ -395,6 +395,15 @@ impl WsClient {
         }
     }
 
+    /// Sends a correctly signed `pusher:signin` and asserts `pusher:signin_success` is next.
+    pub async fn sign_in(&mut self, app: &TestApp, socket_id: &str, user_data: &str) {
+        let auth = user_auth(app, socket_id, user_data);
+        self.send(serde_json::json!({"event": "pusher:signin", "data": {"auth": auth, "user_data": user_data}}))
+            .await;
+        let m = self.recv().await;
+        assert_eq!(m["event"], "pusher:signin_success", "{m}");
+    }
+
     /// Subscribes and returns the server's answer (succeeded or error).
     pub async fn subscribe(
         &mut self,

@@ -25,5 +25,6 @@ mod security;
 mod smoke;
 mod subscription_count;
 mod tls;
+mod watchlist;
 mod webhooks;
 mod ws_protocol;

@@ -36,6 +36,13 @@ pub enum Message {
         count: usize,
         version: u64,
     },
+    /// A user's first signed-in connection anywhere (`online`) or last one gone; published by
+    /// the user scripts, it reaches every node, the publisher's own included.
+    Watch {
+        app: String,
+        user: String,
+        online: bool,
+    },
     /// A recorded channel's event, numbered `at` by the history script.
     Numbered {
         app: String,
@@ -59,6 +66,15 @@ pub fn numbered_head(
     }
     let except = except.map_or_else(|| "-".to_string(), |s| s.to_string());
     Some(format!("N\n{node}\n{app}\n{channel}\n{except}\n"))
+}
+
+/// The header fields the user scripts put before `1`/`0` and the user id of a `Watch`
+/// message; `None` when the app id holds a newline.
+pub fn watch_head(node: &str, app: &str) -> Option<String> {
+    if [node, app].iter().any(|f| f.contains('\n')) {
+        return None;
+    }
+    Some(format!("W\n{node}\n{app}\n-\n-\n"))
 }
 
 /// Encodes a message from `node`. Header fields never contain a newline (channel names cannot;
@@ -89,6 +105,10 @@ pub fn encode(node: &str, m: &Message) -> Option<Vec<u8>> {
                 return None;
             }
             return Some(head.into_bytes());
+        }
+        Message::Watch { app, user, online } => {
+            let head = watch_head(node, app)?;
+            return Some(format!("{head}{}{user}", u8::from(*online)).into_bytes());
         }
         Message::Numbered {
             app,
@@ -144,6 +164,19 @@ pub fn decode(bytes: &[u8]) -> Option<(String, Message)> {
                 channel: target,
                 count: count.parse().ok()?,
                 version: version.parse().ok()?,
+            }
+        }
+        "W" => {
+            let text = std::str::from_utf8(payload).ok()?;
+            let online = match text.as_bytes().first() {
+                Some(b'1') => true,
+                Some(b'0') => false,
+                _ => return None,
+            };
+            Message::Watch {
+                app,
+                user: text.get(1..)?.to_string(),
+                online,
             }
         }
         "N" => {
@@ -215,6 +248,9 @@ impl RedisAdapter {
                 count,
                 version,
             } => self.local.offer_count(&app, &channel, count, version),
+            Message::Watch { app, user, online } => {
+                self.local.namespace(&app).notify_watchers(&user, online)
+            }
         }
     }
 }
@@ -270,8 +306,11 @@ pub fn spawn_listener(adapter: Weak<RedisAdapter>, client: redis::Client, channe
                     return;
                 };
                 match decode(msg.get_payload_bytes()) {
-                    // Numbered events come back to their publisher too: the bus is their order.
-                    Some((from, m)) if from != node || m.is_numbered() => this.deliver_local(m),
+                    // Numbered events and user transitions come back to their publisher too:
+                    // the bus is their order.
+                    Some((from, m)) if from != node || m.is_ordered_by_bus() => {
+                        this.deliver_local(m)
+                    }
                     Some(_) => {}
                     None => tracing::debug!("ignored an undecodable bus message"),
                 }
@@ -288,8 +327,8 @@ fn fail(adapter: &Weak<RedisAdapter>, e: &dyn std::fmt::Display) {
 }
 
 impl Message {
-    fn is_numbered(&self) -> bool {
-        matches!(self, Message::Numbered { .. })
+    fn is_ordered_by_bus(&self) -> bool {
+        matches!(self, Message::Numbered { .. } | Message::Watch { .. })
     }
 }
 
@@ -344,6 +383,16 @@ mod tests {
             decode(&encode("n", &c).expect("encodes")),
             Some(("n".to_string(), c))
         );
+        for online in [true, false] {
+            let w = Message::Watch {
+                app: "1".into(),
+                user: "a\nb 7".into(),
+                online,
+            };
+            let bytes = encode("n", &w).expect("encodes");
+            assert!(bytes.starts_with(watch_head("n", "1").expect("head").as_bytes()));
+            assert_eq!(decode(&bytes), Some(("n".to_string(), w)));
+        }
         let bytes = encode("n", &n).expect("encodes");
         assert!(bytes.starts_with(
             numbered_head("n", "1", "private-a", None)

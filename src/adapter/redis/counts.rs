@@ -36,7 +36,7 @@ impl RedisAdapter {
         // Cluster-wide limit: sum the live nodes' counts (one read, no node is asked).
         if let Some(total) = self.cluster_connections(&app.id).await {
             if total > app.max_connections {
-                ns.remove_connection(socket, None);
+                ns.remove_connection(socket, None, false);
                 self.uncount_connection(app).await;
                 return false;
             }
@@ -51,9 +51,12 @@ impl RedisAdapter {
         socket_id: SocketId,
         user_id: Option<&str>,
     ) {
+        if let Some(user) = user_id {
+            self.sign_out_cluster(app, socket_id, user).await;
+        }
         self.local
             .namespace(&app.id)
-            .remove_connection(socket_id, user_id);
+            .remove_connection(socket_id, None, false);
         self.uncount_connection(app).await;
     }
 

@@ -86,6 +86,17 @@ impl Keys {
         format!("{}:app:{app}:history:{channel}:log", self.prefix)
     }
 
+    /// Hash user id → signed-in connections over the cluster, for one app (watchlist events).
+    pub fn users(&self, app: &str) -> String {
+        format!("{}:app:{app}:users", self.prefix)
+    }
+
+    /// Hash user id → signed-in connections on one node, for one app (so a dead node's can be
+    /// taken off `users`).
+    pub fn node_users(&self, app: &str, node: &str) -> String {
+        format!("{}:app:{app}:users:{node}", self.prefix)
+    }
+
     /// This node's field in a members hash.
     pub fn member_field(&self, socket: &str) -> String {
         format!("{}|{socket}", self.node)

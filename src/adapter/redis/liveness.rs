@@ -144,7 +144,19 @@ impl RedisAdapter {
                     .ignore();
             }
         }
-        let ok = self.pipe::<()>("resync", &pipe).await.is_some();
+        let mut ok = self.pipe::<()>("resync", &pipe).await.is_some();
+        // Signed-in users, for every app this node has or had state for.
+        let mut apps: std::collections::HashSet<String> = self
+            .query::<Vec<String>>(
+                "read own apps",
+                redis::cmd("SMEMBERS").arg(self.keys.node_apps(&self.keys.node)),
+            )
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        apps.extend(self.local.namespaces().into_iter().map(|(app, _)| app));
+        ok &= self.assert_users(apps).await;
         let mut seen = std::collections::HashSet::new();
         departed.retain(|(app, channel, user_id)| {
             seen.insert((app.clone(), channel.clone(), user_id.to_string()))
@@ -253,6 +265,9 @@ impl RedisAdapter {
                 .await
                 .unwrap_or_default();
             affected.push((app.clone(), counts.into_keys().collect()));
+        }
+        for app in &apps {
+            self.reap_users(app, node).await;
         }
         let mut pipe = redis::pipe();
         for app in &apps {

@@ -27,6 +27,7 @@ mod keys;
 mod liveness;
 mod presence;
 mod scripts;
+mod users;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -70,6 +71,10 @@ pub struct RedisAdapter {
     rotations: Mutex<Rotations>,
     bus_published: AtomicU64,
     bus_received: AtomicU64,
+    /// Held shared while a sign-in or sign-out changes this node's users and their count in
+    /// Redis, exclusively while the node re-asserts them (`users`): a sign-in racing a
+    /// re-assertion is then counted exactly once.
+    users_guard: tokio::sync::RwLock<()>,
     /// Where events discovered without a local cause (a dead node's members) go.
     events: ClusterEvents,
 }
@@ -106,6 +111,7 @@ impl RedisAdapter {
             rotations: Mutex::new(Rotations::new()),
             bus_published: AtomicU64::new(0),
             bus_received: AtomicU64::new(0),
+            users_guard: tokio::sync::RwLock::new(()),
             events,
             scripts: Scripts::load(),
         });
@@ -190,6 +196,17 @@ impl Adapter for RedisAdapter {
 
     async fn remove_connection(&self, app: &App, socket_id: SocketId, user_id: Option<&str>) {
         self.forget_connection(app, socket_id, user_id).await
+    }
+
+    async fn sign_in(
+        &self,
+        app: &App,
+        socket_id: SocketId,
+        user_id: &str,
+        watchlist: Option<&[String]>,
+    ) -> Vec<String> {
+        self.sign_in_cluster(app, socket_id, user_id, watchlist)
+            .await
     }
 
     async fn subscribe(

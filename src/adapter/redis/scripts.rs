@@ -14,6 +14,9 @@ pub struct Scripts {
     pub count_change: Script,
     pub history_append: Script,
     pub history_read: Script,
+    pub user_count: Script,
+    pub users_assert: Script,
+    pub users_reap: Script,
 }
 
 impl Scripts {
@@ -26,6 +29,9 @@ impl Scripts {
             count_change: count_change(),
             history_append: history_append(),
             history_read: history_read(),
+            user_count: user_count(),
+            users_assert: users_assert(),
+            users_reap: users_reap(),
         }
     }
 }
@@ -192,6 +198,70 @@ if held > 0 and limit > 0 and after < top then
   items = redis.call('LRANGE', KEYS[2], from, from + limit - 1)
 end
 return {{epoch, top, held, items}}
+"#
+    ))
+}
+
+/// Moves a user's total (KEYS[1], the app's hash user → signed-in connections over the
+/// cluster) by what changed in one node's hash (KEYS[2]), keeping the total the sum of the
+/// nodes', and publishes the user's transition on the bus: ARGV[1] bus channel (empty: the app
+/// has no watchlist events, nothing is published), ARGV[2] message head; the payload is `1`
+/// (online) or `0` (offline) followed by the user id. Shared by the three user scripts.
+const SET_USER: &str = r#"
+local function set_user(user, n)
+  local had = tonumber(redis.call('HGET', KEYS[2], user) or '0')
+  if n > 0 then redis.call('HSET', KEYS[2], user, n) else redis.call('HDEL', KEYS[2], user); n = 0 end
+  local d = n - had
+  if d == 0 then return end
+  local before = tonumber(redis.call('HGET', KEYS[1], user) or '0')
+  local after = before + d
+  if after > 0 then redis.call('HSET', KEYS[1], user, after) else redis.call('HDEL', KEYS[1], user) end
+  if ARGV[1] == '' then return end
+  if before <= 0 and after > 0 then redis.call('PUBLISH', ARGV[1], ARGV[2] .. '1' .. user)
+  elseif before > 0 and after <= 0 then redis.call('PUBLISH', ARGV[1], ARGV[2] .. '0' .. user) end
+end
+"#;
+
+/// KEYS: the app's users, this node's users; ARGV: bus channel, head, user, delta. A sign-in
+/// (+1) or sign-out (-1) here; the user's first connection anywhere is announced `online`, the
+/// last one gone `offline` (docs/protocol.md §10.1), in one step with the count, so every node
+/// hears one user's transitions in the order they happened.
+fn user_count() -> Script {
+    Script::new(&format!(
+        r#"{SET_USER}
+local n = tonumber(redis.call('HGET', KEYS[2], ARGV[3]) or '0') + tonumber(ARGV[4])
+set_user(ARGV[3], n)
+return 1
+"#
+    ))
+}
+
+/// KEYS: the app's users, this node's users; ARGV: bus channel, head, then `user, count`
+/// pairs: this node's whole truth. Users it no longer has are taken off (announced `offline`
+/// when gone everywhere), new ones added (`online`), after a Redis restart or an outage.
+fn users_assert() -> Script {
+    Script::new(&format!(
+        r#"{SET_USER}
+local now = {{}}
+for i = 3, #ARGV, 2 do now[ARGV[i]] = tonumber(ARGV[i + 1]) end
+local old = redis.call('HKEYS', KEYS[2])
+for _, user in ipairs(old) do
+  if not now[user] then set_user(user, 0) end
+end
+for user, n in pairs(now) do set_user(user, n) end
+return 1
+"#
+    ))
+}
+
+/// KEYS: the app's users, a dead node's users; ARGV: bus channel, head. Takes the dead node's
+/// sign-ins off the totals (announcing users gone everywhere `offline`) and deletes its hash.
+fn users_reap() -> Script {
+    Script::new(&format!(
+        r#"{SET_USER}
+for _, user in ipairs(redis.call('HKEYS', KEYS[2])) do set_user(user, 0) end
+redis.call('DEL', KEYS[2])
+return 1
 "#
     ))
 }
