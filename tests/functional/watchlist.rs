@@ -141,3 +141,112 @@ async fn a_watchlist_is_fixed_and_the_switch_is_off_by_default() {
     drop(other);
     off.expect_silence(QUIET).await;
 }
+
+/// The next watchlist frame of a watcher that answers every `pusher:ping` meanwhile, so an
+/// activity timeout closes only the connection that stays silent.
+async fn next_watch_answering_pings(c: &mut WsClient, within: Duration) -> Value {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let m = c.try_recv(left).await.expect("a watchlist frame in time");
+        if m["event"] == "pusher:ping" {
+            c.send(json!({"event": "pusher:pong", "data": {}})).await;
+            continue;
+        }
+        return watch_events(&m);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswered_ping_gives_one_offline() {
+    let server = TestServer::start(&format!("activity_timeout = 1\npong_timeout = 1\n{APP}")).await;
+    let mut watcher = signed_in(&server, "1", Some(json!(["2"]))).await;
+    assert_eq!(
+        next_watch_answering_pings(&mut watcher, WAIT).await,
+        json!([{"name": "offline", "user_ids": ["2"]}])
+    );
+    let mut silent = signed_in(&server, "2", None).await;
+    assert_eq!(
+        next_watch_answering_pings(&mut watcher, WAIT).await,
+        json!([{"name": "online", "user_ids": ["2"]}])
+    );
+    // The watcher must keep answering pings while user 2 stays silent, so the close is read
+    // afterwards from what the silent socket has buffered.
+    assert_eq!(
+        next_watch_answering_pings(&mut watcher, WAIT).await,
+        json!([{"name": "offline", "user_ids": ["2"]}])
+    );
+    match silent.closed().await {
+        Closed::Code(code, _) => assert_eq!(code, 4201),
+        Closed::NoFrame => panic!("expected close 4201"),
+    }
+    // Nothing else but pings for a while: the close was one transition.
+    let quiet_until = tokio::time::Instant::now() + Duration::from_millis(2500);
+    while let Some(m) = watcher
+        .try_recv(quiet_until.saturating_duration_since(tokio::time::Instant::now()))
+        .await
+    {
+        assert_eq!(
+            m["event"], "pusher:ping",
+            "only pings after the offline: {m}"
+        );
+        watcher
+            .send(json!({"event": "pusher:pong", "data": {}}))
+            .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_consumer_close_gives_one_offline() {
+    let server = TestServer::start(&format!("outbound_queue_size = 10\n{APP}")).await;
+    let app = app1();
+    let mut watcher = signed_in(&server, "1", Some(json!(["slow"]))).await;
+    watcher.recv().await;
+    // The watched user reads nothing from here on, through a small receive buffer.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("recv buffer size");
+    let stream = socket.connect(server.addr).await.expect("tcp connect");
+    let url = server.ws_url("k", "?protocol=7&client=js&version=8.4.0&flash=false");
+    let (ws, _) =
+        tokio_tungstenite::client_async(url, tokio_tungstenite::MaybeTlsStream::Plain(stream))
+            .await
+            .expect("websocket handshake");
+    let mut slow = WsClient { ws };
+    let established = slow.recv().await;
+    let sid = decode_data(&established)["socket_id"]
+        .as_str()
+        .expect("socket_id")
+        .to_string();
+    slow.sign_in(&app, &sid, &json!({"id": "slow"}).to_string())
+        .await;
+    let m = slow.subscribe("firehose", Some(""), None).await;
+    assert_eq!(m["event"], "pusher_internal:subscription_succeeded", "{m}");
+    assert_eq!(
+        watch_events(&watcher.recv().await),
+        json!([{"name": "online", "user_ids": ["slow"]}])
+    );
+
+    let payload = "x".repeat(5 * 1024);
+    let mut offline = None;
+    for sent in 0..4000 {
+        let body =
+            json!({"name": "big", "channel": "firehose", "data": format!("{sent}:{payload}")});
+        let (status, resp) = server
+            .api(&app, "POST", "/apps/1/events", &[], &body.to_string())
+            .await;
+        assert_eq!(status, 200, "{resp}");
+        if let Some(m) = watcher.try_recv(Duration::from_millis(1)).await {
+            offline = Some(m);
+            break;
+        }
+    }
+    let offline = match offline {
+        Some(m) => m,
+        None => watcher.recv().await,
+    };
+    assert_eq!(
+        watch_events(&offline),
+        json!([{"name": "offline", "user_ids": ["slow"]}])
+    );
+    watcher.expect_silence(QUIET).await;
+}
