@@ -63,6 +63,8 @@ check() {
     packages+=(python3-venv)
   fi
   command -v redis-server >/dev/null 2>&1 || packages+=(redis-server)
+  # Certificates for the TLS tests (the main port and TLS Redis) are made with openssl.
+  command -v openssl >/dev/null 2>&1 || packages+=(openssl)
   [ -x "$CHROMIUM" ] || packages+=(chromium)
 }
 

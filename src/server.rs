@@ -71,8 +71,17 @@ impl Server {
         let metrics = Metrics::new(&config.metrics_prefix)
             .map_err(|e| StartError::Config(format!("metrics_prefix: {e}")))?;
         let (events, cluster_events) = mpsc::unbounded_channel();
-        let adapter: Arc<dyn Adapter> = if config.adapter == "redis" {
-            RedisAdapter::start(&config.redis_url, &config.redis_prefix, events)
+        let adapter: Arc<dyn Adapter> = if let Some(redis) = &checked.redis {
+            if redis.insecure {
+                tracing::warn!(
+                    redis = %redis.shown,
+                    "redis_tls_insecure is on: the Redis server's certificate is NOT verified; anyone on the path can read and change the cluster's traffic"
+                );
+            }
+            RedisAdapter::check_access(&redis.client, &config.redis_prefix)
+                .await
+                .map_err(|e| StartError::Adapter(format!("redis ({}): {e}", redis.shown)))?;
+            RedisAdapter::start(redis.client.clone(), &config.redis_prefix, events)
                 .map_err(|e| StartError::Adapter(format!("redis_url: {e}")))?
         } else {
             let local = LocalAdapter::with_history_limit(config.max_history_memory);

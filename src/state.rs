@@ -44,6 +44,7 @@ impl State {
             apps,
             tls,
             trusted_proxies,
+            redis: _,
         } = checked;
         State {
             webhooks: Webhooks::new(&config),

@@ -101,6 +101,22 @@ pub struct Cli {
     #[arg(long, env = "CLARION_REDIS_PREFIX")]
     pub redis_prefix: Option<String>,
 
+    /// PEM CA certificate(s) for a rediss:// Redis [default: the system's trust store].
+    #[arg(long, env = "CLARION_REDIS_TLS_CA_FILE", value_name = "FILE")]
+    pub redis_tls_ca_file: Option<String>,
+
+    /// PEM client certificate for mutual TLS with Redis [default: none].
+    #[arg(long, env = "CLARION_REDIS_TLS_CERT_FILE", value_name = "FILE")]
+    pub redis_tls_cert_file: Option<String>,
+
+    /// PEM private key of --redis-tls-cert-file.
+    #[arg(long, env = "CLARION_REDIS_TLS_KEY_FILE", value_name = "FILE")]
+    pub redis_tls_key_file: Option<String>,
+
+    /// Accept any certificate from Redis: self-signed test setups only [default: false].
+    #[arg(long, env = "CLARION_REDIS_TLS_INSECURE", value_name = "BOOL")]
+    pub redis_tls_insecure: Option<bool>,
+
     /// PEM certificate chain: serve TLS (wss://, https://) on the main port [default: none].
     #[arg(long, env = "CLARION_TLS_CERT", value_name = "FILE")]
     pub tls_cert: Option<String>,

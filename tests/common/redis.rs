@@ -10,6 +10,8 @@ pub struct Redis {
     child: Option<Child>,
     /// Extra `redis-server` arguments (e.g. `--requirepass`), kept for restarts.
     extra: Vec<String>,
+    /// Listens with TLS only (`--tls-port`), with the certificates in `extra`.
+    tls: bool,
 }
 
 impl Redis {
@@ -24,6 +26,34 @@ impl Redis {
             port,
             child: None,
             extra: extra.iter().map(|a| a.to_string()).collect(),
+            tls: false,
+        };
+        r.spawn();
+        r
+    }
+
+    /// Starts listening with TLS only, with the server certificate of `certs`; clients must
+    /// present a certificate when `client_certs` is set. `extra` as for `start_with`.
+    pub fn start_tls(certs: &super::certs::Certs, client_certs: bool, extra: &[&str]) -> Redis {
+        let mut args: Vec<String> = [
+            "--tls-cert-file",
+            &certs.server_cert,
+            "--tls-key-file",
+            &certs.server_key,
+            "--tls-ca-cert-file",
+            &certs.ca,
+            "--tls-auth-clients",
+            if client_certs { "yes" } else { "no" },
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let mut r = Redis {
+            port: free_port(),
+            child: None,
+            extra: args,
+            tls: true,
         };
         r.spawn();
         r
@@ -31,16 +61,22 @@ impl Redis {
 
     pub fn spawn(&mut self) {
         let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+            .args(if self.tls {
+                [
+                    "--port".to_string(),
+                    "0".into(),
+                    "--tls-port".into(),
+                    self.port.to_string(),
+                ]
+            } else {
+                [
+                    "--port".to_string(),
+                    self.port.to_string(),
+                    "--tls-port".into(),
+                    "0".into(),
+                ]
+            })
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())

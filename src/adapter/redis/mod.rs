@@ -26,6 +26,7 @@ mod history;
 mod keys;
 mod liveness;
 mod presence;
+mod probe;
 mod scripts;
 mod users;
 
@@ -84,11 +85,10 @@ impl RedisAdapter {
     /// does not need Redis to be up: the node serves locally until it is. Only a URL that
     /// cannot be used at all is an error.
     pub fn start(
-        url: &str,
+        client: redis::Client,
         prefix: &str,
         events: ClusterEvents,
     ) -> Result<Arc<RedisAdapter>, redis::RedisError> {
-        let client = redis::Client::open(url)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CALL_TIMEOUT))
             .set_response_timeout(Some(CALL_TIMEOUT))
@@ -119,6 +119,24 @@ impl RedisAdapter {
         bus::spawn_listener(Arc::downgrade(&adapter), client, keys.bus());
         liveness::spawn(Arc::downgrade(&adapter));
         Ok(adapter)
+    }
+
+    /// Tries, once, every kind of access the adapter needs (`probe`). A refusal that will not
+    /// go away by itself (credentials, TLS, ACL) is an error naming it; a Redis that does not
+    /// answer is logged and the node starts anyway, serving locally until Redis is back.
+    pub async fn check_access(client: &redis::Client, prefix: &str) -> Result<(), String> {
+        let keys = Keys {
+            prefix: prefix.to_string(),
+            node: String::new(),
+        };
+        match probe::run(client, &keys).await {
+            probe::Probe::Ready => Ok(()),
+            probe::Probe::Refused(why) => Err(why),
+            probe::Probe::Unreachable(why) => {
+                tracing::warn!(error = %why, "redis is not reachable; serving locally until it is");
+                Ok(())
+            }
+        }
     }
 
     /// Asks the liveness task to re-assert this node's state at its next tick.

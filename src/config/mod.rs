@@ -11,6 +11,17 @@ use crate::app::{App, AppRegistry};
 use crate::cli::Cli;
 use crate::net::client_ip::TrustedProxies;
 use crate::net::tls::Tls;
+pub use redis_target::RedisTarget;
+
+mod redis_target;
+
+/// What `parse_parts` hands over: apps, TLS for the main port, trusted proxies, Redis.
+type Parts = (
+    AppRegistry,
+    Option<Tls>,
+    TrustedProxies,
+    Option<RedisTarget>,
+);
 
 /// Server-wide settings plus the app list.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -56,6 +67,15 @@ pub struct Config {
     pub redis_url: String,
     /// Prefix of every Redis key and pub/sub channel, so several clusters can share one Redis.
     pub redis_prefix: String,
+    /// PEM CA certificate(s) a `rediss://` server's certificate must chain to (`""` = the
+    /// system's trust store).
+    pub redis_tls_ca_file: String,
+    /// PEM client certificate for mutual TLS with Redis (`""` = none).
+    pub redis_tls_cert_file: String,
+    /// PEM private key of `redis_tls_cert_file`.
+    pub redis_tls_key_file: String,
+    /// Accept any certificate from Redis (self-signed test setups only; logged at start).
+    pub redis_tls_insecure: bool,
     /// Milliseconds `channel_vacated` and `member_removed` webhooks are held back (and dropped
     /// if the channel or member comes back meanwhile).
     pub webhook_delay_ms: u64,
@@ -107,6 +127,10 @@ impl Default for Config {
             adapter: "local".into(),
             redis_url: "redis://127.0.0.1:6379/0".into(),
             redis_prefix: "clarion".into(),
+            redis_tls_ca_file: String::new(),
+            redis_tls_cert_file: String::new(),
+            redis_tls_key_file: String::new(),
+            redis_tls_insecure: false,
             webhook_delay_ms: 3000,
             webhook_timeout_ms: 5000,
             webhook_retry_seconds: 300,
@@ -174,6 +198,10 @@ impl Config {
         set(&mut self.adapter, &cli.adapter);
         set(&mut self.redis_url, &cli.redis_url);
         set(&mut self.redis_prefix, &cli.redis_prefix);
+        set(&mut self.redis_tls_ca_file, &cli.redis_tls_ca_file);
+        set(&mut self.redis_tls_cert_file, &cli.redis_tls_cert_file);
+        set(&mut self.redis_tls_key_file, &cli.redis_tls_key_file);
+        set(&mut self.redis_tls_insecure, &cli.redis_tls_insecure);
         set(&mut self.metrics_port, &cli.metrics_port);
         set(&mut self.tls_cert, &cli.tls_cert);
         set(&mut self.tls_key, &cli.tls_key);
@@ -219,17 +247,18 @@ impl Config {
     /// a server is only ever built from what was checked.
     pub fn validate(mut self) -> Result<Validated, String> {
         self.check_fields()?;
-        let (apps, tls, trusted_proxies) = self.parse_parts()?;
+        let (apps, tls, trusted_proxies, redis) = self.parse_parts()?;
         Ok(Validated {
             config: self,
             apps,
             tls,
             trusted_proxies,
+            redis,
         })
     }
 
     /// The settings that are more than a value: each parsed once, here.
-    fn parse_parts(&self) -> Result<(AppRegistry, Option<Tls>, TrustedProxies), String> {
+    fn parse_parts(&self) -> Result<Parts, String> {
         let proxies = TrustedProxies::parse(&self.trusted_proxies)?;
         let tls = if self.tls_cert.is_empty() {
             None
@@ -237,7 +266,12 @@ impl Config {
             Some(Tls::load(&self.tls_cert, &self.tls_key)?)
         };
         let apps = AppRegistry::new(self.apps.clone())?;
-        Ok((apps, tls, proxies))
+        let redis = if self.adapter == "redis" {
+            Some(redis_target::target(self)?)
+        } else {
+            None
+        };
+        Ok((apps, tls, proxies, redis))
     }
 
     fn check_fields(&mut self) -> Result<(), String> {
@@ -288,7 +322,7 @@ impl Config {
             ));
         }
         if self.adapter == "redis" {
-            check_redis_url(&self.redis_url)?;
+            redis_target::check_fields(self)?;
         }
         if self.redis_prefix.is_empty() || self.redis_prefix.contains(char::is_whitespace) {
             return Err(format!(
@@ -354,26 +388,8 @@ pub struct Validated {
     /// TLS for the main port, when configured (the pair was read and matched).
     pub tls: Option<Tls>,
     pub trusted_proxies: TrustedProxies,
-}
-
-/// A Redis URL the adapter can use. TLS (`rediss://`) needs a build of the `redis` crate with
-/// TLS, which Clarion does not have yet: refused here, by name, rather than failing at start.
-fn check_redis_url(url: &str) -> Result<(), String> {
-    let shown = mask_url_password(url);
-    if url.starts_with("rediss://") {
-        return Err(format!(
-            "redis_url: {shown:?}: rediss:// (Redis over TLS) is not supported yet; use redis://"
-        ));
-    }
-    if !url.starts_with("redis://") {
-        return Err(format!("redis_url: {shown:?} is not a redis:// URL"));
-    }
-    redis::Client::open(url).map(|_| ()).map_err(|e| {
-        format!(
-            "redis_url: {shown:?} is not a usable Redis URL ({:?})",
-            e.kind()
-        )
-    })
+    /// How to reach Redis, with the `redis` adapter (the URL parsed, TLS files loaded).
+    pub redis: Option<RedisTarget>,
 }
 
 /// `redis://user:secret@host` → `redis://user:********@host` (also for webhook URLs).
@@ -431,18 +447,14 @@ mod tests {
     }
 
     #[test]
-    fn redis_urls_are_checked_when_read_and_tls_is_refused_by_name() {
+    fn redis_urls_are_checked_when_read() {
         let redis = |url: &str| {
             let mut c = Config::from_toml(&format!("adapter = \"redis\"\nredis_url = \"{url}\""))
                 .expect("parses");
             c.finish()
         };
         assert_eq!(redis("redis://127.0.0.1:6379/0"), Ok(()));
-        let e = redis("rediss://u:Secret_1@host:6380/0").expect_err("no TLS build");
-        assert!(
-            e.contains("not supported yet") && !e.contains("Secret_1"),
-            "{e}"
-        );
+        assert_eq!(redis("rediss://u:Secret_1@host:6380/0"), Ok(()));
         let e = redis("redis://u:Secret_1@host:6379/notadb").expect_err("bad database");
         assert!(
             e.starts_with("redis_url:") && !e.contains("Secret_1"),

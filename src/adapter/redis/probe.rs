@@ -1,0 +1,122 @@
+//! The first contact with Redis, at start: whatever Redis will refuse for as long as the
+//! settings stay as they are (a wrong password, a certificate that does not chain to the CA, an
+//! ACL user without rights to Clarion's keys, pub/sub channel or scripts) stops the node with
+//! a message naming the problem, instead of a node that starts and then fails every call. A
+//! Redis that does not answer is not such a problem: the node serves locally until it does
+//! (module doc of `redis`).
+
+use std::time::Duration;
+
+use redis::{ErrorKind, RedisError};
+
+use super::keys::Keys;
+
+/// How long the probe waits for each step before calling Redis unreachable.
+const STEP: Duration = Duration::from_secs(3);
+
+/// What the probe found.
+#[derive(Debug, PartialEq)]
+pub enum Probe {
+    /// Connected, and every kind of command Clarion sends was allowed.
+    Ready,
+    /// No answer (down, not listening, timed out): start anyway and keep trying.
+    Unreachable(String),
+    /// Redis answered with a refusal that will not change by itself.
+    Refused(String),
+}
+
+/// Connects once and tries each kind of access Clarion needs, without changing anything: a
+/// key read under the prefix, a transaction opened and discarded, the bus channel (subscribed, then dropped) and a script that
+/// reads `INFO server` as the history scripts do.
+pub async fn run(client: &redis::Client, keys: &Keys) -> Probe {
+    let mut conn = match step(client.get_multiplexed_async_connection()).await {
+        Ok(c) => c,
+        Err(p) => return p,
+    };
+    let key = format!("{}:probe", keys.prefix);
+    let mut exists = redis::cmd("EXISTS");
+    exists.arg(&key);
+    if let Err(p) = step(exists.query_async::<i64>(&mut conn)).await {
+        return explain(p, &format!("keys ~{}:*", keys.prefix));
+    }
+    // Liveness refreshes in a transaction; MULTI alone is enough to learn whether it is
+    // allowed, and DISCARD leaves the connection as it was.
+    let multi = redis::cmd("MULTI");
+    if let Err(p) = step(multi.query_async::<()>(&mut conn)).await {
+        return explain(p, "transactions (MULTI, EXEC)");
+    }
+    let discard = redis::cmd("DISCARD");
+    if let Err(p) = step(discard.query_async::<()>(&mut conn)).await {
+        return explain(p, "transactions (MULTI, EXEC, DISCARD)");
+    }
+    let script = redis::Script::new("return string.len(redis.call('INFO', 'server'))");
+    if let Err(p) = step(script.invoke_async::<_, i64>(&mut conn)).await {
+        return explain(
+            p,
+            "scripts (EVAL, EVALSHA) that call INFO, HSET, HGET and the other commands of the ACL in docs/cluster.md",
+        );
+    }
+    let bus = keys.bus();
+    let subscribed = async {
+        let mut pubsub = client.get_async_pubsub().await?;
+        pubsub.subscribe(&bus).await
+    };
+    if let Err(p) = step(subscribed).await {
+        return explain(p, &format!("the pub/sub channel &{bus}"));
+    }
+    Probe::Ready
+}
+
+/// One step with a timeout, its error classified.
+async fn step<T>(f: impl std::future::Future<Output = Result<T, RedisError>>) -> Result<T, Probe> {
+    match tokio::time::timeout(STEP, f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(classify(&e)),
+        Err(_) => Err(Probe::Unreachable(format!(
+            "no answer within {} s",
+            STEP.as_secs()
+        ))),
+    }
+}
+
+/// A refusal named for what it forbids.
+fn explain(p: Probe, what: &str) -> Probe {
+    match p {
+        Probe::Refused(e) if e.starts_with("NOPERM") => Probe::Refused(format!(
+            "{e}: the Redis user in redis_url may not use {what} (docs/cluster.md lists the ACL Clarion needs)"
+        )),
+        other => other,
+    }
+}
+
+/// Which errors will repeat on every try. The error's text comes from Redis or from TLS and
+/// never contains the URL, so the password cannot leak through it.
+fn classify(e: &RedisError) -> Probe {
+    let text = e.to_string();
+    let code = e.code().unwrap_or("");
+    if code == "NOPERM" || text.contains("NOPERM") {
+        return Probe::Refused(format!("NOPERM ({text})"));
+    }
+    if e.kind() == ErrorKind::AuthenticationFailed
+        || code == "WRONGPASS"
+        || code == "NOAUTH"
+        || text.contains("WRONGPASS")
+    {
+        return Probe::Refused(format!(
+            "authentication failed: check the user and password in redis_url ({text})"
+        ));
+    }
+    // A TLS alert from Redis means it refused this node's certificate (or its absence).
+    if text.contains("received fatal alert") {
+        return Probe::Refused(format!(
+            "TLS: the Redis server refused this node's client certificate; check redis_tls_cert_file and redis_tls_key_file ({text})"
+        ));
+    }
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("certificate") || lower.contains("unknownissuer") || lower.contains("tls") {
+        return Probe::Refused(format!(
+            "TLS: the Redis server's certificate was not accepted; check redis_tls_ca_file (or the system trust store) and the host name in redis_url ({text})"
+        ));
+    }
+    Probe::Unreachable(text)
+}
