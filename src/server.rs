@@ -78,10 +78,10 @@ impl Server {
                     "redis_tls_insecure is on: the Redis server's certificate is NOT verified; anyone on the path can read and change the cluster's traffic"
                 );
             }
-            RedisAdapter::check_access(&redis.client, &config.redis_prefix)
+            RedisAdapter::check_access(&redis.servers, &config.redis_prefix)
                 .await
                 .map_err(|e| StartError::Adapter(format!("redis ({}): {e}", redis.shown)))?;
-            RedisAdapter::start(redis.client.clone(), &config.redis_prefix, events)
+            RedisAdapter::start(&redis.servers, &config.redis_prefix, events)
                 .map_err(|e| StartError::Adapter(format!("redis_url: {e}")))?
         } else {
             let local = LocalAdapter::with_history_limit(config.max_history_memory);

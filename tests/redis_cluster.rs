@@ -2,6 +2,8 @@
 //! test on a free port, so it can be stopped and restarted) behave as one server.
 
 mod common;
+#[path = "redis_cluster/sentinel.rs"]
+mod sentinel;
 #[path = "redis_cluster/tls.rs"]
 mod tls;
 #[path = "redis_cluster/watchlist.rs"]

@@ -101,6 +101,24 @@ pub struct Cli {
     #[arg(long, env = "CLARION_REDIS_PREFIX")]
     pub redis_prefix: Option<String>,
 
+    /// How to find Redis: `single` (redis_url) or `sentinel` (the master that the sentinels
+    /// name) [default: single].
+    #[arg(long, env = "CLARION_REDIS_MODE")]
+    pub redis_mode: Option<String>,
+
+    /// Comma-separated Sentinel URLs (redis:// or rediss://) for redis_mode = sentinel.
+    #[arg(
+        long,
+        env = "CLARION_REDIS_SENTINELS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub redis_sentinels: Option<Vec<String>>,
+
+    /// The master name the sentinels monitor, for redis_mode = sentinel.
+    #[arg(long, env = "CLARION_REDIS_SENTINEL_MASTER")]
+    pub redis_sentinel_master: Option<String>,
+
     /// PEM CA certificate(s) for a rediss:// Redis [default: the system's trust store].
     #[arg(long, env = "CLARION_REDIS_TLS_CA_FILE", value_name = "FILE")]
     pub redis_tls_ca_file: Option<String>,

@@ -11,7 +11,7 @@ use crate::app::{App, AppRegistry};
 use crate::cli::Cli;
 use crate::net::client_ip::TrustedProxies;
 use crate::net::tls::Tls;
-pub use redis_target::RedisTarget;
+pub use redis_target::{RedisTarget, Sentinels, Servers};
 
 mod redis_target;
 
@@ -67,6 +67,12 @@ pub struct Config {
     pub redis_url: String,
     /// Prefix of every Redis key and pub/sub channel, so several clusters can share one Redis.
     pub redis_prefix: String,
+    /// `single` (the server at `redis_url`) or `sentinel` (the master `redis_sentinels` name).
+    pub redis_mode: String,
+    /// Sentinel URLs, for `redis_mode = "sentinel"`.
+    pub redis_sentinels: Vec<String>,
+    /// The master name the sentinels monitor.
+    pub redis_sentinel_master: String,
     /// PEM CA certificate(s) a `rediss://` server's certificate must chain to (`""` = the
     /// system's trust store).
     pub redis_tls_ca_file: String,
@@ -127,6 +133,9 @@ impl Default for Config {
             adapter: "local".into(),
             redis_url: "redis://127.0.0.1:6379/0".into(),
             redis_prefix: "clarion".into(),
+            redis_mode: "single".into(),
+            redis_sentinels: Vec::new(),
+            redis_sentinel_master: String::new(),
             redis_tls_ca_file: String::new(),
             redis_tls_cert_file: String::new(),
             redis_tls_key_file: String::new(),
@@ -198,6 +207,9 @@ impl Config {
         set(&mut self.adapter, &cli.adapter);
         set(&mut self.redis_url, &cli.redis_url);
         set(&mut self.redis_prefix, &cli.redis_prefix);
+        set(&mut self.redis_mode, &cli.redis_mode);
+        set(&mut self.redis_sentinels, &cli.redis_sentinels);
+        set(&mut self.redis_sentinel_master, &cli.redis_sentinel_master);
         set(&mut self.redis_tls_ca_file, &cli.redis_tls_ca_file);
         set(&mut self.redis_tls_cert_file, &cli.redis_tls_cert_file);
         set(&mut self.redis_tls_key_file, &cli.redis_tls_key_file);
@@ -372,6 +384,9 @@ impl Config {
             }
         }
         shown.redis_url = mask_url_password(&shown.redis_url);
+        for url in &mut shown.redis_sentinels {
+            *url = mask_url_password(url);
+        }
         toml::to_string(&shown).unwrap_or_else(|e| format!("# cannot print the settings: {e}\n"))
     }
 

@@ -9,40 +9,160 @@ use super::{mask_url_password, Config};
 /// The parsed connection settings of the `redis` adapter.
 #[derive(Clone)]
 pub struct RedisTarget {
-    /// A client for the URL, with the CA and client certificate loaded when given.
-    pub client: redis::Client,
-    /// The URL with its password masked, for logs.
+    /// Where the server is.
+    pub servers: Servers,
+    /// The URL (or the sentinels and master name) with passwords masked, for logs.
     pub shown: String,
     /// Certificates are not verified (`redis_tls_insecure`): logged loudly at start.
     pub insecure: bool,
 }
 
+/// One fixed server, or whichever server the sentinels name master now.
+// Built once at start and kept in one place: the size of its variants costs nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone)]
+pub enum Servers {
+    /// A client for `redis_url`, with the CA and client certificate loaded when given.
+    Single(redis::Client),
+    /// `redis_mode = "sentinel"`.
+    Sentinel(Sentinels),
+}
+
+/// How to ask the sentinels for the master, and how to connect to it once named: with the
+/// user, password, database and scheme of `redis_url` (its host and port are not used).
+#[derive(Clone)]
+pub struct Sentinels {
+    urls: Vec<String>,
+    addrs: Vec<redis::ConnectionAddr>,
+    /// The master name the sentinels monitor.
+    pub master: String,
+    to_master: redis::ConnectionInfo,
+    to_sentinels: redis::ConnectionInfo,
+    certs: Option<redis::TlsCertificates>,
+    insecure: bool,
+}
+
+impl Sentinels {
+    /// A plain client for each sentinel, to ask it about the master name directly.
+    pub fn each_sentinel(&self) -> Vec<redis::RedisResult<redis::Client>> {
+        self.urls
+            .iter()
+            .map(|url| match (&self.certs, url.starts_with("rediss://")) {
+                (Some(certs), true) => redis::Client::build_with_tls(url.as_str(), certs.clone()),
+                _ => redis::Client::open(url.as_str()),
+            })
+            .collect()
+    }
+
+    /// A client that asks the sentinels, in order, for the current master.
+    pub fn client(&self) -> redis::RedisResult<redis::sentinel::SentinelClient> {
+        use redis::sentinel::{SentinelClientBuilder, SentinelServerType};
+        let mode = if self.insecure {
+            redis::TlsMode::Insecure
+        } else {
+            redis::TlsMode::Secure
+        };
+        let mut b = SentinelClientBuilder::new(
+            self.addrs.clone(),
+            &self.master,
+            SentinelServerType::Master,
+        )?;
+        let m = self.to_master.redis_settings();
+        b = b.set_client_to_redis_db(m.db());
+        if let Some(user) = m.username() {
+            b = b.set_client_to_redis_username(user);
+        }
+        if let Some(password) = m.password() {
+            b = b.set_client_to_redis_password(password);
+        }
+        if matches!(self.to_master.addr(), redis::ConnectionAddr::TcpTls { .. }) {
+            b = b.set_client_to_redis_tls_mode(mode);
+            if let (Some(certs), false) = (&self.certs, self.insecure) {
+                b = b.set_client_to_redis_certificates(certs.clone());
+            }
+        }
+        let s = self.to_sentinels.redis_settings();
+        if let Some(user) = s.username() {
+            b = b.set_client_to_sentinel_username(user);
+        }
+        if let Some(password) = s.password() {
+            b = b.set_client_to_sentinel_password(password);
+        }
+        if matches!(
+            self.to_sentinels.addr(),
+            redis::ConnectionAddr::TcpTls { .. }
+        ) {
+            b = b.set_client_to_sentinel_tls_mode(mode);
+            if let (Some(certs), false) = (&self.certs, self.insecure) {
+                b = b.set_client_to_sentinel_certificates(certs.clone());
+            }
+        }
+        b.build()
+    }
+}
+
 impl std::fmt::Debug for RedisTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisTarget")
-            .field("url", &self.shown)
+            .field("servers", &self.shown)
             .field("insecure", &self.insecure)
             .finish()
     }
 }
 
-/// Checks the Redis keys that need no file system: the URL's scheme and shape, and that TLS
-/// settings come with a `rediss://` URL and certificate with key.
-pub(super) fn check_fields(c: &Config) -> Result<(), String> {
-    let url = &c.redis_url;
+/// A `redis://` or `rediss://` URL that the redis crate can use, or an error naming `key`.
+fn check_url(key: &str, url: &str) -> Result<(), String> {
     let shown = mask_url_password(url);
-    let tls = url.starts_with("rediss://");
-    if !tls && !url.starts_with("redis://") {
+    if !url.starts_with("rediss://") && !url.starts_with("redis://") {
         return Err(format!(
-            "redis_url: {shown:?} is neither a redis:// nor a rediss:// URL"
+            "{key}: {shown:?} is neither a redis:// nor a rediss:// URL"
         ));
     }
-    redis::Client::open(url.as_str()).map_err(|e| {
+    redis::Client::open(url).map(|_| ()).map_err(|e| {
         format!(
-            "redis_url: {shown:?} is not a usable Redis URL ({:?})",
+            "{key}: {shown:?} is not a usable Redis URL ({:?})",
             e.kind()
         )
-    })?;
+    })
+}
+
+/// Checks the Redis keys that need no file system: the mode, the URLs' scheme and shape, and
+/// that TLS settings come with a `rediss://` URL and a certificate with its key.
+pub(super) fn check_fields(c: &Config) -> Result<(), String> {
+    check_url("redis_url", &c.redis_url)?;
+    let mut tls = c.redis_url.starts_with("rediss://");
+    match c.redis_mode.as_str() {
+        "single" => {}
+        "sentinel" => {
+            if c.redis_sentinels.is_empty() {
+                return Err(
+                    "redis_sentinels: redis_mode = \"sentinel\" needs at least one sentinel URL"
+                        .into(),
+                );
+            }
+            for (i, url) in c.redis_sentinels.iter().enumerate() {
+                check_url(&format!("redis_sentinels[{i}]"), url)?;
+                tls |= url.starts_with("rediss://");
+            }
+            if c.redis_sentinel_master.trim().is_empty() {
+                return Err(
+                    "redis_sentinel_master: redis_mode = \"sentinel\" needs the master name the sentinels monitor"
+                        .into(),
+                );
+            }
+        }
+        "cluster" => {
+            return Err(
+                "redis_mode: \"cluster\" (Redis Cluster) is not available yet; use \"single\" or \"sentinel\""
+                    .into(),
+            )
+        }
+        other => {
+            return Err(format!(
+                "redis_mode: {other:?} is neither \"single\" nor \"sentinel\""
+            ))
+        }
+    }
     if c.redis_tls_cert_file.is_empty() != c.redis_tls_key_file.is_empty() {
         return Err(
             "redis_tls_cert_file and redis_tls_key_file: give both (mutual TLS) or neither".into(),
@@ -56,22 +176,16 @@ pub(super) fn check_fields(c: &Config) -> Result<(), String> {
         ];
         if let Some((key, _)) = set.iter().find(|(_, on)| *on) {
             return Err(format!(
-                "{key}: only applies to a rediss:// URL, and redis_url is {shown:?}"
+                "{key}: only applies to a rediss:// URL, and redis_url is {:?}",
+                mask_url_password(&c.redis_url)
             ));
         }
     }
     Ok(())
 }
 
-/// Builds the client: files are read here, so a missing or malformed one stops the start.
-pub(super) fn target(c: &Config) -> Result<RedisTarget, String> {
-    let shown = mask_url_password(&c.redis_url);
-    let mut url = c.redis_url.clone();
-    if c.redis_tls_insecure && !url.contains('#') {
-        url.push_str("#insecure");
-    }
-    // rustls picks its crypto provider from the process default; ring is the one compiled in.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+/// The CA and client certificate files, read: a missing one stops the start.
+fn certificates(c: &Config) -> Result<Option<redis::TlsCertificates>, String> {
     let read = |key: &str, path: &str| -> Result<Option<Vec<u8>>, String> {
         if path.is_empty() {
             return Ok(None);
@@ -80,40 +194,99 @@ pub(super) fn target(c: &Config) -> Result<RedisTarget, String> {
             .map(Some)
             .map_err(|e| format!("{key}: cannot read {path:?}: {e}"))
     };
-    let ca = read("redis_tls_ca_file", &c.redis_tls_ca_file)?;
+    let root_cert = read("redis_tls_ca_file", &c.redis_tls_ca_file)?;
     let cert = read("redis_tls_cert_file", &c.redis_tls_cert_file)?;
     let key = read("redis_tls_key_file", &c.redis_tls_key_file)?;
-    let client = match (ca, cert, key) {
-        (None, None, None) => redis::Client::open(url.as_str()),
-        (root_cert, cert, key) => {
-            let client_tls = match (cert, key) {
-                (Some(client_cert), Some(client_key)) => Some(redis::ClientTlsConfig {
-                    client_cert,
-                    client_key,
-                }),
-                _ => None,
-            };
-            redis::Client::build_with_tls(
-                url.as_str(),
-                redis::TlsCertificates {
-                    client_tls,
-                    root_cert,
-                },
-            )
-        }
+    let client_tls = match (cert, key) {
+        (Some(client_cert), Some(client_key)) => Some(redis::ClientTlsConfig {
+            client_cert,
+            client_key,
+        }),
+        _ => None,
+    };
+    Ok(match (&root_cert, &client_tls) {
+        (None, None) => None,
+        _ => Some(redis::TlsCertificates {
+            client_tls,
+            root_cert,
+        }),
+    })
+}
+
+/// Which keys a certificate error is about.
+fn tls_keys(c: &Config) -> &'static str {
+    if c.redis_tls_cert_file.is_empty() {
+        "redis_tls_ca_file"
+    } else {
+        "redis_tls_ca_file / redis_tls_cert_file / redis_tls_key_file"
     }
-    .map_err(|e| {
-        let key = if c.redis_tls_cert_file.is_empty() {
-            "redis_tls_ca_file"
-        } else {
-            "redis_tls_ca_file / redis_tls_cert_file / redis_tls_key_file"
+}
+
+/// Builds the client: files are read here, so a missing or malformed one stops the start.
+pub(super) fn target(c: &Config) -> Result<RedisTarget, String> {
+    // rustls picks its crypto provider from the process default; ring is the one compiled in.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let certs = certificates(c)?;
+    // The error names a certificate problem; the URL (and its password) is not in it.
+    let tls_error = |e: redis::RedisError| {
+        format!(
+            "{}: {}",
+            tls_keys(c),
+            e.detail().unwrap_or("unusable TLS files")
+        )
+    };
+    if c.redis_mode == "sentinel" {
+        let info = |key: &str, url: &str| -> Result<redis::ConnectionInfo, String> {
+            redis::IntoConnectionInfo::into_connection_info(url).map_err(|e| {
+                format!(
+                    "{key}: {:?} is not a usable Redis URL ({:?})",
+                    mask_url_password(url),
+                    e.kind()
+                )
+            })
         };
-        // The error names a certificate problem; the URL (and its password) is not in it.
-        format!("{key}: {}", e.detail().unwrap_or("unusable TLS files"))
-    })?;
+        let mut addrs = Vec::new();
+        for (i, url) in c.redis_sentinels.iter().enumerate() {
+            addrs.push(info(&format!("redis_sentinels[{i}]"), url)?.addr().clone());
+        }
+        let first = c.redis_sentinels.first().map(String::as_str).unwrap_or("");
+        let sentinels = Sentinels {
+            urls: c.redis_sentinels.clone(),
+            addrs,
+            master: c.redis_sentinel_master.clone(),
+            to_master: info("redis_url", &c.redis_url)?,
+            to_sentinels: info("redis_sentinels[0]", first)?,
+            certs,
+            insecure: c.redis_tls_insecure,
+        };
+        sentinels.client().map_err(tls_error)?;
+        let shown: Vec<String> = c
+            .redis_sentinels
+            .iter()
+            .map(|u| mask_url_password(u))
+            .collect();
+        return Ok(RedisTarget {
+            servers: Servers::Sentinel(sentinels),
+            shown: format!(
+                "master {:?} of sentinels {}",
+                c.redis_sentinel_master,
+                shown.join(", ")
+            ),
+            insecure: c.redis_tls_insecure,
+        });
+    }
+    let mut url = c.redis_url.clone();
+    if c.redis_tls_insecure && !url.contains('#') {
+        url.push_str("#insecure");
+    }
+    let client = match certs {
+        None => redis::Client::open(url.as_str()),
+        Some(certs) => redis::Client::build_with_tls(url.as_str(), certs),
+    }
+    .map_err(tls_error)?;
     Ok(RedisTarget {
-        client,
-        shown,
+        servers: Servers::Single(client),
+        shown: mask_url_password(&c.redis_url),
         insecure: c.redis_tls_insecure,
     })
 }
@@ -140,6 +313,32 @@ mod tests {
             .expect_err("certificate without key");
         assert!(e.contains("redis_tls_key_file"), "{e}");
         assert!(config("redis_url = 'rediss://u:pw@h:1/0'").is_ok());
+    }
+
+    #[test]
+    fn sentinel_mode_needs_sentinels_and_a_master_name() {
+        let e = config("redis_mode = 'sentinel'\nredis_sentinel_master = 'm'")
+            .expect_err("no sentinels");
+        assert!(e.starts_with("redis_sentinels:"), "{e}");
+        let e = config("redis_mode = 'sentinel'\nredis_sentinels = ['redis://:Secret_1@h:26379']")
+            .expect_err("no master name");
+        assert!(e.starts_with("redis_sentinel_master:"), "{e}");
+        let e = config(
+            "redis_mode = 'sentinel'\nredis_sentinels = ['http://h']\nredis_sentinel_master = 'm'",
+        )
+        .expect_err("not a Redis URL");
+        assert!(e.starts_with("redis_sentinels[0]:"), "{e}");
+        let e = config("redis_mode = 'cluster'").expect_err("not yet");
+        assert!(e.contains("not available yet"), "{e}");
+        let ok = config(
+            "redis_mode = 'sentinel'\nredis_sentinels = ['redis://:Secret_1@h:26379']\nredis_sentinel_master = 'm'",
+        )
+        .expect("valid");
+        let shown = ok.masked_toml();
+        assert!(!shown.contains("Secret_1"), "{shown}");
+        let t = target(&ok).expect("a sentinel client is built without connecting");
+        assert!(matches!(t.servers, Servers::Sentinel(_)));
+        assert!(!t.shown.contains("Secret_1"), "{}", t.shown);
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod certs;
 pub mod process;
 pub mod receiver;
 pub mod redis;
+pub mod sentinel;
 mod steps;
 
 #[allow(unused_imports)] // not every test binary takes these steps

@@ -201,3 +201,37 @@ pub async fn wait_for_metrics(port: u16, within: Duration, want: &[(&str, f64)])
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Runs the binary with `toml` and returns its exit code and standard error; a node still
+/// running after 15 s is killed (and reported as code -1).
+pub fn run_to_exit(toml: &str) -> (i32, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("clarion.toml");
+    std::fs::write(&path, toml).expect("write config");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_clarion"))
+        .arg("--config")
+        .arg(&path)
+        .args(["--host", "127.0.0.1", "--port", "0", "--metrics-port", "0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start clarion");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let code = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status.code().unwrap_or(-1);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break -1;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut err);
+    }
+    (code, err)
+}

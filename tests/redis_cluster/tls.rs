@@ -6,11 +6,10 @@
 //! is required) stops the node with a message that names it and never shows the password.
 
 use crate::common::certs::Certs;
-use crate::common::process::Process;
+use crate::common::process::{run_to_exit, Process};
 use crate::common::redis::{free_port, Redis};
 use crate::common::*;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::json;
@@ -75,40 +74,6 @@ async fn ready_node(toml: &str) -> TestServer {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("node never became ready");
-}
-
-/// Runs the binary with `toml` and returns its exit code and standard error; a node still
-/// running after 15 s is killed (and reported as code -1).
-fn start_and_fail(toml: &str) -> (i32, String) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("clarion.toml");
-    std::fs::write(&path, toml).expect("write config");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_clarion"))
-        .arg("--config")
-        .arg(&path)
-        .args(["--host", "127.0.0.1", "--port", "0", "--metrics-port", "0"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start clarion");
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    let code = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status.code().unwrap_or(-1);
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break -1;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut err = String::new();
-    if let Some(mut e) = child.stderr.take() {
-        use std::io::Read;
-        let _ = e.read_to_string(&mut err);
-    }
-    (code, err)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -188,7 +153,7 @@ async fn mutual_tls_needs_the_client_certificate() {
     trigger(&a, &app1(), "orders", "created", "{}").await;
     on_b.expect_event("created").await;
 
-    let (code, err) = start_and_fail(&base);
+    let (code, err) = run_to_exit(&base);
     assert_ne!(
         code, 0,
         "a node without its client certificate must not run: {err}"
@@ -206,7 +171,7 @@ async fn refusals_stop_the_node_and_name_the_problem() {
     let certs = Certs::generate();
     let redis = secured_redis(&certs, false);
 
-    let (code, err) = start_and_fail(&settings(
+    let (code, err) = run_to_exit(&settings(
         &url(&redis, "clarion", "Wrong-pw-3"),
         &certs.ca,
         "",
@@ -218,7 +183,7 @@ async fn refusals_stop_the_node_and_name_the_problem() {
         "{err}"
     );
 
-    let (code, err) = start_and_fail(&settings(&url(&redis, "nochan", "other-pw"), &certs.ca, ""));
+    let (code, err) = run_to_exit(&settings(&url(&redis, "nochan", "other-pw"), &certs.ca, ""));
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains("NOPERM") && err.contains("&clarion:bus") && !err.contains("other-pw"),
@@ -226,7 +191,7 @@ async fn refusals_stop_the_node_and_name_the_problem() {
     );
 
     let other = certs.unrelated_ca();
-    let (code, err) = start_and_fail(&settings(&url(&redis, "clarion", PASSWORD), &other, ""));
+    let (code, err) = run_to_exit(&settings(&url(&redis, "clarion", PASSWORD), &other, ""));
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains("TLS") && err.contains("redis_tls_ca_file"),
@@ -246,7 +211,7 @@ async fn refusals_stop_the_node_and_name_the_problem() {
 
 #[test]
 fn tls_settings_are_checked_when_the_configuration_is_read() {
-    let (code, err) = start_and_fail(&format!(
+    let (code, err) = run_to_exit(&format!(
         "adapter = \"redis\"\nredis_url = \"redis://u:{PASSWORD}@127.0.0.1:1/0\"\nredis_tls_ca_file = \"/x.pem\"\n{APP}"
     ));
     assert_eq!(code, 2, "a configuration error: {err}");

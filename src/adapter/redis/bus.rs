@@ -256,7 +256,7 @@ impl RedisAdapter {
 }
 
 /// Listens on the bus for as long as the adapter lives, reconnecting with backoff.
-pub fn spawn_listener(adapter: Weak<RedisAdapter>, client: redis::Client, channel: String) {
+pub fn spawn_listener(adapter: Weak<RedisAdapter>, channel: String) {
     tokio::spawn(async move {
         let mut backoff = Duration::from_millis(200);
         loop {
@@ -264,8 +264,13 @@ pub fn spawn_listener(adapter: Weak<RedisAdapter>, client: redis::Client, channe
                 return;
             };
             let node = this.keys.node.clone();
+            // Seen before connecting: a move while connecting makes the next wait end at once.
+            let mut moves = this.endpoint.moves();
+            moves.borrow_and_update();
+            let found = this.endpoint.client().await;
             drop(this);
             let connected = async {
+                let client = found?;
                 let mut pubsub = client.get_async_pubsub().await?;
                 pubsub.subscribe(&channel).await?;
                 Ok::<_, redis::RedisError>(pubsub)
@@ -301,7 +306,20 @@ pub fn spawn_listener(adapter: Weak<RedisAdapter>, client: redis::Client, channe
                 }
             }
             let mut stream = pubsub.into_on_message();
-            while let Some(msg) = stream.next().await {
+            let mut moved = false;
+            loop {
+                let msg = tokio::select! {
+                    msg = stream.next() => msg,
+                    // The master moved (Sentinel): subscribe there instead.
+                    _ = moves.changed() => {
+                        tracing::info!("bus: the master moved; subscribing there");
+                        moved = true;
+                        None
+                    }
+                };
+                let Some(msg) = msg else {
+                    break;
+                };
                 let Some(this) = adapter.upgrade() else {
                     return;
                 };
@@ -315,7 +333,9 @@ pub fn spawn_listener(adapter: Weak<RedisAdapter>, client: redis::Client, channe
                     None => tracing::debug!("ignored an undecodable bus message"),
                 }
             }
-            fail(&adapter, &"subscription connection lost");
+            if !moved {
+                fail(&adapter, &"subscription connection lost");
+            }
         }
     });
 }

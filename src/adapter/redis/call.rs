@@ -33,7 +33,10 @@ impl RedisAdapter {
         what: &str,
         cmd: &redis::Cmd,
     ) -> Option<T> {
-        let mut conn = self.conn.clone();
+        let Some(mut conn) = self.endpoint.conn() else {
+            self.health.fail(what, &"no Redis master known yet");
+            return None;
+        };
         self.bounded(what, cmd.query_async::<T>(&mut conn)).await
     }
 
@@ -42,7 +45,10 @@ impl RedisAdapter {
         what: &str,
         pipe: &redis::Pipeline,
     ) -> Option<T> {
-        let mut conn = self.conn.clone();
+        let Some(mut conn) = self.endpoint.conn() else {
+            self.health.fail(what, &"no Redis master known yet");
+            return None;
+        };
         self.bounded(what, pipe.query_async::<T>(&mut conn)).await
     }
 
@@ -51,7 +57,10 @@ impl RedisAdapter {
         what: &str,
         inv: &redis::ScriptInvocation<'_>,
     ) -> Option<T> {
-        let mut conn = self.conn.clone();
+        let Some(mut conn) = self.endpoint.conn() else {
+            self.health.fail(what, &"no Redis master known yet");
+            return None;
+        };
         self.bounded(what, inv.invoke_async::<T>(&mut conn)).await
     }
 }

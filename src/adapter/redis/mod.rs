@@ -21,6 +21,7 @@ mod bus;
 mod cache;
 mod call;
 mod counts;
+mod endpoint;
 mod health;
 mod history;
 mod keys;
@@ -32,10 +33,8 @@ mod users;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde_json::Value;
 
 use super::{
@@ -46,12 +45,12 @@ use crate::app::{App, Recording};
 use crate::channels::cache::CachedEvent;
 use crate::channels::handle::ConnHandle;
 use crate::channels::namespace::Follow;
+use crate::config::Servers;
 use crate::protocol::channel_name::ChannelKind;
 use crate::protocol::frames::Frame;
 use crate::protocol::recovery::{Position, Request};
 use crate::protocol::socket_id::SocketId;
 use bus::Message;
-use call::CALL_TIMEOUT;
 use health::Health;
 use history::Rotations;
 use keys::Keys;
@@ -61,7 +60,8 @@ use scripts::Scripts;
 pub struct RedisAdapter {
     local: Arc<LocalAdapter>,
     keys: Keys,
-    conn: ConnectionManager,
+    /// The Redis server in use and the command connection to it.
+    endpoint: endpoint::Endpoint,
     health: Health,
     resync_requested: AtomicBool,
     scripts: Scripts,
@@ -85,16 +85,11 @@ impl RedisAdapter {
     /// does not need Redis to be up: the node serves locally until it is. Only a URL that
     /// cannot be used at all is an error.
     pub fn start(
-        client: redis::Client,
+        servers: &Servers,
         prefix: &str,
         events: ClusterEvents,
     ) -> Result<Arc<RedisAdapter>, redis::RedisError> {
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CALL_TIMEOUT))
-            .set_response_timeout(Some(CALL_TIMEOUT))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_secs(2));
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
+        let endpoint = endpoint::Endpoint::new(servers)?;
         let keys = Keys {
             prefix: prefix.to_string(),
             node: format!("{:016x}", rand::random::<u64>()),
@@ -104,7 +99,7 @@ impl RedisAdapter {
         let adapter = Arc::new(RedisAdapter {
             local,
             keys: keys.clone(),
-            conn,
+            endpoint,
             health: Health::new(),
             resync_requested: AtomicBool::new(true),
             pending_departures: Mutex::new(Vec::new()),
@@ -116,7 +111,7 @@ impl RedisAdapter {
             scripts: Scripts::load(),
         });
         tracing::info!(node = %keys.node, prefix = %keys.prefix, "redis adapter: joining the cluster");
-        bus::spawn_listener(Arc::downgrade(&adapter), client, keys.bus());
+        bus::spawn_listener(Arc::downgrade(&adapter), keys.bus());
         liveness::spawn(Arc::downgrade(&adapter));
         Ok(adapter)
     }
@@ -124,12 +119,18 @@ impl RedisAdapter {
     /// Tries, once, every kind of access the adapter needs (`probe`). A refusal that will not
     /// go away by itself (credentials, TLS, ACL) is an error naming it; a Redis that does not
     /// answer is logged and the node starts anyway, serving locally until Redis is back.
-    pub async fn check_access(client: &redis::Client, prefix: &str) -> Result<(), String> {
+    pub async fn check_access(servers: &Servers, prefix: &str) -> Result<(), String> {
         let keys = Keys {
             prefix: prefix.to_string(),
             node: String::new(),
         };
-        match probe::run(client, &keys).await {
+        let endpoint = endpoint::Endpoint::new(servers).map_err(|e| e.to_string())?;
+        let found = match (endpoint.client().await, servers) {
+            (Ok(client), _) => probe::run(&client, &keys).await,
+            (Err(e), Servers::Sentinel(sentinels)) => probe::sentinel_problem(sentinels, &e).await,
+            (Err(e), Servers::Single(_)) => probe::Probe::Unreachable(e.to_string()),
+        };
+        match found {
             probe::Probe::Ready => Ok(()),
             probe::Probe::Refused(why) => Err(why),
             probe::Probe::Unreachable(why) => {

@@ -10,6 +10,7 @@ use std::time::Duration;
 use redis::{ErrorKind, RedisError};
 
 use super::keys::Keys;
+use crate::config::Sentinels;
 
 /// How long the probe waits for each step before calling Redis unreachable.
 const STEP: Duration = Duration::from_secs(3);
@@ -119,4 +120,37 @@ fn classify(e: &RedisError) -> Probe {
         ));
     }
     Probe::Unreachable(text)
+}
+
+/// Why the sentinels named no usable master. The first sentinel that answers says whether it
+/// monitors the name at all: if not, the setting is wrong and stays wrong; if it does, its
+/// master is down or failing over, which passes.
+pub async fn sentinel_problem(sentinels: &Sentinels, e: &RedisError) -> Probe {
+    for client in sentinels.each_sentinel().into_iter().flatten() {
+        let asked = async {
+            let mut conn = client.get_multiplexed_async_connection().await?;
+            redis::cmd("SENTINEL")
+                .arg("GET-MASTER-ADDR-BY-NAME")
+                .arg(&sentinels.master)
+                .query_async::<Option<(String, u16)>>(&mut conn)
+                .await
+        };
+        match step(asked).await {
+            Ok(None) => {
+                return Probe::Refused(format!(
+                    "redis_sentinel_master: the sentinels monitor no master named {:?}",
+                    sentinels.master
+                ))
+            }
+            Ok(Some((host, port))) => {
+                return Probe::Unreachable(format!(
+                "the sentinels name {host}:{port} as master {:?}, and it is not usable yet ({e})",
+                sentinels.master
+            ))
+            }
+            Err(Probe::Refused(why)) => return Probe::Refused(format!("a sentinel: {why}")),
+            Err(_) => continue,
+        }
+    }
+    Probe::Unreachable(format!("no sentinel in redis_sentinels answered ({e})"))
 }
