@@ -13,10 +13,10 @@
 //! | [`protocol`] | the wire contract, pure: channel names, close codes ([`protocol::codes::Fatal`]), frames, inbound messages, presence and client-event rules, event limits, signatures, query strings, webhook names | — |
 //! | `sync` | locks that survive a panic elsewhere | — |
 //! | [`app`] | an app and its limits; the app registry | protocol |
-//! | [`net`] | transport: listener, TLS, socket counter, client address, the 101 coalescer, outbound HTTP | sync |
+//! | [`net`] | transport: listener, TLS, socket counter, client address, the 101 coalescer, outbound HTTP, where Redis is | sync |
 //! | `limits` | every rate limit: per connection, per address, per app's API | app, sync |
 //! | [`channels`] | one node's subscriptions and presence ([`channels::Namespace`]), cache channels, the per-connection outbox ([`channels::handle`]) | app, protocol, sync |
-//! | `adapter` | the seam for several nodes: what a cluster must answer, the local and Redis implementations | app, channels, protocol, sync |
+//! | `adapter` | the seam for several nodes: what a cluster must answer, the local and Redis implementations | app, channels, net, protocol, sync |
 //! | [`cli`] | command-line flags and the HTTP API client behind `clarion trigger` | net, protocol |
 //! | [`config`] | defaults < file < environment < flags, validated into parsed parts | app, cli, net |
 //! | `webhooks` | batching, signing and delivering webhooks | app, config, net, protocol, sync |

@@ -55,6 +55,9 @@ pub trait Adapter: Send + Sync + 'static {
         user_id: &str,
         watchlist: Option<&[String]>,
     ) -> Vec<String>;
+    /// The statuses frame of `socket_id`'s watchlist is queued: transitions held since its
+    /// sign-in follow it (`Watchers::release`), so none overtakes it.
+    fn watchlist_sent(&self, app: &App, socket_id: SocketId);
     /// Subscribes a connection (and, for presence, adds the member).
     async fn subscribe(
         &self,

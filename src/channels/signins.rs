@@ -80,8 +80,19 @@ impl Namespace {
         let frame = watchlist::transition(user_id, online);
         for socket in watching {
             if let Some(conn) = self.connections.get(&socket) {
-                conn.send(frame.clone());
+                self.watchers.offer(socket, &frame, |f| {
+                    conn.send(f);
+                });
             }
+        }
+    }
+
+    /// `socket_id`'s statuses frame is queued: the transitions held meanwhile follow it.
+    pub fn watchlist_sent(&self, socket_id: SocketId) {
+        if let Some(conn) = self.connections.get(&socket_id) {
+            self.watchers.release(socket_id, |f| {
+                conn.send(f);
+            });
         }
     }
 

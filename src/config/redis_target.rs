@@ -5,6 +5,7 @@
 //! a message (`mask_url_password`).
 
 use super::{mask_url_password, Config};
+pub use crate::net::redis_servers::{Sentinels, Servers};
 
 /// The parsed connection settings of the `redis` adapter.
 #[derive(Clone)]
@@ -15,90 +16,6 @@ pub struct RedisTarget {
     pub shown: String,
     /// Certificates are not verified (`redis_tls_insecure`): logged loudly at start.
     pub insecure: bool,
-}
-
-/// One fixed server, or whichever server the sentinels name master now.
-// Built once at start and kept in one place: the size of its variants costs nothing.
-#[allow(clippy::large_enum_variant)]
-#[derive(Clone)]
-pub enum Servers {
-    /// A client for `redis_url`, with the CA and client certificate loaded when given.
-    Single(redis::Client),
-    /// `redis_mode = "sentinel"`.
-    Sentinel(Sentinels),
-}
-
-/// How to ask the sentinels for the master, and how to connect to it once named: with the
-/// user, password, database and scheme of `redis_url` (its host and port are not used).
-#[derive(Clone)]
-pub struct Sentinels {
-    urls: Vec<String>,
-    addrs: Vec<redis::ConnectionAddr>,
-    /// The master name the sentinels monitor.
-    pub master: String,
-    to_master: redis::ConnectionInfo,
-    to_sentinels: redis::ConnectionInfo,
-    certs: Option<redis::TlsCertificates>,
-    insecure: bool,
-}
-
-impl Sentinels {
-    /// A plain client for each sentinel, to ask it about the master name directly.
-    pub fn each_sentinel(&self) -> Vec<redis::RedisResult<redis::Client>> {
-        self.urls
-            .iter()
-            .map(|url| match (&self.certs, url.starts_with("rediss://")) {
-                (Some(certs), true) => redis::Client::build_with_tls(url.as_str(), certs.clone()),
-                _ => redis::Client::open(url.as_str()),
-            })
-            .collect()
-    }
-
-    /// A client that asks the sentinels, in order, for the current master.
-    pub fn client(&self) -> redis::RedisResult<redis::sentinel::SentinelClient> {
-        use redis::sentinel::{SentinelClientBuilder, SentinelServerType};
-        let mode = if self.insecure {
-            redis::TlsMode::Insecure
-        } else {
-            redis::TlsMode::Secure
-        };
-        let mut b = SentinelClientBuilder::new(
-            self.addrs.clone(),
-            &self.master,
-            SentinelServerType::Master,
-        )?;
-        let m = self.to_master.redis_settings();
-        b = b.set_client_to_redis_db(m.db());
-        if let Some(user) = m.username() {
-            b = b.set_client_to_redis_username(user);
-        }
-        if let Some(password) = m.password() {
-            b = b.set_client_to_redis_password(password);
-        }
-        if matches!(self.to_master.addr(), redis::ConnectionAddr::TcpTls { .. }) {
-            b = b.set_client_to_redis_tls_mode(mode);
-            if let (Some(certs), false) = (&self.certs, self.insecure) {
-                b = b.set_client_to_redis_certificates(certs.clone());
-            }
-        }
-        let s = self.to_sentinels.redis_settings();
-        if let Some(user) = s.username() {
-            b = b.set_client_to_sentinel_username(user);
-        }
-        if let Some(password) = s.password() {
-            b = b.set_client_to_sentinel_password(password);
-        }
-        if matches!(
-            self.to_sentinels.addr(),
-            redis::ConnectionAddr::TcpTls { .. }
-        ) {
-            b = b.set_client_to_sentinel_tls_mode(mode);
-            if let (Some(certs), false) = (&self.certs, self.insecure) {
-                b = b.set_client_to_sentinel_certificates(certs.clone());
-            }
-        }
-        b.build()
-    }
 }
 
 impl std::fmt::Debug for RedisTarget {
@@ -250,15 +167,15 @@ pub(super) fn target(c: &Config) -> Result<RedisTarget, String> {
             addrs.push(info(&format!("redis_sentinels[{i}]"), url)?.addr().clone());
         }
         let first = c.redis_sentinels.first().map(String::as_str).unwrap_or("");
-        let sentinels = Sentinels {
-            urls: c.redis_sentinels.clone(),
+        let sentinels = Sentinels::new(
+            c.redis_sentinels.clone(),
             addrs,
-            master: c.redis_sentinel_master.clone(),
-            to_master: info("redis_url", &c.redis_url)?,
-            to_sentinels: info("redis_sentinels[0]", first)?,
+            c.redis_sentinel_master.clone(),
+            info("redis_url", &c.redis_url)?,
+            info("redis_sentinels[0]", first)?,
             certs,
-            insecure: c.redis_tls_insecure,
-        };
+            c.redis_tls_insecure,
+        );
         sentinels.client().map_err(tls_error)?;
         let shown: Vec<String> = c
             .redis_sentinels

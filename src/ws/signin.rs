@@ -80,6 +80,9 @@ impl Session {
             if let Some(frame) = watchlist::events(&online, &offline) {
                 self.send(frame);
             }
+            self.state
+                .adapter
+                .watchlist_sent(&self.app, self.handle.socket_id);
         }
     }
 }

@@ -250,3 +250,13 @@ async fn a_slow_consumer_close_gives_one_offline() {
     );
     watcher.expect_silence(QUIET).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_sign_in_storm_the_statuses_come_first_and_stay_true() {
+    let server = TestServer::start(APP).await;
+    let n = 60;
+    let frames = crate::common::watch_storm::sign_in_storm(&[&server], n).await;
+    for (who, f) in frames.iter().enumerate() {
+        crate::common::watch_storm::assert_statuses_first_and_all_online(f, n, who);
+    }
+}

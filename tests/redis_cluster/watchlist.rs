@@ -174,3 +174,18 @@ async fn sign_ins_during_a_redis_restart_are_re_asserted() {
     }
     panic!("statuses never re-asserted: {seen}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_sign_in_storm_across_nodes_the_statuses_come_first_and_stay_true() {
+    let redis = Redis::start();
+    let extra = "enable_watchlist_events = true\n";
+    let (a, b) = (
+        node(&redis, "ws", extra).await,
+        node(&redis, "ws", extra).await,
+    );
+    let n = 60;
+    let frames = crate::common::watch_storm::sign_in_storm(&[&a, &b], n).await;
+    for (who, f) in frames.iter().enumerate() {
+        crate::common::watch_storm::assert_statuses_first_and_all_online(f, n, who);
+    }
+}

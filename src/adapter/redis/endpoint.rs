@@ -15,7 +15,7 @@ use redis::{ConnectionAddr, RedisResult};
 use tokio::sync::watch;
 
 use super::call::CALL_TIMEOUT;
-use crate::config::Servers;
+use crate::net::redis_servers::Servers;
 
 /// How the node finds its Redis.
 enum Finder {

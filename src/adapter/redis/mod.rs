@@ -45,7 +45,7 @@ use crate::app::{App, Recording};
 use crate::channels::cache::CachedEvent;
 use crate::channels::handle::ConnHandle;
 use crate::channels::namespace::Follow;
-use crate::config::Servers;
+use crate::net::redis_servers::Servers;
 use crate::protocol::channel_name::ChannelKind;
 use crate::protocol::frames::Frame;
 use crate::protocol::recovery::{Position, Request};
@@ -226,6 +226,10 @@ impl Adapter for RedisAdapter {
     ) -> Vec<String> {
         self.sign_in_cluster(app, socket_id, user_id, watchlist)
             .await
+    }
+
+    fn watchlist_sent(&self, app: &App, socket_id: SocketId) {
+        self.local.namespace(&app.id).watchlist_sent(socket_id);
     }
 
     async fn subscribe(

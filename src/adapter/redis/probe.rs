@@ -10,7 +10,7 @@ use std::time::Duration;
 use redis::{ErrorKind, RedisError};
 
 use super::keys::Keys;
-use crate::config::Sentinels;
+use crate::net::redis_servers::Sentinels;
 
 /// How long the probe waits for each step before calling Redis unreachable.
 const STEP: Duration = Duration::from_secs(3);
