@@ -16,6 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from './lib/ports.mjs';
+import { appTables } from './lib/features.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '..');
@@ -89,7 +90,10 @@ if (process.env.PT_EXTERNAL !== '1') {
   // uses: private-recovery.* for tests/recovery*.test.mjs, and the example page's public channel
   // `demo` (examples/browser/, driven by tests/browser.test.mjs; its other checks see the same
   // behaviour either way: only a subscribe that opts in, as the page's plugin does, gets stamps).
-  lines.push('[[apps.recovery]]', 'channels = ["private-recovery.*", "demo"]', '');
+  lines.push('[[apps.recovery]]', 'channels = ["private-recovery.*", "demo"]');
+  // The apps of Pusher's optional features (subscription counts, watchlists, authorized
+  // connections, origins), each in its own app so the one above stays plain: lib/features.mjs.
+  lines.push(...appTables(), '');
   fs.writeFileSync(config, lines.join('\n'));
   // The webhook node's config, with the receiver's URL left as the literal text {webhook_url}:
   // PT_WEBHOOK_SERVER_CMD copies it to webhook-<port>.toml with the URL filled in (escaped for
