@@ -2,7 +2,9 @@
 // free port, and runs every test against it. With PT_EXTERNAL=1 it runs against the server
 // described by PT_HOST/PT_PORT/PT_APP_* (and PT_SERVER_CMD for the reconnect test) instead;
 // the missed-message recovery tests, Clarion's own extension, are then reported as skipped
-// (PT_RECOVERY=1 runs them, for a Clarion whose app records the channels lib/recovery.mjs names).
+// (PT_RECOVERY=1 runs them, for a Clarion whose app records the channels lib/recovery.mjs names),
+// and so are the tests of Pusher's optional app features, which need apps of their own
+// (PT_FEATURES=1 runs them, for a server with the apps lib/features.mjs describes).
 //
 // PT_WEBHOOK_SERVER_CMD   a shell command that starts one extra, standalone server (never part of
 //                         a cluster) with the same app, webhook_delay_ms = 500 and a single webhook
