@@ -2,7 +2,9 @@
 // free port, and runs every test against it. With PT_EXTERNAL=1 it runs against the server
 // described by PT_HOST/PT_PORT/PT_APP_* (and PT_SERVER_CMD for the reconnect test) instead;
 // the missed-message recovery tests, Clarion's own extension, are then reported as skipped
-// (PT_RECOVERY=1 runs them, for a Clarion whose app records the channels lib/recovery.mjs names).
+// (PT_RECOVERY=1 runs them, for a Clarion whose app records the channels lib/recovery.mjs names),
+// and so are the tests of Pusher's optional app features, which need apps of their own
+// (PT_FEATURES=1 runs them, for a server with the apps lib/features.mjs describes).
 //
 // PT_WEBHOOK_SERVER_CMD   a shell command that starts one extra, standalone server (never part of
 //                         a cluster) with the same app, webhook_delay_ms = 500 and a single webhook
@@ -16,6 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from './lib/ports.mjs';
+import { appTables } from './lib/features.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '..');
@@ -89,7 +92,10 @@ if (process.env.PT_EXTERNAL !== '1') {
   // uses: private-recovery.* for tests/recovery*.test.mjs, and the example page's public channel
   // `demo` (examples/browser/, driven by tests/browser.test.mjs; its other checks see the same
   // behaviour either way: only a subscribe that opts in, as the page's plugin does, gets stamps).
-  lines.push('[[apps.recovery]]', 'channels = ["private-recovery.*", "demo"]', '');
+  lines.push('[[apps.recovery]]', 'channels = ["private-recovery.*", "demo"]');
+  // The apps of Pusher's optional features (subscription counts, watchlists, authorized
+  // connections, origins), each in its own app so the one above stays plain: lib/features.mjs.
+  lines.push(...appTables(), '');
   fs.writeFileSync(config, lines.join('\n'));
   // The webhook node's config, with the receiver's URL left as the literal text {webhook_url}:
   // PT_WEBHOOK_SERVER_CMD copies it to webhook-<port>.toml with the URL filled in (escaped for

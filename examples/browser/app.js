@@ -67,6 +67,19 @@ import { withRecovery } from '@clarion/echo-recovery';
     if (!event.startsWith('pusher')) add('events', `${time()} to you: ${event} ${JSON.stringify(data)}`);
   });
 
+  // Who of the team is online (watchlist events): the sign-in's user_data names them
+  // (serve.mjs); right after it Clarion says who is online and who is not, then each change:
+  // a user's first tab anywhere (online), their last one gone (offline). After a reconnect the
+  // sign-in is repeated and the whole list comes again.
+  const team = new Map();
+  const showTeam = (status) => ({ user_ids }) => {
+    for (const id of user_ids) team.set(id, status);
+    $('team').replaceChildren();
+    for (const id of [...team.keys()].sort()) add('team', `${id}: ${team.get(id)}`, true, { id, status: team.get(id) });
+  };
+  pusher.user.watchlist.bind('online', showTeam('online'));
+  pusher.user.watchlist.bind('offline', showTeam('offline'));
+
   // 1. Public channel: every event, whatever its name; after a reconnect, first the ones this
   //    tab missed, then clarion:recovery, which says whether they were all replayed.
   const showRecovery = (r) => {
@@ -89,6 +102,13 @@ import { withRecovery } from '@clarion/echo-recovery';
   echo
     .channel('demo')
     .subscribed(() => ($('events').dataset.state = 'subscribed'))
+    // The live viewer count (enable_subscription_count): Clarion sends it to every subscriber
+    // after each subscribe and unsubscribe anywhere in the cluster; pusher-js re-emits it as
+    // pusher:subscription_count.
+    .listen('.pusher:subscription_count', ({ subscription_count: n }) => {
+      $('viewers').textContent = n === 1 ? '1 tab' : `${n} tabs`;
+      $('viewers').dataset.count = n;
+    })
     .listen('.clarion:recovery', showRecovery)
     .listenToAll((event, data) => {
       const name = event.replace(/^\./, '');

@@ -19,6 +19,11 @@
 // a red line says the tab missed events and offers a reload, where a real app reloads its data
 // from the backend.
 //
+// Who is online: /broadcasting/user-auth puts a `watchlist` (the demo team, TEAM below, less the
+// user) into the signed user_data, so Clarion tells the page which of them are signed in anywhere
+// and when that changes (the app needs enable_watchlist_events). The viewer count of `demo` comes
+// from Clarion too (enable_subscription_count). examples/browser/clarion.toml switches both on.
+//
 // Environment:
 //   CLARION_URL         Clarion as both this server and the browser reach it
 //                       (default http://127.0.0.1:6001)
@@ -72,6 +77,9 @@ const FILES = {
   '/vendor/echo-recovery.mjs': [path.resolve(here, '../../clients/echo-recovery/index.mjs'), 'text/javascript; charset=utf-8'],
 };
 
+// The users whose online status every page shows (open tabs as ?user=bob, ?user=carol, …).
+const TEAM = ['alice', 'bob', 'carol', 'dave'];
+
 const send = (res, status, type, body) => {
   res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
   res.end(body);
@@ -103,8 +111,11 @@ async function handle(req, res) {
     return json(res, 200, sdk.authorizeChannel(form.get('socket_id'), channel, presence));
   }
   if (pathname === '/broadcasting/user-auth') {
+    // pusher.signin() posts socket_id. The signed user_data may carry a watchlist: the ids
+    // whose online status Clarion reports to this connection (at most 100).
     const form = new URLSearchParams(body);
-    return json(res, 200, sdk.authenticateUser(form.get('socket_id'), { id: user, name: user }));
+    const watchlist = TEAM.filter((u) => u !== user);
+    return json(res, 200, sdk.authenticateUser(form.get('socket_id'), { id: user, name: user, watchlist }));
   }
   if (pathname === '/trigger') {
     // The page's "Publish" button: one signed POST /apps/{id}/events, as Laravel sends it.

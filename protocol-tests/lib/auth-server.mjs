@@ -3,11 +3,15 @@
 // out; `/broadcasting/user-auth` answers `{"auth":…,"user_data":…}`. The user is named by the
 // `Authorization: Bearer <id>` header that Echo sends from `auth.headers`. Channels whose name
 // contains `forbidden` are denied with 403, as a failed channel callback in routes/channels.php.
+//
+// Options: `sdk`, overrides for serverSdk() (another app's id, key and secret: lib/features.mjs
+// sdkFor()); `userData(id)`, more fields for the signed user_data of user `id` (a `watchlist`, as
+// a Laravel app returns from its user-authentication callback).
 import http from 'node:http';
 import { serverSdk } from './target.mjs';
 
-export async function startAuthServer() {
-  const sdk = serverSdk();
+export async function startAuthServer({ sdk: overrides = {}, userData = () => ({}) } = {}) {
+  const sdk = serverSdk(overrides);
   const server = http.createServer((req, res) => {
     let body = '';
     req.on('data', (c) => (body += c));
@@ -21,7 +25,7 @@ export async function startAuthServer() {
       };
       try {
         if (req.url.startsWith('/broadcasting/user-auth')) {
-          return reply(200, sdk.authenticateUser(socketId, { id: user, name: `User ${user}` }));
+          return reply(200, sdk.authenticateUser(socketId, { id: user, name: `User ${user}`, ...userData(user) }));
         }
         const channel = form.get('channel_name');
         if (!channel || channel.includes('forbidden')) return reply(403, { message: 'This action is unauthorized.' });

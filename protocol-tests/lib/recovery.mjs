@@ -26,12 +26,13 @@ export const upTo = (n) => Array.from({ length: n }, (_, i) => i + 1);
 
 /**
  * DELETE /apps/{id}/channels/{channel}/history, signed like the rest of the HTTP API (the Node
- * SDK has no DELETE): forgets a channel's history, so positions in it get epoch_changed.
+ * SDK has no DELETE): forgets a channel's history, so positions in it get epoch_changed. `app`
+ * ({appId, key, secret}) is the target's app unless given.
  */
-export async function purgeHistory(channel, port = target.port) {
-  const path = `/apps/${target.appId}/channels/${encodeURIComponent(channel)}/history`;
-  const query = `auth_key=${target.key}&auth_timestamp=${Math.floor(Date.now() / 1000)}&auth_version=1.0`;
-  const signature = crypto.createHmac('sha256', target.secret).update(`DELETE\n${path}\n${query}`).digest('hex');
+export async function purgeHistory(channel, port = target.port, app = target) {
+  const path = `/apps/${app.appId}/channels/${encodeURIComponent(channel)}/history`;
+  const query = `auth_key=${app.key}&auth_timestamp=${Math.floor(Date.now() / 1000)}&auth_version=1.0`;
+  const signature = crypto.createHmac('sha256', app.secret).update(`DELETE\n${path}\n${query}`).digest('hex');
   const res = await fetch(`http://${target.host}:${port}${path}?${query}&auth_signature=${signature}`, { method: 'DELETE' });
   return { status: res.status, body: await res.text() };
 }

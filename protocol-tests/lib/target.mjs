@@ -31,6 +31,15 @@ export function nextPort() {
   return port;
 }
 
+/** Every node's port: the cluster's (PT_PORTS), or the one port. */
+export const nodePorts = target.ports.length > 0 ? target.ports : [target.port];
+
+/** pusher-js/Echo options that put a client on node `i` (modulo the number of nodes). */
+export function onNode(i) {
+  const port = nodePorts[i % nodePorts.length];
+  return { wsPort: port, wssPort: port };
+}
+
 /** A 32-byte master key for end-to-end encrypted channels (client-side only, as with Pusher). */
 export const encryptionMasterKeyBase64 = Buffer.alloc(32, 7).toString('base64');
 
@@ -65,9 +74,10 @@ export function clientOptions(extra = {}) {
 
 const clients = new Set();
 
-/** A pusher-js client; closed by closeAll(). */
+/** A pusher-js client (of the app whose key is `extra.key`, else the target's); closed by closeAll(). */
 export function pusherClient(extra = {}) {
-  const p = new Pusher(target.key, clientOptions(extra));
+  const { key = target.key, ...options } = extra;
+  const p = new Pusher(key, clientOptions(options));
   clients.add({ close: () => p.disconnect() });
   return p;
 }

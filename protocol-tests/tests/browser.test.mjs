@@ -7,6 +7,13 @@
 // private-demo. The page loads the recovery plugin (clients/echo-recovery) as examples/vue does;
 // run.mjs's config records `demo`, so the last test checks the page's recovery line (skipped
 // against another server, like every recovery test: lib/recovery.mjs).
+//
+// The page also shows the viewer count of `demo` (Echo .listen('.pusher:subscription_count')) and
+// which of the demo team is online (pusher.user.watchlist; serve.mjs signs the team into the
+// user_data as a watchlist), so serve.mjs is pointed at the FEATURES app (lib/features.mjs:
+// enable_subscription_count, enable_watchlist_events, `demo` recorded too). Against another
+// server (PT_EXTERNAL=1, without PT_FEATURES=1) it uses the main app and those two checks are
+// skipped.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -14,8 +21,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { launchChromium } from '../lib/chromium.mjs';
-import { echoClient, serverSdk, subscribed, closeAll, target } from '../lib/target.mjs';
+import { echoClient, pusherClient, serverSdk, subscribed, connected, closeAll, target } from '../lib/target.mjs';
 import { recoverySkip, purgeHistory } from '../lib/recovery.mjs';
+import { FEATURES, featuresSkip, sdkFor } from '../lib/features.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
@@ -25,6 +33,9 @@ const PUBLIC = 'demo';
 const PRESENCE = 'demo'; // Echo adds "presence-"
 const ME = 'alice'; // the page's user (?user=alice)
 const WAIT = 10_000;
+/** The app the page uses: the FEATURES app, or the main one when it is not there. */
+const APP = featuresSkip ? sdkFor(target) : sdkFor(FEATURES);
+const sdk = () => serverSdk(APP);
 
 /** Starts examples/browser/serve.mjs on a free port against the target; resolves with its URL. */
 function startExampleServer() {
@@ -32,9 +43,9 @@ function startExampleServer() {
     env: {
       ...process.env,
       CLARION_URL: `http://${target.host}:${target.port}`,
-      CLARION_APP_ID: target.appId,
-      CLARION_APP_KEY: target.key,
-      CLARION_APP_SECRET: target.secret,
+      CLARION_APP_ID: APP.appId,
+      CLARION_APP_KEY: APP.key,
+      CLARION_APP_SECRET: APP.secret,
       PORT: '0',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -76,6 +87,7 @@ function startExampleServer() {
 function exampleAuth(user) {
   const headers = { 'X-Demo-User': user };
   return {
+    key: APP.key,
     authEndpoint: `${site.url}/broadcasting/auth`,
     auth: { headers },
     userAuthentication: { endpoint: `${site.url}/broadcasting/user-auth`, transport: 'ajax', headers },
@@ -130,6 +142,8 @@ async function withDiagnostics(fn) {
             members: document.getElementById('members').dataset.state,
             recovery: document.getElementById('recovery').innerText,
             memberList: document.getElementById('members').innerText,
+            viewers: document.getElementById('viewers').dataset.count,
+            team: document.getElementById('team').innerText,
             errors: document.getElementById('errors').innerText,
           }),
         )
@@ -147,7 +161,7 @@ test('Chromium: Echo subscribes to a public channel and shows an event triggered
   await withDiagnostics(async () => {
     await p.waitForSelector('#state[data-state="connected"]');
     await p.waitForSelector('#events[data-state="subscribed"]', { state: 'attached' });
-    const res = await serverSdk().trigger(PUBLIC, 'browser-news', { headline: 'Hello, Chromium ✓', n: 42 });
+    const res = await sdk().trigger(PUBLIC, 'browser-news', { headline: 'Hello, Chromium ✓', n: 42 });
     assert.equal(res.status, 200);
     const li = await p.waitForSelector('#events li[data-event="browser-news"]');
     // "<local time> browser-news {…}"
@@ -192,6 +206,53 @@ test('Chromium: a presence member who disconnects disappears from the page', asy
   });
 });
 
+/** The page's team list: {id: 'online' | 'offline'}. */
+const teamStatus = (p) => p.$$eval('#team li', (lis) => Object.fromEntries(lis.map((li) => [li.dataset.id, li.dataset.status])));
+
+test(
+  'Chromium: the page shows who of the team is online (pusher.user.watchlist): a pusher-js client signing in as dave turns him online, its disconnect offline',
+  { skip: featuresSkip },
+  async () => {
+    const p = await openPage();
+    await withDiagnostics(async () => {
+      // The status at sign-in: nobody else of the team has signed in (the presence members of
+      // the tests above joined without signing in).
+      await p.waitForSelector('#team li[data-id="dave"]', { state: 'attached' });
+      assert.deepEqual(await teamStatus(p), { bob: 'offline', carol: 'offline', dave: 'offline' });
+
+      const dave = pusherClient(exampleAuth('dave'));
+      await connected(dave);
+      dave.signin();
+      await p.waitForSelector('#team li[data-id="dave"][data-status="online"]', { state: 'attached' });
+      assert.equal(await p.textContent('#team li[data-id="dave"]'), 'dave: online');
+      await p.screenshot({ path: path.join(path.dirname(SCREENSHOT), 'browser-live.png'), fullPage: true });
+
+      dave.disconnect();
+      await p.waitForSelector('#team li[data-id="dave"][data-status="offline"]', { state: 'attached' });
+      assert.deepEqual(await teamStatus(p), { bob: 'offline', carol: 'offline', dave: 'offline' });
+    });
+  },
+);
+
+test(
+  "Chromium: the page shows how many tabs watch demo (Echo .listen('.pusher:subscription_count')): up when a pusher-js client subscribes, down when it unsubscribes",
+  { skip: featuresSkip },
+  async () => {
+    const p = await openPage();
+    await withDiagnostics(async () => {
+      await p.waitForSelector('#viewers[data-count="1"]', { state: 'attached' });
+      assert.equal(await p.textContent('#viewers'), '1 tab');
+      const viewer = pusherClient({ key: APP.key });
+      await subscribed(viewer.subscribe(PUBLIC));
+      await p.waitForSelector('#viewers[data-count="2"]', { state: 'attached' });
+      assert.equal(await p.textContent('#viewers'), '2 tabs');
+      viewer.unsubscribe(PUBLIC);
+      await p.waitForSelector('#viewers[data-count="1"]', { state: 'attached' });
+      assert.equal(await p.textContent('#viewers'), '1 tab');
+    });
+  },
+);
+
 test(
   'Chromium: the example page replays the demo events it missed while offline, and shows a reload line when recovery fails (recovered:false)',
   { skip: recoverySkip },
@@ -209,7 +270,7 @@ test(
       // The tab goes offline; two events are published; it comes back and gets both, once.
       const before = await shown();
       await offline();
-      for (const name of ['missed-1', 'missed-2']) assert.equal((await serverSdk().trigger(PUBLIC, name, { while: 'offline' })).status, 200);
+      for (const name of ['missed-1', 'missed-2']) assert.equal((await sdk().trigger(PUBLIC, name, { while: 'offline' })).status, 200);
       await online();
       await p.waitForSelector('#recovery[data-state="recovered"]');
       assert.deepEqual(await shown(), [...before, 'missed-1', 'missed-2'], 'missed events shown once, in order');
@@ -218,9 +279,9 @@ test(
       // Offline again; the channel's history is purged (as a Clarion restart loses memory
       // history); the event published meanwhile cannot be replayed, and the page says so.
       await offline();
-      const purge = await purgeHistory(PUBLIC);
+      const purge = await purgeHistory(PUBLIC, target.port, APP);
       assert.equal(purge.status, 200, `DELETE history: ${purge.status} ${purge.body}`);
-      assert.equal((await serverSdk().trigger(PUBLIC, 'lost', {})).status, 200);
+      assert.equal((await sdk().trigger(PUBLIC, 'lost', {})).status, 200);
       await online();
       await p.waitForSelector('#recovery[data-state="failed"]');
       assert.equal(await p.getAttribute('#recovery', 'data-reason'), 'epoch_changed');
@@ -230,7 +291,7 @@ test(
       await p.screenshot({ path: path.join(path.dirname(SCREENSHOT), 'browser-recovery.png'), fullPage: true });
 
       // Live again.
-      assert.equal((await serverSdk().trigger(PUBLIC, 'after', {})).status, 200);
+      assert.equal((await sdk().trigger(PUBLIC, 'after', {})).status, 200);
       await p.waitForSelector('#events li[data-event="after"]');
     });
   },

@@ -1,4 +1,4 @@
-//! Who may hold a connection (docs/protocol.md §10.3–§10.4): the origin allow-list
+//! Who may hold a connection (docs/protocol.md §3.5–§3.6): the origin allow-list
 //! (`allowed_origins`, `allow_missing_origin`) and authorized connections
 //! (`authorized_connections_timeout`). Refusals are a `pusher:error` 4009 and close 4009 after
 //! the upgrade, which pusher-js does not retry.
