@@ -6,11 +6,24 @@
 #   RUNS=1 benches/run.sh                            # one run of each case
 #   CASES="fanout-1k-1ch-500eps trigger-c32" RUNS=1 benches/run.sh
 #   SERVER_CMD='soketi start --port={port}' RESULTS_NAME=soketi benches/run.sh
+#   CASES="recovery issue16" RESULTS_NAME=issue15-16 benches/run.sh    # the Clarion-only cases
+#   SKIP_BUILD=1 SMOKE=1 CASES=recovery RUNS=1 RESULTS_NAME=smoke benches/run.sh  # a quick check
+#
+# Besides the default battery (ALL_CASES) there are Clarion-only cases that are never run by
+# default: RECOVERY_CASES (missed-message recovery, issue 15: recorded channels with memory and
+# Redis history, the Redis adapter alone, two nodes over Redis, a reconnect storm, the memory
+# history's size) and ISSUE16_CASES (watchlist sign-ins, subscription-count churn). Name them
+# in CASES one by one, or as the groups "recovery", "issue16" (and "all" for ALL_CASES). The
+# Redis cases start their own redis-server (no persistence) on a free port for each run, and
+# the 2-node cases a second Clarion node on the same Redis; both are stopped after the run.
 #
 # Environment (all optional):
 #   RUNS           runs per case (default 3); the table shows the median
-#   CASES          space-separated subset of the cases below (default: all, in this order)
-#   DURATION       seconds of load for fanout, trigger and client-events (default 10)
+#   CASES          space-separated cases or groups (default: ALL_CASES, in this order)
+#   SMOKE=1        shrink the Clarion-only cases (fewer connections, 3 s of load unless DURATION
+#                  says otherwise) to check that they run; the figures are not comparable
+#   DURATION       seconds of load for fanout, trigger, client-events and count-churn (default
+#                  10)
 #   SERVER_CMD     command that runs another server in the foreground; "{port}" is replaced by
 #                  the port to listen on. It must accept app id "bench", key "bench-key",
 #                  secret "bench-secret", with client events on and no presence/rate limits.
@@ -21,15 +34,34 @@
 #   COOLDOWN       seconds to pause between cases (default 1)
 #   RESULTS_NAME   basename of the output files in benches/results (default "latest")
 #   SKIP_BUILD=1   do not run cargo build (the release binaries must exist)
+#   CARGO_TARGET_DIR  where the release binaries are (default target/)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
 ALL_CASES="idle-19k fanout-10k-1ch-10eps fanout-10k-100ch-100eps fanout-1k-1ch-500eps trigger-c32 presence client-events write-floor-10k write-floor-10k-100"
+RECOVERY_CASES="recorded-1k-1ch-500eps recorded-10k-100ch-100eps fanout-redis-1k-1ch-500eps recorded-redis-1k-1ch-500eps fanout-redis-2nodes-1k-1ch-500eps recorded-redis-2nodes-1k-1ch-500eps trigger-recorded-c32 trigger-redis-c32 trigger-recorded-redis-c32 reconnect-storm-10k reconnect-storm-redis-2nodes-10k history-memory-10k"
+ISSUE16_CASES="signin-storm-2k signin-storm-redis-2nodes-2k count-churn-10k count-churn-10k-off"
+KNOWN_CASES="$ALL_CASES $RECOVERY_CASES $ISSUE16_CASES"
 RUNS=${RUNS:-3}
+SMOKE=${SMOKE:-0}
 CASES=${CASES:-$ALL_CASES}
-DURATION=${DURATION:-10}
+expanded=""
+for c in $CASES; do
+    case $c in
+    all) expanded+=" $ALL_CASES" ;;
+    recovery) expanded+=" $RECOVERY_CASES" ;;
+    issue16) expanded+=" $ISSUE16_CASES" ;;
+    *) expanded+=" $c" ;;
+    esac
+done
+CASES=$(echo $expanded)
+if [[ $SMOKE == 1 ]]; then
+    DURATION=${DURATION:-3}
+else
+    DURATION=${DURATION:-10}
+fi
 SERVER_CMD=${SERVER_CMD:-}
 if [[ -n $SERVER_CMD ]]; then
     READY_PATH=${READY_PATH-}
@@ -50,8 +82,8 @@ APP_ID=bench
 APP_KEY=bench-key
 APP_SECRET=bench-secret
 
-SERVER_BIN=$ROOT/target/release/clarion
-BENCH_BIN=$ROOT/target/release/clarion-bench
+SERVER_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/clarion
+BENCH_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/clarion-bench
 
 die() {
     echo "run.sh: $*" >&2
@@ -66,7 +98,13 @@ log() { echo "[$(date +%H:%M:%S)] $*"; }
 [[ $START_TIMEOUT =~ ^[1-9][0-9]*$ ]] || die "START_TIMEOUT must be a positive integer"
 [[ $STOP_TIMEOUT =~ ^[1-9][0-9]*$ ]] || die "STOP_TIMEOUT must be a positive integer"
 for c in $CASES; do
-    [[ " $ALL_CASES " == *" $c "* ]] || die "unknown case '$c' (known: $ALL_CASES)"
+    [[ " $KNOWN_CASES " == *" $c "* ]] || die "unknown case '$c' (known: $KNOWN_CASES; groups: all recovery issue16)"
+    if [[ -n $SERVER_CMD && " $ALL_CASES " != *" $c "* ]]; then
+        die "case '$c' is Clarion-only (recorded channels, Redis, watchlists): not with SERVER_CMD"
+    fi
+    if [[ $c == *redis* ]]; then
+        command -v redis-server >/dev/null || die "case '$c' needs redis-server"
+    fi
 done
 if [[ -n $SERVER_CMD && $SERVER_CMD != *"{port}"* ]]; then
     die "SERVER_CMD must contain the {port} placeholder"
@@ -92,9 +130,34 @@ fi
 
 # --- cases ------------------------------------------------------------------------------------
 
-# The clarion-bench arguments of a case.
+# sz FULL SMALL: FULL normally, SMALL with SMOKE=1.
+sz() { if [[ $SMOKE == 1 ]]; then echo "$2"; else echo "$1"; fi; }
+
+RECORDED="--opt-in --channel-prefix recorded-"
+
+# The clarion-bench arguments of a case. The 2-node cases use NODE2_PORT and the files in WORK,
+# set once the servers run.
 case_args() {
+    local f1k
+    f1k="fanout --subscribers $(sz 1000 200) --channels 1 --rate $(sz 500 100) --duration $DURATION"
     case $1 in
+    # Recovery (issue 15). recorded-* channels keep history ([[apps.recovery]] in the config);
+    # --opt-in subscribers get stamped frames. Compare each with its plain twin.
+    recorded-1k-1ch-500eps) echo "$f1k $RECORDED" ;;
+    recorded-10k-100ch-100eps) echo "fanout --subscribers $(sz 10000 1000) --channels 100 --rate 100 --duration $DURATION $RECORDED" ;;
+    fanout-redis-1k-1ch-500eps) echo "$f1k" ;;
+    recorded-redis-1k-1ch-500eps) echo "$f1k $RECORDED" ;;
+    fanout-redis-2nodes-1k-1ch-500eps) echo "$f1k --also-port $NODE2_PORT" ;;
+    recorded-redis-2nodes-1k-1ch-500eps) echo "$f1k $RECORDED --also-port $NODE2_PORT" ;;
+    trigger-recorded-c32 | trigger-recorded-redis-c32) echo "trigger --concurrency 32 --duration $DURATION --channel recorded-nobody" ;;
+    trigger-redis-c32) echo "trigger --concurrency 32 --duration $DURATION" ;;
+    reconnect-storm-10k) echo "reconnect-storm --subscribers $(sz 10000 1000) --channels 100 --mode drop" ;;
+    reconnect-storm-redis-2nodes-10k) echo "reconnect-storm --subscribers $(sz 10000 1000) --channels 100 --mode restart --also-port $NODE2_PORT --restart-cmd $WORK/node2-restart --pid-file $NODE_PIDFILE" ;;
+    history-memory-10k) echo "history-memory --channels $(sz 10000 500) --events 100 --metrics-port $METRICS_PORT" ;;
+    # Issue 16.
+    signin-storm-2k) echo "signin-storm --connections $(sz 2000 300)" ;;
+    signin-storm-redis-2nodes-2k) echo "signin-storm --connections $(sz 2000 300) --also-port $NODE2_PORT" ;;
+    count-churn-10k | count-churn-10k-off) echo "count-churn --subscribers $(sz 10000 1000) --rate 500 --churners 50 --duration $DURATION" ;;
     idle-19k) echo "idle --connections 19000 --channels 100 --concurrency 256" ;;
     fanout-10k-1ch-10eps) echo "fanout --subscribers 10000 --channels 1 --rate 10 --duration $DURATION" ;;
     fanout-10k-100ch-100eps) echo "fanout --subscribers 10000 --channels 100 --rate 100 --duration $DURATION" ;;
@@ -120,6 +183,20 @@ case_timeout() {
     presence) echo 180 ;;
     client-events) echo $((120 + 2 * DURATION)) ;;
     write-floor-*) echo $((60 + 2 * DURATION)) ;;
+    recorded-*) echo $((120 + 3 * DURATION)) ;;
+    reconnect-storm-* | history-memory-*) echo 400 ;;
+    signin-storm-*) echo 240 ;;
+    count-churn-*) echo $((180 + 2 * DURATION)) ;;
+    esac
+}
+
+# Whether a case runs on the Redis adapter, on two nodes, with recorded channels.
+case_redis() { [[ $1 == *redis* ]]; }
+case_2nodes() { [[ $1 == *2nodes* ]]; }
+case_recorded() {
+    case $1 in
+    recorded-* | trigger-recorded-* | reconnect-storm-* | history-memory-*) return 0 ;;
+    *) return 1 ;;
     esac
 }
 
@@ -130,6 +207,16 @@ SERVER_PID=""   # the process we started (leader of its own process group)
 MEASURE_PID=""  # the process that listens on the port (what --pid measures)
 SERVER_PORT=""
 BENCH_PID=""
+REDIS_PID=""    # the redis-server of a Redis case
+REDIS_PORT=""
+NODE2_PORT=""   # the second node of a 2-node case (benches/node.sh; its PID in $WORK/node2.pid)
+METRICS_PORT="" # the metrics port of the case that reads metrics
+# What benches/node.sh needs, also when clarion-bench runs it (reconnect-storm's --restart-cmd).
+export NODE_BIN=$SERVER_BIN NODE_CONFIG=$WORK/clarion.toml NODE_PIDFILE=$WORK/node2.pid
+export START_TIMEOUT STOP_TIMEOUT
+# case_args is word-split, so the restart command is a file without arguments.
+printf '#!/bin/sh\nexec "%s/benches/node.sh" restart\n' "$ROOT" >"$WORK/node2-restart"
+chmod +x "$WORK/node2-restart"
 
 # True while a process exists and is not a zombie.
 alive() {
@@ -157,9 +244,23 @@ listener_pid() {
     ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n1 | cut -d= -f2 || true
 }
 
+# write_config CASE: the server config of a case. The default battery's cases all get the same
+# one; the Clarion-only cases add the Redis adapter, a recovery table for recorded-* channels,
+# or an issue-16 switch.
 write_config() {
-    cat >"$WORK/clarion.toml" <<EOF
-# Generated by benches/run.sh.
+    local c=$1
+    {
+        echo "# Generated by benches/run.sh."
+        if case_redis "$c"; then
+            echo "adapter = \"redis\""
+            echo "redis_url = \"redis://127.0.0.1:$REDIS_PORT/0\""
+        fi
+        if [[ $c == history-memory-* ]]; then
+            # Keep all of it: the case measures what history costs, not the cap.
+            echo "max_history_memory = 0"
+            echo "metrics_port = $METRICS_PORT"
+        fi
+        cat <<EOF
 [[apps]]
 id = "$APP_ID"
 key = "$APP_KEY"
@@ -168,6 +269,62 @@ enable_client_messages = true
 max_presence_members_per_channel = 0
 max_client_events_per_second = 0
 EOF
+        if [[ $c == signin-storm-* ]]; then
+            echo "enable_watchlist_events = true"
+        fi
+        if [[ $c == count-churn-10k ]]; then
+            echo "enable_subscription_count = true"
+        fi
+        if case_recorded "$c"; then
+            cat <<EOF
+
+[[apps.recovery]]
+channels = ["recorded-*"]
+history_size = 100
+history_ttl = 600
+max_replay = 100
+EOF
+        fi
+    } >"$WORK/clarion.toml"
+}
+
+# start_redis LOGFILE: a redis-server without persistence on a free port (REDIS_PORT,
+# REDIS_PID), in its own process group.
+start_redis() {
+    local logfile=$1 deadline
+    REDIS_PORT=$(free_port)
+    set -m
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+        >"$logfile" 2>&1 </dev/null &
+    REDIS_PID=$!
+    set +m
+    deadline=$((SECONDS + START_TIMEOUT))
+    until (exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT") 2>/dev/null; do
+        alive "$REDIS_PID" || die "redis-server exited at start (log: $logfile)"
+        ((SECONDS < deadline)) || die "redis-server did not accept on port $REDIS_PORT"
+        sleep 0.05
+    done
+}
+
+stop_redis() {
+    [[ -n $REDIS_PID ]] || return 0
+    kill -TERM "$REDIS_PID" 2>/dev/null || true
+    wait "$REDIS_PID" 2>/dev/null || true
+    REDIS_PID=""
+}
+
+# start_node2 LOGFILE: the second node of a 2-node case, same config, on a free port.
+start_node2() {
+    NODE2_PORT=$(free_port)
+    export NODE_PORT=$NODE2_PORT NODE_LOG=$1
+    "$ROOT/benches/node.sh" start || die "node 2 did not start (log: $1)"
+}
+
+stop_node2() {
+    [[ -n $NODE2_PORT ]] || return 0
+    "$ROOT/benches/node.sh" stop || true
+    rm -f "$NODE_PIDFILE"
+    NODE2_PORT=""
 }
 
 # start_server LOGFILE: starts a fresh server on a free port, waits until it accepts, sets
@@ -248,7 +405,9 @@ cleanup() {
         kill -TERM "$BENCH_PID" 2>/dev/null || true # timeout(1) forwards it to clarion-bench
         wait "$BENCH_PID" 2>/dev/null || true
     fi
+    stop_node2
     stop_server
+    stop_redis
     rm -rf "$WORK"
     exit "$rc"
 }
@@ -265,11 +424,10 @@ fi
 [[ -n $SERVER_CMD || -x $SERVER_BIN ]] || die "$SERVER_BIN is missing"
 
 mkdir -p "$RESULTS_DIR" "$LOG_DIR"
-write_config
 : >"$OUT_JSONL"
 
 server_label=${SERVER_CMD:-clarion $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- src Cargo.toml 2>/dev/null || echo '+dirty')}
-SERVER_LABEL=$server_label CASES_SEL=$CASES RUNS=$RUNS DURATION=$DURATION NOFILE=$nofile python3 - >>"$OUT_JSONL" <<'EOF'
+SERVER_LABEL=$server_label CASES_SEL=$CASES RUNS=$RUNS DURATION=$DURATION NOFILE=$nofile SMOKE=$SMOKE python3 - >>"$OUT_JSONL" <<'EOF'
 import json, os, platform, datetime
 model = "unknown"
 try:
@@ -295,6 +453,7 @@ print(json.dumps({
     "cases": os.environ["CASES_SEL"].split(),
     "duration": int(os.environ["DURATION"]),
     "nofile": os.environ["NOFILE"],
+    "smoke": os.environ["SMOKE"] == "1",
 }))
 EOF
 
@@ -307,10 +466,24 @@ for run in $(seq 1 "$RUNS"); do
         server_log=$LOG_DIR/$case.run$run.server.log
         bench_log=$LOG_DIR/$case.run$run.bench.log
         target_args=()
+        if case_redis "$case"; then
+            start_redis "$LOG_DIR/$case.run$run.redis.log"
+        fi
+        if [[ $case == history-memory-* ]]; then
+            METRICS_PORT=$(free_port)
+        fi
+        write_config "$case"
         if [[ $case != write-floor-* ]]; then # the floor case measures the kernel, no server
             start_server "$server_log"
             target_args=(--host 127.0.0.1 --port "$SERVER_PORT" --app-id "$APP_ID"
                 --key "$APP_KEY" --secret "$APP_SECRET" --pid "$MEASURE_PID")
+        fi
+        if case_2nodes "$case"; then
+            start_node2 "$LOG_DIR/$case.run$run.node2.log"
+            target_args+=(--watch "node2=@$NODE_PIDFILE")
+        fi
+        if [[ -n $REDIS_PID ]]; then
+            target_args+=(--watch "redis=$REDIS_PID")
         fi
         limit=$(case_timeout "$case")
         # shellcheck disable=SC2046 # case_args is deliberately word-split
@@ -323,8 +496,14 @@ for run in $(seq 1 "$RUNS"); do
         sed 's/^/    /' "$bench_log" | grep -v '^    RESULT ' | tail -n 12 || true
         # Peak RSS of the server over the case, read before it stops.
         peak=$(awk '/^VmHWM:/ { print $2 * 1024 }' "/proc/$MEASURE_PID/status" 2>/dev/null || true)
+        peak2=""
+        if [[ -n $NODE2_PORT ]]; then
+            peak2=$(awk '/^VmHWM:/ { print $2 * 1024 }' "/proc/$(cat "$NODE_PIDFILE" 2>/dev/null || echo none)/status" 2>/dev/null || true)
+        fi
         measured_pid=$MEASURE_PID
+        stop_node2
         stop_server
+        stop_redis
         result=$(grep '^RESULT ' "$bench_log" | tail -n1 | cut -c8- || true)
         if [[ $rc -eq 124 || $rc -eq 137 ]]; then
             echo "run.sh: case $case run $run timed out after ${limit}s" >&2
@@ -333,7 +512,7 @@ for run in $(seq 1 "$RUNS"); do
             failed=$((failed + 1))
             echo "run.sh: case $case run $run failed (exit $rc${result:+, with a RESULT line}; log: $bench_log)" >&2
         fi
-        CASE=$case RUN=$run RC=$rc RESULT=$result PEAK=$peak MPID=$measured_pid \
+        CASE=$case RUN=$run RC=$rc RESULT=$result PEAK=$peak PEAK2=$peak2 MPID=$measured_pid \
             python3 - >>"$OUT_JSONL" <<'EOF'
 import json, os
 rec = {"case": os.environ["CASE"], "run": int(os.environ["RUN"]), "exit_code": int(os.environ["RC"])}
@@ -347,6 +526,8 @@ else:
     rec["error"] = "no RESULT line" + (" (timed out)" if rec["exit_code"] in (124, 137) else "")
 if os.environ["PEAK"]:
     rec["server_peak_rss_bytes"] = int(float(os.environ["PEAK"]))
+if os.environ["PEAK2"]:
+    rec["node2_peak_rss_bytes"] = int(float(os.environ["PEAK2"]))
 if os.environ["MPID"]:
     rec["server_pid_measured"] = int(os.environ["MPID"])
 print(json.dumps(rec))

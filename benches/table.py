@@ -139,6 +139,175 @@ def rows():
     return r
 
 
+# The Clarion-only cases of run.sh (RECOVERY_CASES, ISSUE16_CASES): fan-out on recorded
+# channels and over Redis, to set beside the plain fanout-1k-1ch-500eps / fanout-10k-100ch-100eps.
+RECOVERY_FANOUT_CASES = [
+    ("recorded-1k-1ch-500eps", "recorded, memory history, 1k subscribers, 1 channel, 500 events/s"),
+    ("recorded-10k-100ch-100eps", "recorded, memory history, 10k subscribers, 100 channels, 100 events/s"),
+    ("fanout-redis-1k-1ch-500eps", "Redis adapter, plain channel, 1k subscribers, 500 events/s"),
+    ("recorded-redis-1k-1ch-500eps", "recorded, Redis history, 1k subscribers, 500 events/s"),
+    ("fanout-redis-2nodes-1k-1ch-500eps", "2 nodes over Redis, plain channel, 1k subscribers, 500 events/s"),
+    ("recorded-redis-2nodes-1k-1ch-500eps", "2 nodes, recorded, Redis history, 1k subscribers, 500 events/s"),
+]
+
+TRIGGER_CASES = [
+    ("trigger-recorded-c32", "recorded channel, memory history"),
+    ("trigger-redis-c32", "Redis adapter, plain channel"),
+    ("trigger-recorded-redis-c32", "recorded channel, Redis history"),
+]
+
+
+def unstamped(rec):
+    """Frames an opted-in subscriber received without a recovery stamp."""
+    got, stamped = get(rec, "received"), get(rec, "stamped")
+    return None if got is None or stamped is None else got - stamped
+
+
+def watched_sum(rec):
+    """CPU seconds of the server plus every watched process (second node, Redis)."""
+    own = get(rec, "server_cpu_seconds")
+    others = get(rec, "watched_cpu_seconds") or {}
+    if own is None:
+        return None
+    return own + sum(v for v in others.values() if v is not None)
+
+
+def per_request_us(rec):
+    """Server (+ Redis) CPU µs per accepted trigger."""
+    total, ok = watched_sum(rec), get(rec, "ok")
+    return None if total is None or not ok else total / ok * 1e6
+
+
+def megabytes(*path):
+    def f(rec):
+        v = get(rec, *path)
+        return None if v is None else v / 1e6
+    return f
+
+
+def kilobytes(*path):
+    def f(rec):
+        v = get(rec, *path)
+        return None if v is None else v / 1024
+    return f
+
+
+def not_recovered(rec):
+    """Storm subscribers without a recovered:true marker, whatever the reason."""
+    subs, ok = get(rec, "subscribers"), get(rec, "recovered")
+    return None if subs is None or ok is None else subs - ok
+
+
+def sum_of(*names):
+    def f(rec):
+        vals = [get(rec, n) for n in names]
+        return None if any(v is None for v in vals) else sum(vals)
+    return f
+
+
+def extra_rows():
+    r = []
+    for case, desc in RECOVERY_FANOUT_CASES:
+        r += [
+            (case, f"Fanout {desc}: lost deliveries", "0", ("<=", 0), field("lost"), fmt_int),
+            (case, f"Fanout {desc}: publish errors", "0",
+             ("<=", 0), field("publish_errors"), fmt_int),
+            (case, f"Fanout {desc}: latency p50 (ms)", "—",
+             None, field("latency", "p50_ms"), fmt_ms),
+            (case, f"Fanout {desc}: latency p99 (ms)", "—",
+             None, field("latency", "p99_ms"), fmt_ms),
+            (case, f"Fanout {desc}: deliveries/s", "—",
+             None, field("deliveries_per_second"), fmt_int),
+            (case, f"Fanout {desc}: node 1 CPU-s per million deliveries", "—",
+             None, field("cpu_seconds_per_million"), fmt_2),
+        ]
+        if "redis" in case:
+            r.append((case, f"Fanout {desc}: every node + Redis, CPU-s per million deliveries",
+                      "—", None, field("cpu_seconds_per_million_all"), fmt_2))
+        if case.startswith("recorded"):
+            r.append((case, f"Fanout {desc}: frames without a recovery stamp", "0",
+                      ("<=", 0), unstamped, fmt_int))
+    for case, desc in TRIGGER_CASES:
+        r += [
+            (case, f"HTTP trigger, {desc}, 32 connections (req/s)", "—",
+             None, field("requests_per_second"), fmt_int),
+            (case, f"HTTP trigger, {desc}: latency p99 (ms)", "—",
+             None, field("latency", "p99_ms"), fmt_ms),
+            (case, f"HTTP trigger, {desc}: non-200 responses", "0",
+             ("<=", 0), field("non_200"), fmt_int),
+            (case, f"HTTP trigger, {desc}: server (+ Redis) CPU µs per request", "—",
+             None, per_request_us, fmt_2),
+        ]
+    for case, desc in [("reconnect-storm-10k", "10k opted-in subscribers drop and come back "
+                        "(memory history, one node)"),
+                       ("reconnect-storm-redis-2nodes-10k", "10k opted-in subscribers of a "
+                        "restarted node come back (Redis history, 2 nodes)")]:
+        r += [
+            (case, f"Reconnect storm, {desc}: subscribers", "—",
+             None, field("subscribers"), fmt_int),
+            (case, f"Reconnect storm, {desc}: seconds until every clarion:recovery", "—",
+             None, field("storm_seconds"), fmt_2),
+            (case, f"Reconnect storm, {desc}: resubscribes/s", "—",
+             None, field("resubscribes_per_second"), fmt_int),
+            (case, f"Reconnect storm, {desc}: recovered:true", "—",
+             None, field("recovered"), fmt_int),
+            (case, f"Reconnect storm, {desc}: not recovered (recovered:false, no marker, "
+             "reconnect failed)", "0", ("<=", 0), not_recovered, fmt_int),
+            (case, f"Reconnect storm, {desc}: missing + duplicate events of recovered "
+             "subscribers", "0",
+             ("<=", 0), sum_of("recovered_missing", "recovered_duplicates"), fmt_int),
+            (case, f"Reconnect storm, {desc}: resubscribe → marker p99 (ms)", "—",
+             None, field("resubscribe_to_marker", "p99_ms"), fmt_ms),
+            (case, f"Reconnect storm, {desc}: storm start → marker p99 (ms)", "—",
+             None, field("since_storm_start", "p99_ms"), fmt_ms),
+            (case, f"Reconnect storm, {desc}: storm node CPU µs per resubscribe", "—",
+             None, field("storm_node_cpu_us_per_resubscribe"), fmt_2),
+            (case, f"Reconnect storm, {desc}: storm node peak RSS (MB)", "—",
+             None, megabytes("storm_node_rss_peak"), fmt_2),
+        ]
+    case = "history-memory-10k"
+    r += [
+        (case, "Memory history, 10k channels × 100 events: RSS per recorded channel (KB)", "—",
+         None, kilobytes("rss_per_channel_bytes"), fmt_2),
+        (case, "Memory history: RSS per stored event (bytes)", "—",
+         None, field("rss_per_event_bytes"), fmt_int),
+        (case, "Memory history: history_bytes metric per stored event (bytes)", "—",
+         None, field("history_bytes_per_event"), fmt_int),
+        (case, "Memory history: events recorded/s (batch_events)", "—",
+         None, field("events_per_second"), fmt_int),
+    ]
+    for case, desc in [("signin-storm-2k", "2k sign-ins with 100-id watchlists, one node"),
+                       ("signin-storm-redis-2nodes-2k", "2k sign-ins with 100-id watchlists, "
+                        "2 nodes over Redis")]:
+        r += [
+            (case, f"Watchlist, {desc}: sign-ins/s", "—",
+             None, field("signins_per_second"), fmt_int),
+            (case, f"Watchlist, {desc}: signin → statuses p50 (ms)", "—",
+             None, field("latency", "p50_ms"), fmt_ms),
+            (case, f"Watchlist, {desc}: signin → statuses p99 (ms)", "—",
+             None, field("latency", "p99_ms"), fmt_ms),
+            (case, f"Watchlist, {desc}: failed sign-ins", "0",
+             ("<=", 0), field("failed"), fmt_int),
+            (case, f"Watchlist, {desc}: transitions before the statuses frame", "0",
+             ("<=", 0), field("transitions_before_statuses"), fmt_int),
+            (case, f"Watchlist, {desc}: online users seen offline at the end", "0",
+             ("<=", 0), field("wrong_final_statuses"), fmt_int),
+            (case, f"Watchlist, {desc}: node 1 CPU µs per sign-in", "—",
+             None, field("server_cpu_us_per_signin"), fmt_2),
+        ]
+    for case, desc in [("count-churn-10k", "subscription count on"),
+                       ("count-churn-10k-off", "subscription count off")]:
+        r += [
+            (case, f"Churn beside 10k subscribers, {desc}: server CPU µs per subscribe or "
+             "unsubscribe", "—", None, field("server_cpu_us_per_operation"), fmt_2),
+            (case, f"Churn, {desc}: subscribe → succeeded p99 (ms)", "—",
+             None, field("latency", "p99_ms"), fmt_ms),
+            (case, f"Churn, {desc}: count frames to the 10k subscribers", "—",
+             None, field("count_frames"), fmt_int),
+        ]
+    return r
+
+
 def meets(check, v):
     op, bound = check
     return v <= bound if op == "<=" else v >= bound
@@ -195,6 +364,9 @@ def main():
         f"generator (clarion-bench) runs on the same machine"
         + (f"; {m['duration']} s of load per timed case" if m.get("duration") else "")
     )
+    if m.get("smoke"):
+        out.append("- **SMOKE=1: shrunk cases (fewer connections, shorter load); a check that "
+                   "the cases run, not figures to compare**")
     out.append("")
 
     header = ["Figure", "Target", f"Measured (median of {len(run_numbers)})"]
@@ -202,7 +374,7 @@ def main():
     out.append("| " + " | ".join(header) + " |")
     out.append("|" + "|".join(["---"] * 2 + ["---:"] * (len(header) - 2)) + "|")
     errors = []
-    for case, figure, target, check, extract, fmt in rows():
+    for case, figure, target, check, extract, fmt in rows() + extra_rows():
         if case not in runs:
             continue
         cells, values = [], []

@@ -1,5 +1,11 @@
 //! `fanout`: S subscribers over C channels; a publisher triggers R events/s over HTTP, each
 //! carrying its send time; subscribers record delivery latency and count what arrives.
+//!
+//! For missed-message recovery (docs/recovery.md) the same load runs on recorded channels
+//! (`--channel-prefix` matching the app's `[[apps.recovery]]` pattern) with subscribers that opt
+//! in (`--opt-in`), so its cost shows as the difference from the plain case; `--also-port` puts
+//! every second subscriber on another node of a cluster while publishing stays on the first, so
+//! every event crosses the Redis bus.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -24,24 +30,38 @@ pub struct Fanout {
     pub publishers: usize,
     pub source_ips: usize,
     pub pid: Option<u32>,
+    /// Subscribe with the `clarion` member (`{"v":1}`), so recorded channels send stamped frames.
+    pub opt_in: bool,
+    /// Channel names are this prefix and a number.
+    pub channel_prefix: String,
+    /// A second node's port: odd-numbered subscribers connect there.
+    pub also_port: Option<u16>,
+    /// Other processes whose CPU time is reported (a second node, Redis).
+    pub watched: Vec<proc_stats::Watched>,
 }
 
 pub async fn run(t: Target, o: Fanout) {
     let channels = o.channels.max(1);
     let hist = Arc::new(SharedHistogram::new());
     let received = Arc::new(AtomicU64::new(0));
+    let stamped = Arc::new(AtomicU64::new(0));
+    let opt_in = serde_json::json!({"v": 1});
     // Subscribe everyone first (bounded concurrency), then start reading.
     let sem = Arc::new(Semaphore::new(200));
     let mut connecting = Vec::with_capacity(o.subscribers);
     for i in 0..o.subscribers {
-        let t = t.clone();
+        let t = match o.also_port {
+            Some(p) if i % 2 == 1 => t.on_port(p),
+            _ => t.clone(),
+        };
         let sem = sem.clone();
-        let channel = format!("fanout-{}", i % channels);
+        let channel = format!("{}{}", o.channel_prefix, i % channels);
         let source = ws_client::source_ip(i, o.source_ips);
+        let clarion = o.opt_in.then(|| opt_in.clone());
         connecting.push(tokio::spawn(async move {
             let _p = sem.acquire_owned().await.map_err(|e| e.to_string())?;
             let (mut ws, _) = RawWs::connect(&t, source).await?;
-            ws.subscribe(&channel).await?;
+            ws.subscribe_with(&channel, clarion.as_ref()).await?;
             Ok::<_, String>(ws)
         }));
     }
@@ -55,12 +75,17 @@ pub async fn run(t: Target, o: Fanout) {
                 per_channel[i % channels] += 1;
                 let mut samples = hist.local(i);
                 let received = received.clone();
+                let stamped = stamped.clone();
+                let opt_in = o.opt_in;
                 readers.push(tokio::spawn(async move {
                     let _ = ws
                         .read_messages(|text| {
                             if let Some(sent) = crate::target::extract_timestamp(text) {
                                 samples.record(now_micros().saturating_sub(sent));
                                 received.fetch_add(1, Ordering::Relaxed);
+                                if opt_in && has_stamp(text) {
+                                    stamped.fetch_add(1, Ordering::Relaxed);
+                                }
                             }
                             true
                         })
@@ -74,6 +99,7 @@ pub async fn run(t: Target, o: Fanout) {
     println!("fanout: {subscribed} subscribers on {channels} channels ({failures} failed)");
 
     let cpu_before = proc_stats::sample(o.pid).cpu;
+    let others_before = proc_stats::mark(&o.watched);
     let total_events = (o.rate * o.duration.as_secs_f64()).round() as u64;
     // A job is (event number, scheduled send time): the latency counts from the schedule, so
     // time spent waiting for a free publisher is not hidden.
@@ -92,6 +118,7 @@ pub async fn run(t: Target, o: Fanout) {
         let ok_per_channel = ok_per_channel.clone();
         let err = sent_err.clone();
         let pad = pad.clone();
+        let prefix = o.channel_prefix.clone();
         publishers.push(tokio::spawn(async move {
             let Ok(mut api) = ApiClient::connect(&t).await else {
                 return;
@@ -100,7 +127,7 @@ pub async fn run(t: Target, o: Fanout) {
                 let job = rx.lock().await.recv().await;
                 let Some((n, scheduled)) = job else { break };
                 let ch = (n % channels as u64) as usize;
-                let channel = format!("fanout-{ch}");
+                let channel = format!("{prefix}{ch}");
                 let data = format!("{{\"t\":{scheduled},\"p\":\"{pad}\"}}");
                 match api.trigger(&channel, "bench", &data).await {
                     Ok((200, _)) => {
@@ -139,6 +166,7 @@ pub async fn run(t: Target, o: Fanout) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let cpu_after = proc_stats::sample(o.pid).cpu;
+    let others = others_before.since(&proc_stats::mark(&o.watched));
     let elapsed = started.elapsed().as_secs_f64();
     let got = received.load(Ordering::Relaxed);
     // Stopped readers hand their last samples to the histogram as they are dropped.
@@ -155,6 +183,11 @@ pub async fn run(t: Target, o: Fanout) {
         _ => None,
     };
     let cpu_per_million = cpu.filter(|_| got > 0).map(|c| c / (got as f64 / 1e6));
+    // Every process of the deployment (nodes and Redis), when others are watched.
+    let cpu_all = cpu.map(|c| c + proc_stats::cpu_total(&others).unwrap_or(0.0));
+    let cpu_all_per_million = cpu_all
+        .filter(|_| got > 0 && !others.is_empty())
+        .map(|c| c / (got as f64 / 1e6));
     println!(
         "fanout: {} events published in {:.2}s ({} errors), {} deliveries expected, {} received, {} lost, {:.0} deliveries/s",
         sent_ok.load(Ordering::Relaxed),
@@ -166,6 +199,16 @@ pub async fn run(t: Target, o: Fanout) {
         got as f64 / elapsed
     );
     println!("fanout: {}", report::latency_line(&h));
+    if o.opt_in {
+        println!(
+            "fanout: {} of {} received frames carried a recovery stamp",
+            stamped.load(Ordering::Relaxed),
+            got
+        );
+    }
+    if let Some(c) = cpu_all_per_million {
+        println!("fanout: all watched processes together: {c:.2} CPU-s per million deliveries");
+    }
     if let Some(c) = cpu_per_million {
         println!(
             "fanout: server CPU {:.2} s, {:.2} CPU-s per million deliveries",
@@ -190,5 +233,17 @@ pub async fn run(t: Target, o: Fanout) {
         "latency": report::latency_json(&h),
         "server_cpu_seconds": cpu,
         "cpu_seconds_per_million": cpu_per_million,
+        "opt_in": o.opt_in,
+        "stamped": o.opt_in.then(|| stamped.load(Ordering::Relaxed)),
+        "nodes": if o.also_port.is_some() { 2 } else { 1 },
+        "watched_cpu_seconds": proc_stats::cpu_json(&others),
+        "cpu_seconds_per_million_all": cpu_all_per_million,
     }));
+}
+
+/// Whether a frame ends with a recovery stamp (`…,"clarion":{"epoch":…,"offset":…}}`): the
+/// stamp is appended last, so only the tail is searched.
+fn has_stamp(frame: &[u8]) -> bool {
+    let tail = frame.get(frame.len().saturating_sub(80)..).unwrap_or(frame);
+    crate::target::find(tail, b"\"clarion\":{").is_some()
 }

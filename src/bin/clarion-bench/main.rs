@@ -5,13 +5,19 @@
 //! connection, small WebSocket buffers: lean enough to share a 2-core machine with the server.
 
 mod client_events;
+mod count_churn;
 mod fanout;
+mod history_memory;
 mod http_client;
 mod idle;
 mod presence;
 mod proc_stats;
+mod publish;
 mod raw_ws;
+mod reconnect_storm;
+mod recovering;
 mod report;
+mod signin_storm;
 mod target;
 mod trigger;
 mod write_floor;
@@ -43,6 +49,10 @@ struct Cli {
     /// The server's PID, to read its RSS and CPU time from /proc.
     #[arg(long, global = true)]
     pid: Option<u32>,
+    /// Another process whose CPU time is reported too (a second node, Redis): NAME=PID, or
+    /// NAME=@FILE for a PID file that is re-read (a node restarted mid-run). Repeatable.
+    #[arg(long, global = true, value_parser = proc_stats::parse_watched)]
+    watch: Vec<proc_stats::Watched>,
     #[command(subcommand)]
     scenario: Scenario,
 }
@@ -84,6 +94,17 @@ enum Scenario {
         publishers: usize,
         #[arg(long, default_value_t = 1)]
         source_ips: usize,
+        /// Subscribe with the recovery opt-in (`"clarion":{"v":1}`), so recorded channels send
+        /// stamped frames.
+        #[arg(long)]
+        opt_in: bool,
+        /// Channel names are this prefix and a number (e.g. one the app records).
+        #[arg(long, default_value = "fanout-")]
+        channel_prefix: String,
+        /// A second node's port: every second subscriber connects there; publishing stays on
+        /// the first.
+        #[arg(long)]
+        also_port: Option<u16>,
     },
     /// HTTP trigger throughput at concurrency K.
     Trigger {
@@ -95,6 +116,17 @@ enum Scenario {
         #[arg(long, default_value = "bench-nobody")]
         channel: String,
     },
+    /// Opted-in subscribers lose their connections at once and resubscribe from their
+    /// positions: time to recover, recovered counts, gaps and duplicates, the node's cost.
+    ReconnectStorm(reconnect_storm::Args),
+    /// RSS growth per recorded channel and per stored event of memory history.
+    HistoryMemory(history_memory::Args),
+    /// Connections signing in with 100-id watchlists: sign-ins/s, sign-in → first
+    /// watchlist_events latency.
+    SigninStorm(signin_storm::Args),
+    /// Subscribe/unsubscribe churn on a big channel: server CPU per operation and subscribe
+    /// latency (with the app's subscription count on or off).
+    CountChurn(count_churn::Args),
     /// Presence join/leave latency and join rate.
     Presence {
         /// Sequential join+leave samples for the latency figures.
@@ -163,6 +195,7 @@ fn main() {
         secret: cli.secret,
     };
     let pid = cli.pid;
+    let watched = cli.watch;
     runtime.block_on(async move {
         match cli.scenario {
             Scenario::Idle {
@@ -193,6 +226,9 @@ fn main() {
                 payload,
                 publishers,
                 source_ips,
+                opt_in,
+                channel_prefix,
+                also_port,
             } => {
                 fanout::run(
                     t,
@@ -205,10 +241,18 @@ fn main() {
                         publishers,
                         source_ips,
                         pid,
+                        opt_in,
+                        channel_prefix,
+                        also_port,
+                        watched,
                     },
                 )
                 .await
             }
+            Scenario::ReconnectStorm(a) => reconnect_storm::run(t, a, pid, watched).await,
+            Scenario::HistoryMemory(a) => history_memory::run(t, a, pid).await,
+            Scenario::SigninStorm(a) => signin_storm::run(t, a, pid, watched).await,
+            Scenario::CountChurn(a) => count_churn::run(t, a, pid, watched).await,
             Scenario::Trigger {
                 concurrency,
                 duration,
@@ -221,6 +265,7 @@ fn main() {
                         duration: Duration::from_secs(duration),
                         channel,
                         pid,
+                        watched,
                     },
                 )
                 .await

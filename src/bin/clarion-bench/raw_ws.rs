@@ -138,14 +138,39 @@ impl RawWs {
 
     /// Subscribes to a public channel and waits for `subscription_succeeded`.
     pub async fn subscribe(&mut self, channel: &str) -> Result<(), String> {
-        let msg = ws_client::subscribe_message(channel, None, None);
-        self.send(OP_TEXT, msg.as_bytes()).await?;
-        while !ws_client::subscribed(&self.next_json().await?, channel)? {}
-        Ok(())
+        self.subscribe_with(channel, None).await.map(|_| ())
+    }
+
+    /// Subscribes to a public channel, with a `clarion` member (missed-message recovery,
+    /// docs/recovery.md) when given, and returns the `subscription_succeeded` message (which
+    /// carries the history's head position when the channel is recorded). Frames that come
+    /// before it are skipped.
+    pub async fn subscribe_with(
+        &mut self,
+        channel: &str,
+        clarion: Option<&Value>,
+    ) -> Result<Value, String> {
+        let mut msg =
+            serde_json::json!({"event": "pusher:subscribe", "data": {"channel": channel}});
+        if let Some(c) = clarion {
+            msg["data"]["clarion"] = c.clone();
+        }
+        self.send_text(&msg.to_string()).await?;
+        loop {
+            let m = self.next_json().await?;
+            if ws_client::subscribed(&m, channel)? {
+                return Ok(m);
+            }
+        }
+    }
+
+    /// Sends one text message.
+    pub async fn send_text(&mut self, text: &str) -> Result<(), String> {
+        self.send(OP_TEXT, text.as_bytes()).await
     }
 
     /// The next text message, parsed (for the handshake phase; allocates).
-    async fn next_json(&mut self) -> Result<Value, String> {
+    pub async fn next_json(&mut self) -> Result<Value, String> {
         let mut found = None;
         self.read_messages(|text| {
             found = Some(serde_json::from_slice(text).map_err(|e| e.to_string()));
@@ -196,7 +221,16 @@ impl RawWs {
                         self.send(OP_PONG, &data).await?;
                     }
                     OP_PONG => {}
-                    OP_CLOSE => return Err("closed by the server".into()),
+                    OP_CLOSE => {
+                        let code = payload
+                            .get(..2)
+                            .and_then(|c| <[u8; 2]>::try_from(c).ok())
+                            .map(|c| u16::from_be_bytes(c).to_string());
+                        return Err(format!(
+                            "closed by the server ({})",
+                            code.as_deref().unwrap_or("no code")
+                        ));
+                    }
                     op => return Err(format!("unknown opcode {op}")),
                 }
             }

@@ -22,11 +22,22 @@ impl Target {
 
     /// The path and signed query of an API request.
     pub fn signed_path(&self, method: &str, path: &str, body: &[u8]) -> String {
+        self.signed_path_with(method, path, body, &[])
+    }
+
+    /// The path and signed query of an API request with extra query parameters.
+    pub fn signed_path_with(
+        &self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+        extra: &[(String, String)],
+    ) -> String {
         let ts = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        let query = signature::signed_query(&self.key, &self.secret, method, path, body, &[], ts);
+        let query = signature::signed_query(&self.key, &self.secret, method, path, body, extra, ts);
         format!("{path}?{query}")
     }
 
@@ -42,6 +53,20 @@ impl Target {
             None => format!("{socket_id}:{channel}"),
         };
         format!("{}:{}", self.key, signature::sign(&self.secret, &msg))
+    }
+
+    /// `key:signature` for `pusher:signin`: HMAC-SHA256 of `socket_id::user::user_data`.
+    pub fn user_auth(&self, socket_id: &str, user_data: &str) -> String {
+        let msg = format!("{socket_id}::user::{user_data}");
+        format!("{}:{}", self.key, signature::sign(&self.secret, &msg))
+    }
+
+    /// The same server on another port (the second node of a cluster).
+    pub fn on_port(&self, port: u16) -> Target {
+        Target {
+            port,
+            ..self.clone()
+        }
     }
 }
 

@@ -14,10 +14,13 @@ pub struct Trigger {
     pub duration: Duration,
     pub channel: String,
     pub pid: Option<u32>,
+    /// Other processes whose CPU time is reported (Redis, for the Redis adapter).
+    pub watched: Vec<proc_stats::Watched>,
 }
 
 pub async fn run(t: Target, o: Trigger) {
     let cpu_before = proc_stats::sample(o.pid).cpu;
+    let others_before = proc_stats::mark(&o.watched);
     let started = Instant::now();
     let deadline = started + o.duration;
     let mut workers = Vec::new();
@@ -63,6 +66,7 @@ pub async fn run(t: Target, o: Trigger) {
         (Some(b), Some(a)) => Some(a - b),
         _ => None,
     };
+    let others = others_before.since(&proc_stats::mark(&o.watched));
     println!(
         "trigger: {} ok, {} not 200 in {:.2}s at concurrency {}: {:.0} requests/s",
         ok,
@@ -81,5 +85,6 @@ pub async fn run(t: Target, o: Trigger) {
         "requests_per_second": ok as f64 / secs,
         "latency": report::latency_json(&all),
         "server_cpu_seconds": cpu,
+        "watched_cpu_seconds": proc_stats::cpu_json(&others),
     }));
 }
