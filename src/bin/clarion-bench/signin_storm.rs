@@ -153,11 +153,11 @@ pub async fn run(t: Target, a: Args, pid: Option<u32>, watched: Vec<Watched>) {
         let (t, counts, hist, sem) = (t.clone(), counts.clone(), hist.clone(), sem.clone());
         let mut stopped = stopped.clone();
         let data = user_data(i, n, a.watchlist);
-        let expected = watched_ids(&data);
+        let watched = watched_ids(&data);
         tasks.push(tokio::spawn(async move {
             let mut view: HashMap<String, bool> = HashMap::new();
             let Ok(permit) = sem.acquire_owned().await else {
-                return (i, false, view, expected, None);
+                return (i, false, view, watched, None);
             };
             let mut permit = Some(permit);
             let msg = json!({"event": "pusher:signin",
@@ -165,7 +165,7 @@ pub async fn run(t: Target, a: Args, pid: Option<u32>, watched: Vec<Watched>) {
             let t0 = Instant::now();
             if ws.send_text(&msg.to_string()).await.is_err() {
                 counts.failed.fetch_add(1, Ordering::Relaxed);
-                return (i, false, view, expected, None);
+                return (i, false, view, watched, None);
             }
             let (mut statuses_seen, mut early) = (false, 0u64);
             let read = ws.read_messages(|text| {
@@ -173,7 +173,7 @@ pub async fn run(t: Target, a: Args, pid: Option<u32>, watched: Vec<Watched>) {
                     let v: Value = serde_json::from_slice(text).unwrap_or(Value::Null);
                     let (on, off) = apply(&v, &mut view);
                     // The statuses frame names every watched id; a transition names one.
-                    if !statuses_seen && (on + off) as usize == expected.len() {
+                    if !statuses_seen && (on + off) as usize == watched.len() {
                         statuses_seen = true;
                         hist.record(i, t0.elapsed().as_micros().max(1) as u64);
                         counts.signed_in.fetch_add(1, Ordering::Relaxed);
@@ -211,7 +211,7 @@ pub async fn run(t: Target, a: Args, pid: Option<u32>, watched: Vec<Watched>) {
             drop(permit);
             // The connection stays open until every view is taken: a close would send
             // `offline` to the connections still reading.
-            (i, statuses_seen, view, expected, Some(ws))
+            (i, statuses_seen, view, watched, Some(ws))
         }));
     }
     let total = tasks.len() as u64;
@@ -249,11 +249,11 @@ pub async fn run(t: Target, a: Args, pid: Option<u32>, watched: Vec<Watched>) {
         .map(|v| format!("u{}", v.0))
         .collect();
     let (mut wrong, mut wrong_conns) = (0u64, 0u64);
-    for (_, signed, view, expected, _) in &views {
+    for (_, signed, view, watched, _) in &views {
         if !signed {
             continue;
         }
-        let w = expected
+        let w = watched
             .iter()
             .filter(|id| online.contains(*id) && view.get(*id) != Some(&true))
             .count() as u64;

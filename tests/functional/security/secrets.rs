@@ -419,7 +419,28 @@ async fn redis_password_never_appears_in_logs() {
     let redis = crate::common::redis::Redis::start_with(&["--requirepass", "RightPw_MaRkEr_111"]);
     let redis_port = redis.port;
     let mut outputs = Vec::new();
-    for password in ["RightPw_MaRkEr_111", "WrongPw_MaRkEr_222"] {
+    // A wrong password now stops the node at start (its message is checked below); the
+    // right one runs it, failing later only if Redis changes its mind.
+    let wrong = "WrongPw_MaRkEr_222";
+    let mut cmd = clarion();
+    cmd.args(["--metrics-port", "0", "--adapter", "redis"])
+        .env(
+            "CLARION_REDIS_URL",
+            format!("redis://default:{wrong}@127.0.0.1:{redis_port}/0"),
+        )
+        .env("CLARION_APP_ID", "r")
+        .env("CLARION_APP_KEY", "r-key")
+        .env("CLARION_APP_SECRET", "r-secret");
+    let out = cmd.output().expect("run clarion");
+    assert_eq!(out.status.code(), Some(1), "a refused password stops the start");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("authentication failed"), "{text}");
+    assert_absent(&text, wrong, "the start-up refusal");
+    for password in ["RightPw_MaRkEr_111"] {
         let mut cmd = clarion();
         cmd.args(["--metrics-port", "0", "--adapter", "redis"])
             .env(
