@@ -432,7 +432,11 @@ async fn redis_password_never_appears_in_logs() {
         .env("CLARION_APP_KEY", "r-key")
         .env("CLARION_APP_SECRET", "r-secret");
     let out = cmd.output().expect("run clarion");
-    assert_eq!(out.status.code(), Some(1), "a refused password stops the start");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a refused password stops the start"
+    );
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
