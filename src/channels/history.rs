@@ -25,6 +25,16 @@ pub struct Entry {
     pub time_ms: u64,
 }
 
+/// What one entry costs besides its frame's bytes: its slot in the ring and the shared header
+/// the frame's buffer gets once it is cloned to a subscriber. Counted so that
+/// `max_history_memory` and the `history_bytes` gauge track memory, not only payloads.
+const ENTRY_COST: usize = std::mem::size_of::<Entry>() + 32;
+
+/// What `frame` costs while held.
+fn cost(frame: &Frame) -> usize {
+    frame.len() + ENTRY_COST
+}
+
 /// A page of history for the HTTP API (`GET …/history`).
 #[derive(Debug)]
 pub struct Page {
@@ -97,7 +107,7 @@ pub struct History {
     ttl: Duration,
     /// Whether entries were dropped because they aged out.
     aged_out: bool,
-    /// Bytes of the held frames (for the `history_bytes` gauge and the budget).
+    /// What the held entries cost (`cost`; for the `history_bytes` gauge and the budget).
     bytes: usize,
     budget: Arc<Budget>,
 }
@@ -166,16 +176,23 @@ impl History {
         let time_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        let mut bytes = self.bytes + stamped.len();
+        let mut bytes = self.bytes + cost(&stamped);
+        // Grow by doubling, but never past `size`: the ring is full for most of its life.
+        let size = size.max(1);
+        let (len, capacity) = (self.entries.len(), self.entries.capacity());
+        if len == capacity && capacity < size {
+            self.entries
+                .reserve_exact(capacity.max(4).min(size.saturating_sub(len)).max(1));
+        }
         self.entries.push_back(Entry {
             offset: self.head,
             frame: stamped.clone(),
             except,
             time_ms,
         });
-        while self.entries.len() > size.max(1) {
+        while self.entries.len() > size {
             if let Some(dropped) = self.entries.pop_front() {
-                bytes = bytes.saturating_sub(dropped.frame.len());
+                bytes = bytes.saturating_sub(cost(&dropped.frame));
             }
         }
         self.set_bytes(bytes);

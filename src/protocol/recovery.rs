@@ -135,8 +135,16 @@ pub fn stamp(frame: &Frame, at: &Position) -> Frame {
     let Some(body) = text.strip_suffix('}') else {
         return frame.clone();
     };
-    let stamp = json!({"epoch": at.epoch, "offset": at.offset});
-    Frame::from(format!("{body},\"clarion\":{stamp}}}"))
+    let stamp = json!({"epoch": at.epoch, "offset": at.offset}).to_string();
+    // Built at its exact length: a recorded frame lives in history for minutes, and `format!`
+    // would leave it with up to twice the capacity it needs.
+    const KEY: &str = ",\"clarion\":";
+    let mut out = String::with_capacity(body.len() + KEY.len() + stamp.len() + 1);
+    out.push_str(body);
+    out.push_str(KEY);
+    out.push_str(&stamp);
+    out.push('}');
+    Frame::from(out)
 }
 
 /// The `clarion:recovery` marker that ends a replay, stamped with the head; unstamped only when
