@@ -42,10 +42,21 @@ async function waitFor(fn, what, ms = 5000) {
 }
 
 before(async () => {
-  const bin = process.env.CLARION_BIN ?? path.join(repo, 'target', 'debug', 'clarion');
-  if (!process.env.CLARION_BIN) {
-    const build = spawnSync('cargo', ['build', '--quiet', '--bin', 'clarion'], { cwd: repo, stdio: 'inherit' });
+  let bin = process.env.CLARION_BIN;
+  if (!bin) {
+    // Cargo names the binary it built, wherever CARGO_TARGET_DIR or a cargo config puts it.
+    const build = spawnSync(
+      'cargo',
+      ['build', '--quiet', '--bin', 'clarion', '--message-format=json-render-diagnostics'],
+      { cwd: repo, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 },
+    );
     assert.equal(build.status, 0, 'cargo build');
+    bin = build.stdout
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l))
+      .find((m) => m.reason === 'compiler-artifact' && m.target?.name === 'clarion' && m.executable)?.executable;
+    assert.ok(bin, 'cargo named the clarion binary it built');
   }
   port = await freePort();
   const config = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'echo-recovery-')), 'clarion.toml');
