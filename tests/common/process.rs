@@ -235,3 +235,30 @@ pub fn run_to_exit(toml: &str) -> (i32, String) {
     }
     (code, err)
 }
+
+/// Polls `/ready` at `addr` until it answers 200; false when `within` passes first.
+pub async fn wait_ready(addr: SocketAddr, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if super::http_request(addr, "GET", "/ready", "").await.0 == 200 {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// The next `member_removed` on `observer` (skipping other frames), within the dead-node
+/// window a killed node's members take to be reaped; checks that it names `user`.
+pub async fn expect_member_removed(observer: &mut WsClient, user: &str) {
+    loop {
+        let m = observer
+            .try_recv(Duration::from_secs(25))
+            .await
+            .unwrap_or_else(|| panic!("member_removed for {user}"));
+        if m["event"] == "pusher_internal:member_removed" {
+            assert_eq!(super::decode_data(&m)["user_id"], user, "{m}");
+            return;
+        }
+    }
+}

@@ -4,7 +4,7 @@
 //! a `kill -9`ed node's member is still removed on the new master. A master name the
 //! sentinels do not monitor stops the node; sentinels that do not answer do not.
 
-use crate::common::process::{run_to_exit, Process};
+use crate::common::process::{expect_member_removed, run_to_exit, wait_ready, Process};
 use crate::common::redis::free_port;
 use crate::common::sentinel::{SentinelSet, MASTER};
 use crate::common::*;
@@ -23,17 +23,6 @@ fn settings(sentinels: &[String], master: &str) -> String {
     )
 }
 
-async fn ready(addr: std::net::SocketAddr, within: Duration) -> bool {
-    let deadline = tokio::time::Instant::now() + within;
-    while tokio::time::Instant::now() < deadline {
-        if http_request(addr, "GET", "/ready", "").await.0 == 200 {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
-}
-
 async fn member(c: &mut WsClient, sid: &str, user: &str) -> serde_json::Value {
     let data = json!({"user_id": user}).to_string();
     let auth = channel_auth(&app1(), sid, "presence-team", Some(&data));
@@ -46,8 +35,8 @@ async fn nodes_follow_a_failover_and_lose_nothing_after_it() {
     let toml = settings(&set.urls(), MASTER);
     let a = TestServer::start(&toml).await;
     let mut b = Process::start(&toml, &[]).await;
-    assert!(ready(a.addr, Duration::from_secs(10)).await, "A ready");
-    assert!(ready(b.addr, Duration::from_secs(10)).await, "B ready");
+    assert!(wait_ready(a.addr, Duration::from_secs(10)).await, "A ready");
+    assert!(wait_ready(b.addr, Duration::from_secs(10)).await, "B ready");
 
     let (mut on_a, _) = a.connect("k").await;
     let (mut on_b, _) = b.connect("k").await;
@@ -67,11 +56,11 @@ async fn nodes_follow_a_failover_and_lose_nothing_after_it() {
     // Both nodes find the new master by themselves (a liveness tick asks the sentinels).
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
-        ready(a.addr, Duration::from_secs(20)).await,
+        wait_ready(a.addr, Duration::from_secs(20)).await,
         "A follows the new master"
     );
     assert!(
-        ready(b.addr, Duration::from_secs(20)).await,
+        wait_ready(b.addr, Duration::from_secs(20)).await,
         "B follows the new master"
     );
     // Both nodes' bus subscriptions are on the new master once a cross-node event arrives;
@@ -122,20 +111,7 @@ async fn nodes_follow_a_failover_and_lose_nothing_after_it() {
         .await;
     assert_eq!(users["users"].as_array().map(Vec::len), Some(2), "{users}");
     b.kill();
-    let removed = loop {
-        let m = observer
-            .try_recv(Duration::from_secs(25))
-            .await
-            .expect("member_removed for the killed node's member");
-        if m["event"] != "pusher_internal:member_added" {
-            break m;
-        }
-    };
-    assert_eq!(
-        removed["event"], "pusher_internal:member_removed",
-        "{removed}"
-    );
-    assert_eq!(decode_data(&removed)["user_id"], "ghost");
+    expect_member_removed(&mut observer, "ghost").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

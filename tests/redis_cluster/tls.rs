@@ -6,7 +6,7 @@
 //! is required) stops the node with a message that names it and never shows the password.
 
 use crate::common::certs::Certs;
-use crate::common::process::{run_to_exit, Process};
+use crate::common::process::{expect_member_removed, run_to_exit, wait_ready, Process};
 use crate::common::redis::{free_port, Redis};
 use crate::common::*;
 
@@ -84,15 +84,10 @@ async fn two_nodes_over_tls_with_the_documented_acl_are_one_server() {
     let a = ready_node(&toml).await;
     // B as its own process, so that it can be killed with SIGKILL.
     let mut b = Process::start(&toml, &[]).await;
-    let mut ready = false;
-    for _ in 0..100 {
-        if http_request(b.addr, "GET", "/ready", "").await.0 == 200 {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(ready, "node B never became ready");
+    assert!(
+        wait_ready(b.addr, Duration::from_secs(5)).await,
+        "node B never became ready"
+    );
 
     // Events reach every node exactly once, socket_id exclusion included.
     let (mut on_a, _) = a.connect("k").await;
@@ -124,15 +119,7 @@ async fn two_nodes_over_tls_with_the_documented_acl_are_one_server() {
     assert_eq!(decode_data(&ok)["presence"]["count"], 2, "{ok}");
     observer.expect_event("pusher_internal:member_added").await;
     b.kill();
-    let removed = observer
-        .try_recv(Duration::from_secs(25))
-        .await
-        .expect("member_removed for the killed node's member");
-    assert_eq!(
-        removed["event"], "pusher_internal:member_removed",
-        "{removed}"
-    );
-    assert_eq!(decode_data(&removed)["user_id"], "ghost");
+    expect_member_removed(&mut observer, "ghost").await;
     let (_, body) = a.api(&app1(), "GET", "/apps/1/connections", &[], "").await;
     assert_eq!(body["connections"], 2, "on_a and observer: {body}");
 }

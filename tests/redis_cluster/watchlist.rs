@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::common::process::Process;
+use super::common::process::{wait_ready, Process};
 use super::common::redis::Redis;
 use super::common::*;
 use super::{node, APP};
@@ -99,15 +99,10 @@ async fn a_killed_nodes_users_go_offline() {
         ],
     )
     .await;
-    let mut ready = false;
-    for _ in 0..100 {
-        if http_request(b.addr, "GET", "/ready", "").await.0 == 200 {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(ready, "node B never became ready");
+    assert!(
+        wait_ready(b.addr, Duration::from_secs(5)).await,
+        "node B never became ready"
+    );
     let (mut ghost, sid) = b.connect("k").await;
     sign_in(&mut ghost, &sid, "ghost", None).await;
     let (mut watcher, sid) = a.connect("k").await;
