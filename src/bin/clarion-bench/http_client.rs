@@ -49,14 +49,7 @@ impl ApiClient {
             .send_request(req)
             .await
             .map_err(|e| e.to_string())?;
-        let status = res.status().as_u16();
-        let bytes = res
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
-        Ok((status, bytes))
+        read(res).await
     }
 
     /// GETs a signed request with extra query parameters and returns the status and body.
@@ -134,6 +127,11 @@ pub async fn get_plain(host: &str, port: u16, path: &str) -> Result<(u16, Bytes)
         .body(Full::new(Bytes::new()))
         .map_err(|e| e.to_string())?;
     let res = sender.send_request(req).await.map_err(|e| e.to_string())?;
+    read(res).await
+}
+
+/// A response's status and whole body.
+async fn read(res: hyper::Response<hyper::body::Incoming>) -> Result<(u16, Bytes), String> {
     let status = res.status().as_u16();
     let bytes = res
         .into_body()
