@@ -124,6 +124,22 @@ echo "python3:      $(python3 --version 2>&1) ($(command -v python3)), venv ok"
 echo "redis-server: $(redis-server --version)"
 echo "chromium:     $(timeout 20 "$CHROMIUM" --version 2>/dev/null || echo "$CHROMIUM")"
 
+# The app store tests use the machine's PostgreSQL (127.0.0.1:5432, trust) and MariaDB
+# (127.0.0.1:3306, root without a password), each test in a database of its own. Start them
+# when they are installed but not running.
+echo "== databases for the app store tests"
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && command -v pg_ctlcluster >/dev/null 2>&1; then
+  for v in $(ls /etc/postgresql 2>/dev/null); do
+    pg_ctlcluster --skip-systemctl-redirect "$v" main start || true
+  done
+fi
+if ! mariadb-admin -h 127.0.0.1 -u root ping >/dev/null 2>&1 && [ -x /usr/sbin/mariadbd ]; then
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd || true
+  for _ in $(seq 1 50); do mariadb-admin -h 127.0.0.1 -u root ping >/dev/null 2>&1 && break; sleep 0.2; done
+fi
+pg_isready -h 127.0.0.1 -p 5432 || { echo "scripts/test.sh: PostgreSQL is not answering on 127.0.0.1:5432" >&2; exit 1; }
+mariadb-admin -h 127.0.0.1 -u root ping || { echo "scripts/test.sh: MariaDB is not answering on 127.0.0.1:3306" >&2; exit 1; }
+
 echo "== cargo test"
 cargo test
 

@@ -13,6 +13,7 @@
 //! | [`protocol`] | the wire contract, pure: channel names, close codes ([`protocol::codes::Fatal`]), frames, inbound messages, presence and client-event rules, event limits, signatures, query strings, webhook names | — |
 //! | `sync` | locks that survive a panic elsewhere | — |
 //! | [`app`] | an app and its limits; the app registry | protocol |
+//! | `app_store` | apps read from a PostgreSQL or MySQL table (Soketi's layout) | app |
 //! | [`net`] | transport: listener, TLS, socket counter, client address, the 101 coalescer, outbound HTTP, where Redis is | sync |
 //! | `limits` | every rate limit: per connection, per address, per app's API | app, sync |
 //! | [`channels`] | one node's subscriptions and presence ([`channels::Namespace`]), cache channels, the per-connection outbox ([`channels::handle`]) | app, protocol, sync |
@@ -47,6 +48,7 @@ pub mod protocol;
 mod sync;
 
 pub mod app;
+pub(crate) mod app_store;
 pub(crate) mod limits;
 pub mod net;
 

@@ -59,6 +59,8 @@ pub struct Metrics {
     pub redis_received: IntCounter,
     pub redis_errors: IntCounter,
     pub broadcast_seconds: Histogram,
+    /// 1 while the app store's database cannot be read (the last good apps are served).
+    pub app_store_unreachable: IntGauge,
 }
 
 fn app_label() -> &'static [&'static str] {
@@ -107,7 +109,13 @@ impl Metrics {
             "TCP connections open on the main port (HTTP, handshaking and WebSocket)",
         )?;
         registry.register(Box::new(open_sockets.clone()))?;
+        let app_store_unreachable = IntGauge::new(
+            name("app_store_unreachable"),
+            "1 while the app store's database cannot be read; the last apps read are served",
+        )?;
+        registry.register(Box::new(app_store_unreachable.clone()))?;
         Ok(Metrics {
+            app_store_unreachable,
             connected: gauge("connected", "Open WebSocket connections")?,
             open_sockets,
             new_connections: counter_vec("new_connections_total", "WebSocket connections opened")?,

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 
 use crate::adapter::redis::RedisAdapter;
 use crate::adapter::{Adapter, ClusterEvent, LocalAdapter};
+use crate::app_store::{AppStore, Dialect};
 use crate::config::{Config, Validated};
 use crate::metrics::Metrics;
 use crate::net::coalesce_101::Coalesce101;
@@ -94,7 +95,26 @@ impl Server {
                 addr: format!("{}:{}", config.host, config.port),
                 error,
             })?;
+        let store = match config.app_store.as_str() {
+            "postgres" => Some(AppStore::new(
+                Dialect::Postgres,
+                &config.app_store_url,
+                &config.app_store_table,
+            )),
+            "mysql" => Some(AppStore::new(
+                Dialect::Mysql,
+                &config.app_store_url,
+                &config.app_store_table,
+            )),
+            _ => None,
+        }
+        .transpose()
+        .map_err(StartError::Config)?;
         let state = Arc::new(State::new(checked, metrics, adapter));
+        if let Some(store) = store {
+            let every = Duration::from_secs(state.config.app_store_poll_seconds);
+            tokio::spawn(poll_app_store(Arc::downgrade(&state), store, every));
+        }
         tokio::spawn(forward_cluster_events(
             Arc::downgrade(&state),
             cluster_events,
@@ -223,6 +243,65 @@ pub fn reload_apps(state: &State, apps: crate::app::AppRegistry) {
         state.adapter.local().close_app(&app.id, refusal);
     }
     tracing::info!(apps = new.len(), "configuration reloaded: apps updated");
+}
+
+/// Reads the app store's table now and then, and applies it (as SIGHUP applies the file) when
+/// it changed. Until the first read succeeds it retries every second and `/ready` says 503;
+/// afterwards a failed read keeps the apps last read, raises `app_store_unreachable` and logs
+/// (on the change, then every 30 s).
+async fn poll_app_store(state: std::sync::Weak<State>, store: AppStore, every: Duration) {
+    let mut applied: Option<u64> = None;
+    let mut failing_since: Option<std::time::Instant> = None;
+    let mut last_log: Option<std::time::Instant> = None;
+    loop {
+        let Some(state) = state.upgrade() else {
+            return;
+        };
+        match store.load().await {
+            Ok(snapshot) => {
+                state.metrics.app_store_unreachable.set(0);
+                if failing_since.take().is_some() {
+                    tracing::info!("app store readable again");
+                }
+                let fingerprint = snapshot.fingerprint();
+                if applied != Some(fingerprint) {
+                    for why in &snapshot.skipped {
+                        tracing::warn!(problem = %why, "app store: a row was left out");
+                    }
+                    match crate::app::AppRegistry::new(snapshot.apps) {
+                        Ok(apps) => {
+                            reload_apps(&state, apps);
+                            state
+                                .apps_loaded
+                                .store(true, std::sync::atomic::Ordering::Relaxed);
+                            applied = Some(fingerprint);
+                        }
+                        Err(e) => tracing::error!(
+                            error = %e,
+                            "app store: the table's apps do not fit together; keeping the current ones"
+                        ),
+                    }
+                }
+            }
+            Err(e) => {
+                state.metrics.app_store_unreachable.set(1);
+                let now = std::time::Instant::now();
+                failing_since.get_or_insert(now);
+                if last_log.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(30)) {
+                    last_log = Some(now);
+                    tracing::warn!(error = %e, "app store unreadable; serving the apps last read");
+                }
+            }
+        }
+        let loaded = applied.is_some();
+        drop(state);
+        tokio::time::sleep(if loaded {
+            every
+        } else {
+            Duration::from_secs(1)
+        })
+        .await;
+    }
 }
 
 /// The graceful part of a shutdown; the accept loop keeps running meanwhile so that health

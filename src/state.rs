@@ -33,6 +33,9 @@ pub struct State {
     pub trusted_proxies: TrustedProxies,
     /// Set when shutdown starts: `/ready` answers 503 and new WebSocket connections are refused.
     pub draining: AtomicBool,
+    /// Whether the apps were read at least once: always with `app_store = "file"`; with a
+    /// database, `/ready` answers 503 until its table has been read.
+    pub apps_loaded: AtomicBool,
 }
 
 impl State {
@@ -50,6 +53,7 @@ impl State {
             webhooks: Webhooks::new(&config),
             metrics,
             draining: AtomicBool::new(false),
+            apps_loaded: AtomicBool::new(config.app_store == "file"),
             api_limits: ApiLimits::default(),
             open_sockets: Arc::default(),
             connection_rate: ConnectionRateLimit::new(config.new_connections_per_ip_per_second),

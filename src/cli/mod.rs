@@ -101,6 +101,22 @@ pub struct Cli {
     #[arg(long, env = "CLARION_REDIS_PREFIX")]
     pub redis_prefix: Option<String>,
 
+    /// Where the apps live: file, postgres or mysql [default: file].
+    #[arg(long, env = "CLARION_APP_STORE")]
+    pub app_store: Option<String>,
+
+    /// The app store's database URL (postgres://… or mysql://…).
+    #[arg(long, env = "CLARION_APP_STORE_URL", hide_env_values = true)]
+    pub app_store_url: Option<String>,
+
+    /// The table the apps are in [default: apps].
+    #[arg(long, env = "CLARION_APP_STORE_TABLE")]
+    pub app_store_table: Option<String>,
+
+    /// Seconds between two reads of the app table [default: 10].
+    #[arg(long, env = "CLARION_APP_STORE_POLL_SECONDS")]
+    pub app_store_poll_seconds: Option<u64>,
+
     /// How to find Redis: `single` (redis_url) or `sentinel` (the master that the sentinels
     /// name) [default: single].
     #[arg(long, env = "CLARION_REDIS_MODE")]

@@ -106,7 +106,16 @@ pub struct Config {
     /// Seconds a shutdown (SIGTERM/SIGINT) waits for connections to close and webhooks to be
     /// sent before the process exits.
     pub shutdown_grace_seconds: u64,
-    /// The apps; when empty, the development app is used.
+    /// Where the apps live: `file` (the `[[apps]]` tables here), `postgres` or `mysql` (a
+    /// table, read whole and polled; docs/app-store.md).
+    pub app_store: String,
+    /// The database for `postgres` / `mysql` (`postgres://…`, `mysql://…`).
+    pub app_store_url: String,
+    /// The table the apps are in (Soketi's layout).
+    pub app_store_table: String,
+    /// Seconds between two reads of the table.
+    pub app_store_poll_seconds: u64,
+    /// The apps; when empty (and `app_store = "file"`), the development app is used.
     pub apps: Vec<App>,
     /// Set when the development app was added because nothing was configured.
     #[serde(skip)]
@@ -151,6 +160,10 @@ impl Default for Config {
             tls_key: String::new(),
             metrics_port: 9601,
             metrics_prefix: "clarion".into(),
+            app_store: "file".into(),
+            app_store_url: String::new(),
+            app_store_table: "apps".into(),
+            app_store_poll_seconds: 10,
             apps: Vec::new(),
             using_development_app: false,
         }
@@ -218,6 +231,13 @@ impl Config {
         set(&mut self.tls_cert, &cli.tls_cert);
         set(&mut self.tls_key, &cli.tls_key);
         set(&mut self.metrics_prefix, &cli.metrics_prefix);
+        set(&mut self.app_store, &cli.app_store);
+        set(&mut self.app_store_url, &cli.app_store_url);
+        set(&mut self.app_store_table, &cli.app_store_table);
+        set(
+            &mut self.app_store_poll_seconds,
+            &cli.app_store_poll_seconds,
+        );
         match (&cli.app_id, &cli.app_key, &cli.app_secret) {
             (None, None, None) => {
                 if cli.app_enable_client_messages.is_some() || cli.app_enable_user_authentication.is_some() {
@@ -366,7 +386,52 @@ impl Config {
         if self.webhook_concurrency == 0 {
             return Err("webhook_concurrency: must be at least 1".into());
         }
-        if self.apps.is_empty() {
+        match self.app_store.as_str() {
+            "file" => {}
+            "postgres" | "mysql" => {
+                let scheme_ok = match self.app_store.as_str() {
+                    "postgres" => {
+                        self.app_store_url.starts_with("postgres://")
+                            || self.app_store_url.starts_with("postgresql://")
+                    }
+                    _ => {
+                        self.app_store_url.starts_with("mysql://")
+                            || self.app_store_url.starts_with("mariadb://")
+                    }
+                };
+                if !scheme_ok {
+                    return Err(format!(
+                        "app_store_url: {:?} is not a {} URL",
+                        mask_url_password(&self.app_store_url),
+                        self.app_store
+                    ));
+                }
+                let ident = |t: &str| {
+                    !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                };
+                if !ident(&self.app_store_table) {
+                    return Err(format!(
+                        "app_store_table: {:?} must be letters, digits and _",
+                        self.app_store_table
+                    ));
+                }
+                if self.app_store_poll_seconds == 0 {
+                    return Err("app_store_poll_seconds: must be at least 1".into());
+                }
+                if !self.apps.is_empty() {
+                    return Err(format!(
+                        "apps: [[apps]] tables and app_store = {:?} exclude each other; the apps come from the table",
+                        self.app_store
+                    ));
+                }
+            }
+            other => {
+                return Err(format!(
+                    "app_store: {other:?} is neither \"file\", \"postgres\" nor \"mysql\""
+                ))
+            }
+        }
+        if self.apps.is_empty() && self.app_store == "file" {
             self.apps.push(App::development());
             self.using_development_app = true;
         }
@@ -384,6 +449,7 @@ impl Config {
             }
         }
         shown.redis_url = mask_url_password(&shown.redis_url);
+        shown.app_store_url = mask_url_password(&shown.app_store_url);
         for url in &mut shown.redis_sentinels {
             *url = mask_url_password(url);
         }
@@ -424,113 +490,4 @@ pub fn mask_url_password(url: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_give_the_development_app() {
-        let mut c = Config::default();
-        c.finish().expect("valid");
-        assert!(c.using_development_app);
-        assert_eq!(c.apps[0].key, "app-key");
-        assert!(c.apps[0].enable_client_messages);
-    }
-
-    #[test]
-    fn unknown_keys_are_named() {
-        let e = Config::from_toml("prot = 5").expect_err("unknown key");
-        assert!(e.contains("prot"), "{e}");
-        let e = Config::from_toml("[[apps]]\nid='1'\nkey='k'\nsecret='s'\nmax_conections=1")
-            .expect_err("unknown app key");
-        assert!(e.contains("max_conections"), "{e}");
-    }
-
-    #[test]
-    fn validation_names_the_key() {
-        let mut c = Config::from_toml("[[apps]]\nid='1'\nkey='k'\nsecret=''").expect("parses");
-        assert!(c
-            .finish()
-            .expect_err("empty secret")
-            .contains("apps[0].secret"));
-        let mut c = Config::from_toml(
-            "[[apps]]\nid='1'\nkey='k'\nsecret='s'\n[[apps]]\nid='2'\nkey='k'\nsecret='s'",
-        )
-        .expect("parses");
-        assert!(c.finish().expect_err("dup key").contains("apps[1].key"));
-        let mut c = Config::from_toml("activity_timeout = 0").expect("parses");
-        assert!(c.finish().expect_err("zero").contains("activity_timeout"));
-    }
-
-    #[test]
-    fn redis_urls_are_checked_when_read() {
-        let redis = |url: &str| {
-            let mut c = Config::from_toml(&format!("adapter = \"redis\"\nredis_url = \"{url}\""))
-                .expect("parses");
-            c.finish()
-        };
-        assert_eq!(redis("redis://127.0.0.1:6379/0"), Ok(()));
-        assert_eq!(redis("rediss://u:Secret_1@host:6380/0"), Ok(()));
-        let e = redis("redis://u:Secret_1@host:6379/notadb").expect_err("bad database");
-        assert!(
-            e.starts_with("redis_url:") && !e.contains("Secret_1"),
-            "{e}"
-        );
-        assert!(redis("valkey://host").is_err());
-    }
-
-    #[test]
-    fn recovery_tables_are_checked() {
-        let app = "[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"s\"\n[[apps.recovery]]\n";
-        let mut ok =
-            Config::from_toml(&format!("{app}channels = [\"private-*\"]")).expect("parses");
-        assert_eq!(ok.finish(), Ok(()));
-        let rec = ok.apps[0].recording_for("private-a").expect("recorded");
-        assert_eq!((rec.history_size, rec.max_replay), (100, 100));
-        let mut wide = Config::from_toml(&format!(
-            "{app}channels = [\"a\"]\nhistory_size = 5\nmax_replay = 6"
-        ))
-        .expect("parses");
-        let e = wide.finish().expect_err("max_replay over history_size");
-        assert!(e.starts_with("apps[0].recovery[0].max_replay"), "{e}");
-        let mut cluster =
-            Config::from_toml(&format!("adapter = \"redis\"\n{app}channels = [\"a\"]"))
-                .expect("parses");
-        assert_eq!(cluster.finish(), Ok(()), "history in Redis");
-    }
-
-    #[test]
-    fn masked_settings_hide_secrets() {
-        let mut c = Config::from_toml(
-            "redis_url = 'redis://u:pw@h:1/0'\n[[apps]]\nid='1'\nkey='k'\nsecret='topsecret'",
-        )
-        .expect("parses");
-        c.finish().expect("valid");
-        let shown = c.masked_toml();
-        assert!(
-            !shown.contains("topsecret") && !shown.contains(":pw@"),
-            "{shown}"
-        );
-        assert!(shown.contains("redis://u:********@h:1/0"), "{shown}");
-        assert_eq!(
-            mask_url_password("redis://u:p@ss/w@h:1/0"),
-            "redis://u:********@h:1/0"
-        );
-        assert_eq!(
-            mask_url_password("https://hook:pw@example.test/x"),
-            "https://hook:********@example.test/x"
-        );
-        assert!(shown.contains("key = \"k\""), "{shown}");
-    }
-
-    #[test]
-    fn flags_override_the_file() {
-        let mut c = Config::from_toml("port = 7000\nhost = '127.0.0.1'").expect("parses");
-        let cli = Cli {
-            port: Some(7001),
-            ..Cli::default()
-        };
-        c.apply_overrides(&cli).expect("ok");
-        assert_eq!(c.port, 7001);
-        assert_eq!(c.host, "127.0.0.1");
-    }
-}
+mod tests;

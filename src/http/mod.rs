@@ -117,7 +117,8 @@ fn usage(state: &State) -> Response<Body> {
     }))
 }
 
-/// 200 when the node can do its whole job; 503 while its cluster store (Redis) is unreachable.
+/// 200 when the node can do its whole job; 503 until the app store's table was first read, and
+/// while its cluster store (Redis) is unreachable.
 fn ready(state: &State, req: &Request<Incoming>) -> Response<Body> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return response::error(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed");
@@ -126,6 +127,12 @@ fn ready(state: &State, req: &Request<Incoming>) -> Response<Body> {
         return response::json(
             StatusCode::SERVICE_UNAVAILABLE,
             &json!({"ready": false, "error": "shutting down"}),
+        );
+    }
+    if !state.apps_loaded.load(std::sync::atomic::Ordering::Relaxed) {
+        return response::json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({"ready": false, "error": "the apps have not been read from the app store yet"}),
         );
     }
     if state.adapter.cluster().is_none_or(|c| c.healthy()) {

@@ -10,6 +10,7 @@ pub mod receiver;
 pub mod redis;
 pub mod sentinel;
 mod steps;
+pub mod tcp_proxy;
 pub mod watch_storm;
 
 #[allow(unused_imports)] // not every test binary takes these steps

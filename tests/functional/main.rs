@@ -10,6 +10,7 @@ mod common;
 
 mod access;
 mod api_limits;
+mod app_store;
 mod cli;
 mod cli_client;
 mod client_events;
