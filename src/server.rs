@@ -110,10 +110,25 @@ impl Server {
         }
         .transpose()
         .map_err(StartError::Config)?;
-        let state = Arc::new(State::new(checked, metrics, adapter));
-        if let Some(store) = store {
+        let mut state = State::new(checked, metrics, adapter);
+        state.app_store = store.map(Arc::new);
+        let state = Arc::new(state);
+        if let Some(store) = &state.app_store {
             let every = Duration::from_secs(state.config.app_store_poll_seconds);
-            tokio::spawn(poll_app_store(Arc::downgrade(&state), store, every));
+            tokio::spawn(poll_app_store(
+                Arc::downgrade(&state),
+                store.clone(),
+                state.app_store_kick.clone(),
+                every,
+            ));
+        }
+        if state.config.admin_port != 0 {
+            let addr = format!("{}:{}", state.config.host, state.config.admin_port);
+            let admin = TcpListener::bind(&addr)
+                .await
+                .map_err(|error| StartError::Bind { addr, error })?;
+            tracing::info!(port = state.config.admin_port, "admin API on its own port");
+            tokio::spawn(crate::http::admin::serve(admin, state.clone()));
         }
         tokio::spawn(forward_cluster_events(
             Arc::downgrade(&state),
@@ -227,29 +242,21 @@ async fn forward_cluster_events(
     }
 }
 
-/// Applies a new app list (SIGHUP): connections of unchanged apps stay; those of apps that
-/// were removed, disabled or re-keyed are closed with the code a new connection would get.
+/// Applies a new app list (SIGHUP, the app store): see `State::apply_apps`.
 pub fn reload_apps(state: &State, apps: crate::app::AppRegistry) {
-    let old = state.apps();
-    state.set_apps(apps);
-    let new = state.apps();
-    for app in old.iter() {
-        let refusal = match new.by_id(&app.id) {
-            None => Fatal::AppNotFound,
-            Some(n) if !n.enabled => Fatal::AppDisabled,
-            Some(n) if n.key != app.key => Fatal::AppKeyChanged,
-            Some(_) => continue,
-        };
-        state.adapter.local().close_app(&app.id, refusal);
-    }
-    tracing::info!(apps = new.len(), "configuration reloaded: apps updated");
+    state.apply_apps(apps);
 }
 
 /// Reads the app store's table now and then, and applies it (as SIGHUP applies the file) when
 /// it changed. Until the first read succeeds it retries every second and `/ready` says 503;
 /// afterwards a failed read keeps the apps last read, raises `app_store_unreachable` and logs
 /// (on the change, then every 30 s).
-async fn poll_app_store(state: std::sync::Weak<State>, store: AppStore, every: Duration) {
+async fn poll_app_store(
+    state: std::sync::Weak<State>,
+    store: Arc<AppStore>,
+    kick: Arc<tokio::sync::Notify>,
+    every: Duration,
+) {
     let mut applied: Option<u64> = None;
     let mut failing_since: Option<std::time::Instant> = None;
     let mut last_log: Option<std::time::Instant> = None;
@@ -295,12 +302,15 @@ async fn poll_app_store(state: std::sync::Weak<State>, store: AppStore, every: D
         }
         let loaded = applied.is_some();
         drop(state);
-        tokio::time::sleep(if loaded {
+        let wait = if loaded {
             every
         } else {
             Duration::from_secs(1)
-        })
-        .await;
+        };
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = kick.notified() => {}
+        }
     }
 }
 

@@ -11,6 +11,7 @@ use crate::limits::per_ip::ConnectionRateLimit;
 use crate::metrics::{Metrics, Snapshot};
 use crate::net::client_ip::TrustedProxies;
 use crate::net::tls::Tls;
+use crate::protocol::codes::Fatal;
 use crate::protocol::frames::Frame;
 use crate::protocol::socket_id::SocketId;
 use crate::webhooks::Webhooks;
@@ -36,6 +37,10 @@ pub struct State {
     /// Whether the apps were read at least once: always with `app_store = "file"`; with a
     /// database, `/ready` answers 503 until its table has been read.
     pub apps_loaded: AtomicBool,
+    /// The app store, when the apps live in a database (the admin API writes through it).
+    pub app_store: Option<Arc<crate::app_store::AppStore>>,
+    /// Wakes the app store's poller at once (after an admin API write).
+    pub app_store_kick: Arc<tokio::sync::Notify>,
 }
 
 impl State {
@@ -54,6 +59,8 @@ impl State {
             metrics,
             draining: AtomicBool::new(false),
             apps_loaded: AtomicBool::new(config.app_store == "file"),
+            app_store: None,
+            app_store_kick: Arc::default(),
             api_limits: ApiLimits::default(),
             open_sockets: Arc::default(),
             connection_rate: ConnectionRateLimit::new(config.new_connections_per_ip_per_second),
@@ -78,6 +85,25 @@ impl State {
     /// Replaces the app registry (used by config reload).
     pub fn set_apps(&self, apps: AppRegistry) {
         *crate::sync::write(&self.apps) = Arc::new(apps);
+    }
+
+    /// Applies a new app list (SIGHUP, the app store, the admin API): connections of unchanged
+    /// apps stay; those of apps that were removed, disabled or re-keyed are closed with the
+    /// code a new connection would get.
+    pub fn apply_apps(&self, apps: AppRegistry) {
+        let old = self.apps();
+        self.set_apps(apps);
+        let new = self.apps();
+        for app in old.iter() {
+            let refusal = match new.by_id(&app.id) {
+                None => Fatal::AppNotFound,
+                Some(n) if !n.enabled => Fatal::AppDisabled,
+                Some(n) if n.key != app.key => Fatal::AppKeyChanged,
+                Some(_) => continue,
+            };
+            self.adapter.local().close_app(&app.id, refusal);
+        }
+        tracing::info!(apps = new.len(), "apps updated");
     }
 
     /// Publishes on a recorded channel through its history and counts the append (or the

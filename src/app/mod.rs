@@ -23,6 +23,11 @@ pub struct App {
     pub key: String,
     /// Secret that signs channel auth, user sign-in, HTTP requests and webhooks.
     pub secret: String,
+    /// The secret before a rotation, still accepted on incoming signatures until the given
+    /// Unix second, so that deployed backends can roll (the admin API's rotate-secret; kept in
+    /// the app store's table, never in the file).
+    #[serde(skip)]
+    pub previous_secret: Option<(String, u64)>,
     /// A disabled app refuses connections (4003) and HTTP calls (403).
     pub enabled: bool,
     /// Whether `client-*` events (Echo's whispers) are allowed.
@@ -112,6 +117,7 @@ impl Default for App {
             id: String::new(),
             key: String::new(),
             secret: String::new(),
+            previous_secret: None,
             enabled: true,
             enable_client_messages: false,
             enable_user_authentication: false,
@@ -151,6 +157,20 @@ impl App {
             enable_client_messages: true,
             ..App::default()
         }
+    }
+
+    /// The secrets an incoming signature may use now: the secret, and the previous one during
+    /// its grace period. Outgoing signatures (webhooks) use `secret` only.
+    pub fn accepted_secrets(&self) -> impl Iterator<Item = &str> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        std::iter::once(self.secret.as_str()).chain(
+            self.previous_secret
+                .as_ref()
+                .filter(|(_, until)| now < *until)
+                .map(|(s, _)| s.as_str()),
+        )
     }
 
     /// Checks one app's fields; `at` names it in messages (`apps[2]`).

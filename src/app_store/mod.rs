@@ -8,6 +8,9 @@
 //! cannot be an app is left out with a warning naming its id and column; the others load.
 
 mod row;
+mod write;
+
+pub use write::WriteError;
 
 use std::time::Duration;
 

@@ -6,6 +6,7 @@
 use crate::app::{App, Webhook};
 
 /// The columns read, when the table has them; only `id`, `key` and `secret` are required.
+/// The last two are Clarion's (a secret rotation's grace, docs/app-store.md).
 pub const COLUMNS: &[&str] = &[
     "id",
     "key",
@@ -25,6 +26,8 @@ pub const COLUMNS: &[&str] = &[
     "max_event_payload_in_kb",
     "max_event_batch_size",
     "webhooks",
+    "previous_secret",
+    "previous_secret_until",
 ];
 
 fn boolean(v: &str) -> Option<bool> {
@@ -104,6 +107,12 @@ pub fn app(get: &dyn Fn(&str) -> Option<String>) -> Result<App, String> {
     if let Some(hooks) = get("webhooks").filter(|h| !h.trim().is_empty() && h.trim() != "null") {
         app.webhooks = serde_json::from_str::<Vec<Webhook>>(&hooks)
             .map_err(|e| format!("app {id:?}: column webhooks: {e}"))?;
+    }
+    if let (Some(previous), Some(until)) = (get("previous_secret"), get("previous_secret_until")) {
+        let until = count(&until).ok_or_else(|| bad("previous_secret_until", &until))?;
+        if !previous.is_empty() {
+            app.previous_secret = Some((previous, until));
+        }
     }
     app.validate(&format!("app {id:?}"))?;
     Ok(app)

@@ -117,6 +117,14 @@ pub struct Cli {
     #[arg(long, env = "CLARION_APP_STORE_POLL_SECONDS")]
     pub app_store_poll_seconds: Option<u64>,
 
+    /// Port of the admin API and dashboard [default: 0 = off].
+    #[arg(long, env = "CLARION_ADMIN_PORT")]
+    pub admin_port: Option<u16>,
+
+    /// Bearer token of the admin API (at least 16 characters).
+    #[arg(long, env = "CLARION_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
     /// How to find Redis: `single` (redis_url) or `sentinel` (the master that the sentinels
     /// name) [default: single].
     #[arg(long, env = "CLARION_REDIS_MODE")]

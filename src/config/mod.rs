@@ -115,6 +115,10 @@ pub struct Config {
     pub app_store_table: String,
     /// Seconds between two reads of the table.
     pub app_store_poll_seconds: u64,
+    /// Port of the admin API and dashboard (0 = off); never the public port.
+    pub admin_port: u16,
+    /// Bearer token the admin API requires (at least 16 characters when `admin_port` is set).
+    pub admin_token: String,
     /// The apps; when empty (and `app_store = "file"`), the development app is used.
     pub apps: Vec<App>,
     /// Set when the development app was added because nothing was configured.
@@ -164,6 +168,8 @@ impl Default for Config {
             app_store_url: String::new(),
             app_store_table: "apps".into(),
             app_store_poll_seconds: 10,
+            admin_port: 0,
+            admin_token: String::new(),
             apps: Vec::new(),
             using_development_app: false,
         }
@@ -238,6 +244,8 @@ impl Config {
             &mut self.app_store_poll_seconds,
             &cli.app_store_poll_seconds,
         );
+        set(&mut self.admin_port, &cli.admin_port);
+        set(&mut self.admin_token, &cli.admin_token);
         match (&cli.app_id, &cli.app_key, &cli.app_secret) {
             (None, None, None) => {
                 if cli.app_enable_client_messages.is_some() || cli.app_enable_user_authentication.is_some() {
@@ -431,6 +439,17 @@ impl Config {
                 ))
             }
         }
+        if self.admin_port != 0 {
+            if self.admin_token.chars().count() < 16 {
+                return Err("admin_token: the admin API (admin_port) needs a token of at least 16 characters".into());
+            }
+            if self.admin_port == self.port || self.admin_port == self.metrics_port {
+                return Err(format!(
+                    "admin_port: {} is already the port or the metrics_port",
+                    self.admin_port
+                ));
+            }
+        }
         if self.apps.is_empty() && self.app_store == "file" {
             self.apps.push(App::development());
             self.using_development_app = true;
@@ -450,6 +469,9 @@ impl Config {
         }
         shown.redis_url = mask_url_password(&shown.redis_url);
         shown.app_store_url = mask_url_password(&shown.app_store_url);
+        if !shown.admin_token.is_empty() {
+            shown.admin_token = "********".into();
+        }
         for url in &mut shown.redis_sentinels {
             *url = mask_url_password(url);
         }

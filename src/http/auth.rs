@@ -109,7 +109,10 @@ pub fn verify(
     }
     let sig = param(query, "auth_signature").ok_or(AuthError::Missing("auth_signature"))?;
     let to_sign = signature::http_string_to_sign(method, path, query);
-    if !signature::verify_hex(&app.secret, &[to_sign.as_bytes()], sig) {
+    if !app
+        .accepted_secrets()
+        .any(|secret| signature::verify_hex(secret, &[to_sign.as_bytes()], sig))
+    {
         return Err(AuthError::BadSignature {
             to_sign,
             given: sig.to_string(),

@@ -1,5 +1,6 @@
 //! The HTTP side of the single port: routing, health, and the signed `/apps/{id}/…` API.
 
+pub(crate) mod admin;
 pub mod auth;
 pub(crate) mod channels;
 pub mod events;

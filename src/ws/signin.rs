@@ -11,13 +11,9 @@ use crate::protocol::watchlist;
 
 impl Session {
     pub(super) async fn signin(&mut self, auth: &str, user_data: &str) {
-        if !signature::verify_user_auth(
-            &self.app.key,
-            &self.app.secret,
-            &self.socket_id,
-            user_data,
-            auth,
-        ) {
+        if !self.app.accepted_secrets().any(|secret| {
+            signature::verify_user_auth(&self.app.key, secret, &self.socket_id, user_data, auth)
+        }) {
             let signed = format!("{}::user::{user_data}", self.socket_id);
             return self.send(frames::error(
                 codes::UNAUTHORIZED,

@@ -38,14 +38,16 @@ impl Session {
         } else if kind.private {
             let auth = s.auth.as_deref().unwrap_or("");
             let data = s.channel_data.as_deref();
-            if !signature::verify_channel_auth(
-                &self.app.key,
-                &self.app.secret,
-                &self.socket_id,
-                channel,
-                data,
-                auth,
-            ) {
+            if !self.app.accepted_secrets().any(|secret| {
+                signature::verify_channel_auth(
+                    &self.app.key,
+                    secret,
+                    &self.socket_id,
+                    channel,
+                    data,
+                    auth,
+                )
+            }) {
                 let signed = match data {
                     Some(d) => format!("{}:{channel}:{d}", self.socket_id),
                     None => format!("{}:{channel}", self.socket_id),

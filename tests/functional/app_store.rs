@@ -35,18 +35,18 @@ const MYSQL_TABLE: &str = "CREATE TABLE apps (
     max_event_batch_size tinyint(1), enable_user_authentication tinyint(1) NOT NULL,
     PRIMARY KEY (id))";
 
-const INSERT: &str = "INSERT INTO apps (id, {key}, secret, max_connections, enable_client_messages, enabled, \
+pub(crate) const INSERT: &str = "INSERT INTO apps (id, {key}, secret, max_connections, enable_client_messages, enabled, \
     max_backend_events_per_sec, max_client_events_per_sec, max_read_req_per_sec, enable_user_authentication) \
     VALUES ('1', 'k', 's', -1, 1, 1, -1, -1, -1, 0)";
 
 /// A database of its own on the machine's server, dropped at the end.
-struct Db {
+pub(crate) struct Db {
     kind: &'static str,
     name: String,
 }
 
 impl Db {
-    fn create(kind: &'static str) -> Db {
+    pub(crate) fn create(kind: &'static str) -> Db {
         let name = format!(
             "clarion_t{}_{}",
             std::process::id(),
@@ -98,7 +98,7 @@ impl Db {
         self.run(None, sql);
     }
 
-    fn sql(&self, sql: &str) {
+    pub(crate) fn sql(&self, sql: &str) {
         let key = if self.kind == "postgres" {
             "key"
         } else {
@@ -107,7 +107,7 @@ impl Db {
         self.run(Some(&self.name), &sql.replace("{key}", key));
     }
 
-    fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         if self.kind == "postgres" {
             5432
         } else {
@@ -123,7 +123,7 @@ impl Db {
         }
     }
 
-    fn config(&self, port: u16) -> String {
+    pub(crate) fn config(&self, port: u16) -> String {
         format!(
             "app_store = \"{}\"\napp_store_url = \"{}\"\napp_store_poll_seconds = 1\n",
             self.kind,

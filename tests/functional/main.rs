@@ -9,6 +9,7 @@
 mod common;
 
 mod access;
+mod admin_api;
 mod api_limits;
 mod app_store;
 mod cli;

@@ -1,0 +1,266 @@
+//! The admin API (docs/admin-api.md) on its own port, over real HTTP with a bearer token,
+//! writing through a real PostgreSQL app store (tests/functional/app_store.rs makes the
+//! database): the token is required, invalid apps are refused by field, the file store refuses
+//! writes, and a rotated secret leaves the old one valid for the grace period.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::app_store::{Db, INSERT};
+use crate::common::redis::free_port;
+use crate::common::*;
+
+const TOKEN: &str = "admin-token-0123456789";
+
+/// One request to the admin API; `token` None sends no Authorization header.
+async fn admin(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, Value) {
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("admin port answers");
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("read");
+    let status: u16 = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("a status line");
+    let body = out.split("\r\n\r\n").nth(1).unwrap_or("");
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+async fn with_admin(extra: &str) -> (TestServer, u16) {
+    let port = free_port();
+    let s = TestServer::start(&format!(
+        "admin_port = {port}\nadmin_token = \"{TOKEN}\"\n{extra}"
+    ))
+    .await;
+    (s, port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_is_required_and_the_file_store_refuses_writes() {
+    let (_s, port) = with_admin("[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"s\"\n").await;
+    let (status, body) = admin(port, "GET", "/apps", None, "").await;
+    assert_eq!(status, 401, "{body}");
+    let (status, _) = admin(port, "GET", "/apps", Some("admin-token-wrong-00000"), "").await;
+    assert_eq!(status, 401);
+    let (status, body) = admin(port, "GET", "/apps", Some(TOKEN), "").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["apps"][0]["id"], "1");
+    let (status, body) = admin(
+        port,
+        "POST",
+        "/apps",
+        Some(TOKEN),
+        r#"{"id":"2","key":"k2"}"#,
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("app_store = \"file\""),
+        "{body}"
+    );
+    let (status, _) = admin(port, "POST", "/apps/1/disable", Some(TOKEN), "").await;
+    assert_eq!(status, 409);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apps_are_created_changed_and_disabled_through_the_table() {
+    let db = Db::create("postgres");
+    let (s, port) = with_admin(&db.config(db.port())).await;
+    crate::common::process::wait_ready(s.addr, Duration::from_secs(10)).await;
+
+    let (status, body) = admin(
+        port,
+        "POST",
+        "/apps",
+        Some(TOKEN),
+        r#"{"id":"7","key":"k:7"}"#,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap_or("").starts_with("app.key"),
+        "{body}"
+    );
+    let (status, body) = admin(
+        port,
+        "POST",
+        "/apps",
+        Some(TOKEN),
+        r#"{"id":"7","key":"k7","colour":"red"}"#,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap_or("").contains("colour"),
+        "{body}"
+    );
+    let (status, body) = admin(
+        port,
+        "POST",
+        "/apps",
+        Some(TOKEN),
+        r#"{"id":"7","key":"k7","enable_watchlist_events":true}"#,
+    )
+    .await;
+    assert_eq!(status, 400, "a switch Soketi's table cannot keep: {body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("enable_watchlist_events"),
+        "{body}"
+    );
+
+    let (status, created) = admin(
+        port,
+        "POST",
+        "/apps",
+        Some(TOKEN),
+        r#"{"id":"7","key":"k7","max_connections":50}"#,
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let secret = created["secret"]
+        .as_str()
+        .expect("a generated secret")
+        .to_string();
+    assert_eq!(secret.len(), 32);
+    // Served by the time the answer came.
+    let (mut c, _) = s.connect("k7").await;
+    let app = TestApp::new("7", "k7", &secret);
+    assert_eq!(s.api(&app, "GET", "/apps/7/channels", &[], "").await.0, 200);
+    let (status, _) = admin(
+        port,
+        "POST",
+        "/apps",
+        Some(TOKEN),
+        r#"{"id":"8","key":"k7"}"#,
+    )
+    .await;
+    assert_eq!(status, 409, "a key in use");
+
+    let (status, body) = admin(
+        port,
+        "PATCH",
+        "/apps/7",
+        Some(TOKEN),
+        r#"{"enable_client_messages":true}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["enable_client_messages"], true);
+    assert_eq!(body["max_connections"], 50, "the rest stays");
+    let (_, listed) = admin(port, "GET", "/apps/7", Some(TOKEN), "").await;
+    assert_eq!(listed["enable_client_messages"], true, "{listed}");
+
+    let (status, _) = admin(port, "POST", "/apps/7/disable", Some(TOKEN), "").await;
+    assert_eq!(status, 200);
+    match c.closed().await {
+        Closed::Code(code, _) => assert_eq!(code, 4003),
+        Closed::NoFrame => panic!("expected 4003"),
+    }
+    let (status, body) = admin(port, "POST", "/apps/7/enable", Some(TOKEN), "").await;
+    assert_eq!((status, &body["enabled"]), (200, &json!(true)), "{body}");
+    s.connect("k7").await;
+    let (status, _) = admin(port, "PATCH", "/apps/nope", Some(TOKEN), "{}").await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_secret_leaves_the_old_one_valid_for_the_grace_period() {
+    let db = Db::create("postgres");
+    db.sql(INSERT);
+    let (s, port) = with_admin(&db.config(db.port())).await;
+    crate::common::process::wait_ready(s.addr, Duration::from_secs(10)).await;
+    let (status, body) = admin(port, "POST", "/apps/1/rotate-secret", Some(TOKEN), "").await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("ALTER TABLE apps ADD COLUMN previous_secret"),
+        "{body}"
+    );
+    db.sql("ALTER TABLE apps ADD COLUMN previous_secret varchar(255), ADD COLUMN previous_secret_until bigint");
+
+    let (status, body) = admin(
+        port,
+        "POST",
+        "/apps/1/rotate-secret",
+        Some(TOKEN),
+        r#"{"grace_seconds":60}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let new = TestApp::new("1", "k", body["secret"].as_str().expect("new secret"));
+    assert_eq!(
+        s.api(&new, "GET", "/apps/1/channels", &[], "").await.0,
+        200,
+        "the new secret signs"
+    );
+    assert_eq!(
+        s.api(&app1(), "GET", "/apps/1/channels", &[], "").await.0,
+        200,
+        "the old one too, for now"
+    );
+    // A private channel signed with the old secret is still accepted.
+    let (mut c, sid) = s.connect("k").await;
+    let auth = channel_auth(&app1(), &sid, "private-a", None);
+    let ok = c.subscribe("private-a", Some(&auth), None).await;
+    assert_eq!(
+        ok["event"], "pusher_internal:subscription_succeeded",
+        "{ok}"
+    );
+
+    let (status, body) = admin(
+        port,
+        "POST",
+        "/apps/1/rotate-secret",
+        Some(TOKEN),
+        r#"{"grace_seconds":0}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let newest = TestApp::new("1", "k", body["secret"].as_str().expect("newest secret"));
+    assert_eq!(
+        s.api(&newest, "GET", "/apps/1/channels", &[], "").await.0,
+        200
+    );
+    assert_eq!(
+        s.api(&new, "GET", "/apps/1/channels", &[], "").await.0,
+        401,
+        "no grace"
+    );
+    assert_eq!(
+        s.api(&app1(), "GET", "/apps/1/channels", &[], "").await.0,
+        401
+    );
+    let (status, _) = admin(
+        port,
+        "POST",
+        "/apps/1/rotate-secret",
+        Some(TOKEN),
+        r#"{"grace_seconds":-5}"#,
+    )
+    .await;
+    assert_eq!(status, 400);
+}
