@@ -18,6 +18,7 @@ mod client_events;
 mod connection_rate;
 mod docs;
 mod examples;
+mod grafana;
 mod http_api;
 mod layout;
 mod lifecycle;
