@@ -13,6 +13,7 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 
+use super::dashboard::{self, History};
 use super::response::{self, Body};
 use crate::app::App;
 use crate::app_store::WriteError;
@@ -25,18 +26,20 @@ const MAX_BODY: usize = 64 * 1024;
 const DEFAULT_GRACE: u64 = 3600;
 const MAX_GRACE: u64 = 7 * 24 * 3600;
 
-/// Serves the admin API until the process ends.
+/// Serves the admin API and the dashboard until the process ends.
 pub async fn serve(listener: tokio::net::TcpListener, state: Arc<State>) {
+    let history = Arc::new(History::default());
+    history.spawn_sampler(Arc::downgrade(&state));
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             continue;
         };
-        let state = state.clone();
+        let (state, history) = (state.clone(), history.clone());
         tokio::spawn(async move {
             let service = service_fn(move |req: Request<Incoming>| {
-                let state = state.clone();
-                async move { Ok::<_, std::convert::Infallible>(handle(&state, req).await) }
+                let (state, history) = (state.clone(), history.clone());
+                async move { Ok::<_, std::convert::Infallible>(handle(&state, &history, req).await) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
@@ -58,7 +61,16 @@ fn authorized(state: &State, req: &Request<Incoming>) -> bool {
     signature::verify_hex(&state.config.admin_token, &[b"clarion-admin"], &probe)
 }
 
-async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
+async fn handle(state: &State, history: &History, req: Request<Incoming>) -> Response<Body> {
+    // The page holds no data: it asks for the token and sends it with every call.
+    if req.method() == Method::GET && matches!(req.uri().path(), "/" | "/dashboard") {
+        let mut r = Response::new(Body::from(dashboard::PAGE));
+        r.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        return r;
+    }
     if !authorized(state, &req) {
         return response::error(
             StatusCode::UNAUTHORIZED,
@@ -73,6 +85,7 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
         Err(r) => return r,
     };
     match (&method, segments.as_slice()) {
+        (&Method::GET, ["stats"]) => response::ok(dashboard::stats(state, history)),
         (&Method::GET, ["apps"]) => {
             let mut apps: Vec<Value> = state.apps().iter().map(|a| shown(a)).collect();
             apps.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
@@ -106,7 +119,7 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
         (_, ["apps", ..]) => response::error(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed"),
         _ => response::error(
             StatusCode::NOT_FOUND,
-            "Not found: the admin API serves /apps",
+            "Not found: the admin API serves /apps and /stats, the dashboard /",
         ),
     }
 }

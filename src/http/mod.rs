@@ -3,6 +3,7 @@
 pub(crate) mod admin;
 pub mod auth;
 pub(crate) mod channels;
+pub(crate) mod dashboard;
 pub mod events;
 pub(crate) mod history;
 pub mod info;
