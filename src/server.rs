@@ -114,6 +114,12 @@ impl Server {
         state.app_store = store.map(Arc::new);
         let state = Arc::new(state);
         if let Some(store) = &state.app_store {
+            if store.dialect() == Dialect::Postgres {
+                crate::app_store::listen::spawn(
+                    state.config.app_store_url.clone(),
+                    Arc::downgrade(&state.app_store_kick),
+                );
+            }
             let every = Duration::from_secs(state.config.app_store_poll_seconds);
             tokio::spawn(poll_app_store(
                 Arc::downgrade(&state),

@@ -7,6 +7,7 @@
 //! something changed (`Snapshot::fingerprint`), through the same path as SIGHUP. A row that
 //! cannot be an app is left out with a warning naming its id and column; the others load.
 
+pub mod listen;
 mod row;
 mod write;
 
@@ -68,6 +69,21 @@ impl AppStore {
             table: table.to_string(),
             dialect,
         })
+    }
+
+    /// Which dialect the table speaks.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// After a write: tells the other nodes (PostgreSQL `NOTIFY`; MySQL has none, its nodes
+    /// see the change at their next poll). A failed notification only delays them.
+    pub async fn announce(&self) {
+        if self.dialect == Dialect::Postgres {
+            if let Err(e) = listen::notify(&self.pool).await {
+                tracing::warn!(error = %without_url(&e.to_string()), "app store: NOTIFY failed; other nodes see the change at their next poll");
+            }
+        }
     }
 
     fn quote(&self, ident: &str) -> String {

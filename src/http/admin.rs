@@ -180,10 +180,11 @@ fn new_secret() -> String {
     )
 }
 
-/// Reads the table again now and applies it, so this node serves the change before it
-/// answers; the poller is woken too (it then finds nothing new).
+/// Tells the other nodes (PostgreSQL NOTIFY), reads the table again now and applies it, so this
+/// node serves the change before it answers; the poller is woken too (it finds nothing new).
 async fn reread(state: &State) {
     if let Some(store) = &state.app_store {
+        store.announce().await;
         match store
             .load()
             .await

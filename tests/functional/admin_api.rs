@@ -264,3 +264,59 @@ async fn a_rotated_secret_leaves_the_old_one_valid_for_the_grace_period() {
     .await;
     assert_eq!(status, 400);
 }
+
+/// Whether `app` is served by `s` within `within` (its HTTP API answers 200).
+async fn served_within(s: &TestServer, app: &TestApp, within: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        let path = format!("/apps/{}/channels", app.id);
+        if s.api(app, "GET", &path, &[], "").await.0 == 200 {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_postgres_every_node_applies_a_change_within_a_second() {
+    let db = Db::create("postgres");
+    db.sql(INSERT);
+    // Polling every 60 s: only a notification can bring a change within a second.
+    let slow = db
+        .config(db.port())
+        .replace("app_store_poll_seconds = 1", "app_store_poll_seconds = 60");
+    let (a, port) = with_admin(&slow).await;
+    let b = TestServer::start(&slow).await;
+    for s in [&a, &b] {
+        assert!(crate::common::process::wait_ready(s.addr, Duration::from_secs(10)).await);
+    }
+    // Created through node A's admin API: node B serves it within a second.
+    let (status, created) = admin(
+        port,
+        "POST",
+        "/apps",
+        Some(TOKEN),
+        r#"{"id":"9","key":"k9"}"#,
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let nine = TestApp::new("9", "k9", created["secret"].as_str().expect("secret"));
+    assert!(
+        served_within(&b, &nine, Duration::from_secs(1)).await,
+        "node B within a second"
+    );
+    // Changed with SQL by another tool: the documented trigger notifies both nodes.
+    db.sql(
+        "CREATE FUNCTION clarion_apps_changed() RETURNS trigger AS $$ BEGIN PERFORM pg_notify('clarion_apps', ''); RETURN NULL; END $$ LANGUAGE plpgsql",
+    );
+    db.sql("CREATE TRIGGER clarion_apps_changed AFTER INSERT OR UPDATE OR DELETE ON apps FOR EACH STATEMENT EXECUTE FUNCTION clarion_apps_changed()");
+    db.sql("UPDATE apps SET secret = 's-sql' WHERE id = '1'");
+    let renewed = TestApp::new("1", "k", "s-sql");
+    for s in [&a, &b] {
+        assert!(
+            served_within(s, &renewed, Duration::from_secs(1)).await,
+            "the new secret within a second"
+        );
+    }
+}
