@@ -12,8 +12,9 @@
 # Besides the default battery (ALL_CASES) there are Clarion-only cases that are never run by
 # default: RECOVERY_CASES (missed-message recovery, issue 15: recorded channels with memory and
 # Redis history, the Redis adapter alone, two nodes over Redis, a reconnect storm, the memory
-# history's size) and ISSUE16_CASES (watchlist sign-ins, subscription-count churn). Name them
-# in CASES one by one, or as the groups "recovery", "issue16" (and "all" for ALL_CASES). The
+# history's size), ISSUE16_CASES (watchlist sign-ins, subscription-count churn) and
+# ISSUE18_CASES (the connect rate with 1,000 apps in the file or in PostgreSQL). Name them
+# in CASES one by one, or as the groups "recovery", "issue16", "issue18" (and "all" for ALL_CASES). The
 # Redis cases start their own redis-server (no persistence) on a free port for each run, and
 # the 2-node cases a second Clarion node on the same Redis; both are stopped after the run.
 #
@@ -43,7 +44,10 @@ cd "$ROOT"
 ALL_CASES="idle-19k fanout-10k-1ch-10eps fanout-10k-100ch-100eps fanout-1k-1ch-500eps trigger-c32 presence client-events write-floor-10k write-floor-10k-100"
 RECOVERY_CASES="recorded-1k-1ch-500eps recorded-10k-100ch-100eps fanout-redis-1k-1ch-500eps recorded-redis-1k-1ch-500eps fanout-redis-2nodes-1k-1ch-500eps recorded-redis-2nodes-1k-1ch-500eps trigger-recorded-c32 trigger-redis-c32 trigger-recorded-redis-c32 reconnect-storm-10k reconnect-storm-redis-2nodes-10k history-memory-10k"
 ISSUE16_CASES="signin-storm-2k signin-storm-redis-2nodes-2k count-churn-10k count-churn-10k-off"
-KNOWN_CASES="$ALL_CASES $RECOVERY_CASES $ISSUE16_CASES"
+# Issue 18: the connect rate with 1,000 apps, in the file and in a PostgreSQL app store (the
+# machine's PostgreSQL on 127.0.0.1:5432; a database is made for the case and dropped).
+ISSUE18_CASES="connect-1k-apps-file connect-1k-apps-postgres"
+KNOWN_CASES="$ALL_CASES $RECOVERY_CASES $ISSUE16_CASES $ISSUE18_CASES"
 RUNS=${RUNS:-3}
 SMOKE=${SMOKE:-0}
 CASES=${CASES:-$ALL_CASES}
@@ -53,6 +57,7 @@ for c in $CASES; do
     all) expanded+=" $ALL_CASES" ;;
     recovery) expanded+=" $RECOVERY_CASES" ;;
     issue16) expanded+=" $ISSUE16_CASES" ;;
+    issue18) expanded+=" $ISSUE18_CASES" ;;
     *) expanded+=" $c" ;;
     esac
 done
@@ -98,9 +103,9 @@ log() { echo "[$(date +%H:%M:%S)] $*"; }
 [[ $START_TIMEOUT =~ ^[1-9][0-9]*$ ]] || die "START_TIMEOUT must be a positive integer"
 [[ $STOP_TIMEOUT =~ ^[1-9][0-9]*$ ]] || die "STOP_TIMEOUT must be a positive integer"
 for c in $CASES; do
-    [[ " $KNOWN_CASES " == *" $c "* ]] || die "unknown case '$c' (known: $KNOWN_CASES; groups: all recovery issue16)"
+    [[ " $KNOWN_CASES " == *" $c "* ]] || die "unknown case '$c' (known: $KNOWN_CASES; groups: all recovery issue16 issue18)"
     if [[ -n $SERVER_CMD && " $ALL_CASES " != *" $c "* ]]; then
-        die "case '$c' is Clarion-only (recorded channels, Redis, watchlists): not with SERVER_CMD"
+        die "case '$c' is Clarion-only (recorded channels, Redis, watchlists, app stores): not with SERVER_CMD"
     fi
     if [[ $c == *redis* ]]; then
         command -v redis-server >/dev/null || die "case '$c' needs redis-server"
@@ -159,6 +164,7 @@ case_args() {
     signin-storm-redis-2nodes-2k) echo "signin-storm --connections $(sz 2000 300) --also-port $NODE2_PORT" ;;
     count-churn-10k | count-churn-10k-off) echo "count-churn --subscribers $(sz 10000 1000) --rate 500 --churners 50 --duration $DURATION" ;;
     idle-19k) echo "idle --connections 19000 --channels 100 --concurrency 256" ;;
+    connect-1k-apps-*) echo "idle --connections $(sz 10000 1000) --channels 100 --concurrency 256" ;;
     fanout-10k-1ch-10eps) echo "fanout --subscribers 10000 --channels 1 --rate 10 --duration $DURATION" ;;
     fanout-10k-100ch-100eps) echo "fanout --subscribers 10000 --channels 100 --rate 100 --duration $DURATION" ;;
     fanout-1k-1ch-500eps) echo "fanout --subscribers 1000 --channels 1 --rate 500 --duration $DURATION" ;;
@@ -177,7 +183,7 @@ case_args() {
 # Seconds after which a case is killed: several times what it normally takes.
 case_timeout() {
     case $1 in
-    idle-19k) echo 180 ;;
+    idle-19k | connect-1k-apps-*) echo 180 ;;
     fanout-*) echo $((120 + 3 * DURATION)) ;;
     trigger-*) echo $((60 + 2 * DURATION)) ;;
     presence) echo 180 ;;
@@ -255,11 +261,22 @@ write_config() {
             echo "adapter = \"redis\""
             echo "redis_url = \"redis://127.0.0.1:$REDIS_PORT/0\""
         fi
+        if [[ $c == connect-1k-apps-postgres ]]; then
+            echo "app_store = \"postgres\""
+            echo "app_store_url = \"postgres://postgres@127.0.0.1:5432/$BENCH_DB\""
+        fi
         if [[ $c == history-memory-* ]]; then
             # Keep all of it: the case measures what history costs, not the cap.
             echo "max_history_memory = 0"
             echo "metrics_port = $METRICS_PORT"
         fi
+        if [[ $c == connect-1k-apps-file ]]; then
+            for i in $(seq 1 999); do
+                printf '[[apps]]\nid = "other-%d"\nkey = "other-key-%d"\nsecret = "other-secret-%d"\n\n' "$i" "$i" "$i"
+            done
+        fi
+        # With the app store the apps are in the database (setup_bench_db), none in the file.
+        [[ $c == connect-1k-apps-postgres ]] && return 0
         cat <<EOF
 [[apps]]
 id = "$APP_ID"
@@ -304,6 +321,36 @@ start_redis() {
         ((SECONDS < deadline)) || die "redis-server did not accept on port $REDIS_PORT"
         sleep 0.05
     done
+}
+
+# setup_bench_db / drop_bench_db: a PostgreSQL database (BENCH_DB) with Soketi's apps table
+# holding the bench app and 999 others, for connect-1k-apps-postgres.
+setup_bench_db() {
+    BENCH_DB=clarion_bench_$$
+    psql -q -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE $BENCH_DB" >/dev/null ||
+        die "cannot create a PostgreSQL database on 127.0.0.1:5432 for $1"
+    psql -q -h 127.0.0.1 -U postgres -d "$BENCH_DB" -v ON_ERROR_STOP=1 >/dev/null <<SQL || die "cannot fill $BENCH_DB"
+CREATE TABLE apps (id varchar(255) PRIMARY KEY, key varchar(255) NOT NULL, secret varchar(255) NOT NULL,
+  max_connections integer NOT NULL, enable_client_messages smallint NOT NULL, enabled smallint NOT NULL,
+  max_backend_events_per_sec integer NOT NULL, max_client_events_per_sec integer NOT NULL,
+  max_read_req_per_sec integer NOT NULL, webhooks json, max_presence_members_per_channel smallint,
+  max_presence_member_size_in_kb smallint, max_channel_name_length integer,
+  max_event_channels_at_once smallint, max_event_name_length integer, max_event_payload_in_kb smallint,
+  max_event_batch_size smallint, enable_user_authentication smallint NOT NULL);
+INSERT INTO apps (id, key, secret, max_connections, enable_client_messages, enabled,
+  max_backend_events_per_sec, max_client_events_per_sec, max_read_req_per_sec, enable_user_authentication)
+  VALUES ('$APP_ID', '$APP_KEY', '$APP_SECRET', -1, 1, 1, -1, -1, -1, 0);
+INSERT INTO apps (id, key, secret, max_connections, enable_client_messages, enabled,
+  max_backend_events_per_sec, max_client_events_per_sec, max_read_req_per_sec, enable_user_authentication)
+  SELECT 'other-' || i, 'other-key-' || i, 'other-secret-' || i, -1, 1, 1, -1, -1, -1, 0
+  FROM generate_series(1, 999) AS i;
+SQL
+}
+
+drop_bench_db() {
+    [[ -n ${BENCH_DB:-} ]] || return 0
+    psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $BENCH_DB WITH (FORCE)" >/dev/null || true
+    BENCH_DB=""
 }
 
 stop_redis() {
@@ -408,6 +455,7 @@ cleanup() {
     stop_node2
     stop_server
     stop_redis
+    drop_bench_db
     rm -rf "$WORK"
     exit "$rc"
 }
@@ -472,6 +520,9 @@ for run in $(seq 1 "$RUNS"); do
         if [[ $case == history-memory-* ]]; then
             METRICS_PORT=$(free_port)
         fi
+        if [[ $case == connect-1k-apps-postgres ]]; then
+            setup_bench_db "$case"
+        fi
         write_config "$case"
         if [[ $case != write-floor-* ]]; then # the floor case measures the kernel, no server
             start_server "$server_log"
@@ -504,6 +555,7 @@ for run in $(seq 1 "$RUNS"); do
         stop_node2
         stop_server
         stop_redis
+        drop_bench_db
         result=$(grep '^RESULT ' "$bench_log" | tail -n1 | cut -c8- || true)
         if [[ $rc -eq 124 || $rc -eq 137 ]]; then
             echo "run.sh: case $case run $run timed out after ${limit}s" >&2

@@ -305,6 +305,14 @@ def extra_rows():
             (case, f"Churn, {desc}: count frames to the 10k subscribers", "—",
              None, field("count_frames"), fmt_int),
         ]
+    for case, desc in [("connect-1k-apps-file", "1,000 apps in the config file"),
+                       ("connect-1k-apps-postgres", "the same 1,000 apps in PostgreSQL")]:
+        r += [
+            (case, f"Connect+subscribe rate, {desc} (/s)", "—",
+             None, field("connect_rate"), fmt_int),
+            (case, f"Connect failures, {desc}", "0",
+             ("<=", 0), field("failures"), fmt_int),
+        ]
     return r
 
 
