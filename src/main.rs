@@ -46,6 +46,18 @@ async fn main() -> std::process::ExitCode {
     let mut cli = Cli::parse();
     match cli.command.take() {
         Some(Command::CheckConfig { file }) => return check_config(cli, file),
+        Some(Command::Laravel(args)) => {
+            return match clarion::cli::laravel::run(&args) {
+                Ok(text) => {
+                    print!("{text}");
+                    std::process::ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("clarion laravel: {e}");
+                    std::process::ExitCode::from(1)
+                }
+            }
+        }
         Some(command) => return client(command).await,
         None => {}
     }
@@ -171,7 +183,7 @@ async fn client(command: Command) -> std::process::ExitCode {
         Command::History(h) => clarion::cli::client::history(h).await,
         // `main` handles check-config before any command reaches here.
         #[allow(clippy::unreachable)]
-        Command::CheckConfig { .. } => unreachable!("handled before"),
+        Command::CheckConfig { .. } | Command::Laravel(_) => unreachable!("handled before"),
     };
     if answer.ok {
         println!("{}", answer.text);

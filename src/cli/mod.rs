@@ -3,6 +3,8 @@
 //! file and the file above the defaults.
 
 pub mod client;
+pub mod dotenv;
+pub mod laravel;
 
 use std::path::PathBuf;
 
@@ -117,6 +119,11 @@ pub struct Cli {
     #[arg(long, env = "CLARION_APP_STORE_POLL_SECONDS")]
     pub app_store_poll_seconds: Option<u64>,
 
+    /// A Laravel app's .env: take the app (REVERB_APP_*, else PUSHER_APP_*) and the port
+    /// (REVERB_SERVER_PORT) from it, nothing else.
+    #[arg(long, env = "CLARION_ENV_FILE", value_name = "PATH")]
+    pub env_file: Option<String>,
+
     /// Port of the admin API and dashboard [default: 0 = off].
     #[arg(long, env = "CLARION_ADMIN_PORT")]
     pub admin_port: Option<u16>,
@@ -215,4 +222,7 @@ pub enum Command {
     Users(client::OneChannel),
     /// Show a recorded channel's history (missed-message recovery), or purge it.
     History(client::History),
+    /// Print the .env lines and config/broadcasting.php connection a Laravel app needs to
+    /// broadcast through Clarion (or write them into its .env).
+    Laravel(laravel::Laravel),
 }

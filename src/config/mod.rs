@@ -8,6 +8,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::app::{App, AppRegistry};
+use crate::cli::dotenv::DotEnv;
 use crate::cli::Cli;
 use crate::net::client_ip::TrustedProxies;
 use crate::net::tls::Tls;
@@ -115,6 +116,9 @@ pub struct Config {
     pub app_store_table: String,
     /// Seconds between two reads of the table.
     pub app_store_poll_seconds: u64,
+    /// A Laravel app's `.env` to take one app (`REVERB_APP_*`, else `PUSHER_APP_*`) and the port
+    /// (`REVERB_SERVER_PORT`) from, and nothing else (docs/laravel.md).
+    pub env_file: String,
     /// Port of the admin API and dashboard (0 = off); never the public port.
     pub admin_port: u16,
     /// Bearer token the admin API requires (at least 16 characters when `admin_port` is set).
@@ -168,6 +172,7 @@ impl Default for Config {
             app_store_url: String::new(),
             app_store_table: "apps".into(),
             app_store_poll_seconds: 10,
+            env_file: String::new(),
             admin_port: 0,
             admin_token: String::new(),
             apps: Vec::new(),
@@ -196,8 +201,50 @@ impl Config {
             Some(path) => Config::from_file(path)?,
             None => Config::default(),
         };
+        let env_file = cli.env_file.clone().unwrap_or_else(|| cfg.env_file.clone());
+        if !env_file.is_empty() {
+            cfg.apply_env_file(Path::new(&env_file))?;
+        }
         cfg.apply_overrides(cli)?;
         cfg.validate()
+    }
+
+    /// Takes the app and the port from a Laravel `.env` (before flags and `CLARION_*`, which
+    /// still win). Client events are allowed, as Reverb allows Echo's whispers by default.
+    fn apply_env_file(&mut self, path: &Path) -> Result<(), String> {
+        let env = DotEnv::read(path).map_err(|e| format!("env_file: {e}"))?;
+        let found = env
+            .credentials()
+            .map_err(|e| format!("env_file: {}: {e}", path.display()))?;
+        let Some(c) = found else {
+            return Err(format!(
+                "env_file: {} has neither REVERB_APP_ID/KEY/SECRET nor PUSHER_APP_ID/KEY/SECRET",
+                path.display()
+            ));
+        };
+        if let Some(other) = self.apps.iter().find(|a| a.id == c.id || a.key == c.key) {
+            return Err(format!(
+                "env_file: the app of {} ({}_APP_ID {:?}) has the id or key of an [[apps]] entry ({:?})",
+                path.display(),
+                c.prefix,
+                c.id,
+                other.id
+            ));
+        }
+        if let Some(port) = env
+            .server_port()
+            .map_err(|e| format!("env_file: {}: {e}", path.display()))?
+        {
+            self.port = port;
+        }
+        self.apps.push(App {
+            id: c.id,
+            key: c.key,
+            secret: c.secret,
+            enable_client_messages: true,
+            ..App::default()
+        });
+        Ok(())
     }
 
     fn apply_overrides(&mut self, cli: &Cli) -> Result<(), String> {

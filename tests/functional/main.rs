@@ -20,6 +20,7 @@ mod docs;
 mod examples;
 mod grafana;
 mod http_api;
+mod laravel_env;
 mod layout;
 mod lifecycle;
 mod metrics;
