@@ -70,6 +70,15 @@ async fn main() -> std::process::ExitCode {
     };
     let config = checked.config.clone();
     init_logging(&config.log_format);
+    if !config.soketi.taken.is_empty() {
+        tracing::info!(
+            variables = %config.soketi.taken.join(", "),
+            "taken from the Soketi environment (CLARION_* and flags still win)"
+        );
+    }
+    for (name, why) in &config.soketi.unsupported {
+        tracing::warn!(variable = %name, "a Soketi setting Clarion does not support: {why}");
+    }
     if config.using_development_app {
         tracing::warn!(
             "no app configured: using the development app (id \"app-id\", key \"app-key\", secret \"app-secret\"); configure [[apps]] before going to production"

@@ -15,6 +15,7 @@ use crate::net::tls::Tls;
 pub use redis_target::{RedisTarget, Sentinels, Servers};
 
 mod redis_target;
+pub mod soketi_env;
 
 /// What `parse_parts` hands over: apps, TLS for the main port, trusted proxies, Redis.
 type Parts = (
@@ -128,6 +129,9 @@ pub struct Config {
     /// Set when the development app was added because nothing was configured.
     #[serde(skip)]
     pub using_development_app: bool,
+    /// The `SOKETI_*` variables taken and those not supported, for the start-up log.
+    #[serde(skip)]
+    pub soketi: soketi_env::Report,
 }
 
 impl Default for Config {
@@ -177,6 +181,7 @@ impl Default for Config {
             admin_token: String::new(),
             apps: Vec::new(),
             using_development_app: false,
+            soketi: soketi_env::Report::default(),
         }
     }
 }
@@ -205,6 +210,7 @@ impl Config {
         if !env_file.is_empty() {
             cfg.apply_env_file(Path::new(&env_file))?;
         }
+        cfg.soketi = soketi_env::apply(&mut cfg, &|name| std::env::var(name).ok())?;
         cfg.apply_overrides(cli)?;
         cfg.validate()
     }

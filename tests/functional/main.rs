@@ -27,6 +27,7 @@ mod metrics;
 mod recovery;
 mod security;
 mod smoke;
+mod soketi_env;
 mod subscription_count;
 mod tls;
 mod watchlist;
