@@ -65,6 +65,9 @@ check() {
   command -v redis-server >/dev/null 2>&1 || packages+=(redis-server)
   # Certificates for the TLS tests (the main port and TLS Redis) are made with openssl.
   command -v openssl >/dev/null 2>&1 || packages+=(openssl)
+  # The packaging checks (packaging/test.sh) read binaries with file and build a .deb.
+  command -v file >/dev/null 2>&1 || packages+=(file)
+  command -v dpkg-deb >/dev/null 2>&1 || packages+=(dpkg)
   [ -x "$CHROMIUM" ] || packages+=(chromium)
 }
 
@@ -151,5 +154,8 @@ echo "== protocol-tests: npm ci"
 
 echo "== protocol-tests: npm test (single node, then a two-node Redis cluster)"
 (cd protocol-tests && npm test)
+
+echo "== packaging: the static binary in an empty root, clarion probe, the .deb and its unit"
+packaging/test.sh
 
 echo "== all tests passed"

@@ -46,6 +46,7 @@ async fn main() -> std::process::ExitCode {
     let mut cli = Cli::parse();
     match cli.command.take() {
         Some(Command::CheckConfig { file }) => return check_config(cli, file),
+        Some(Command::Probe { url }) => return probe(&url).await,
         Some(Command::Laravel(args)) => {
             return match clarion::cli::laravel::run(&args) {
                 Ok(text) => {
@@ -153,6 +154,31 @@ fn check_config(mut cli: Cli, file: std::path::PathBuf) -> std::process::ExitCod
     }
 }
 
+/// `clarion probe URL`: exit 0 when the URL answers 2xx within 3 s (a container HEALTHCHECK on
+/// an image without curl), 1 with the reason otherwise.
+async fn probe(url: &str) -> std::process::ExitCode {
+    let uri = match url.parse::<hyper::Uri>() {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("clarion probe: {url:?} is not a URL: {e}");
+            return std::process::ExitCode::from(1);
+        }
+    };
+    let timeout = std::time::Duration::from_secs(3);
+    match clarion::net::http_client::request("GET", &uri, &[], bytes::Bytes::new(), timeout).await
+    {
+        Ok((status, _)) if (200..300).contains(&status) => std::process::ExitCode::SUCCESS,
+        Ok((status, _)) => {
+            eprintln!("clarion probe: {url} answered {status}");
+            std::process::ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("clarion probe: {url}: {e}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
 /// SIGHUP re-reads the configuration and applies its app list. An invalid new configuration
 /// is refused with one log line and the running apps stay. Server-level settings (address,
 /// timeouts, adapter) need a restart.
@@ -192,7 +218,9 @@ async fn client(command: Command) -> std::process::ExitCode {
         Command::History(h) => clarion::cli::client::history(h).await,
         // `main` handles check-config before any command reaches here.
         #[allow(clippy::unreachable)]
-        Command::CheckConfig { .. } | Command::Laravel(_) => unreachable!("handled before"),
+        Command::CheckConfig { .. } | Command::Laravel(_) | Command::Probe { .. } => {
+            unreachable!("handled before")
+        }
     };
     if answer.ok {
         println!("{}", answer.text);

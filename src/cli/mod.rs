@@ -222,6 +222,13 @@ pub enum Command {
     Users(client::OneChannel),
     /// Show a recorded channel's history (missed-message recovery), or purge it.
     History(client::History),
+    /// GET a URL (default http://127.0.0.1:6001/ready) and exit 0 on a 2xx answer, 1 otherwise:
+    /// a health check for images with no shell or curl.
+    Probe {
+        /// The URL to check.
+        #[arg(default_value = "http://127.0.0.1:6001/ready")]
+        url: String,
+    },
     /// Print the .env lines and config/broadcasting.php connection a Laravel app needs to
     /// broadcast through Clarion (or write them into its .env).
     Laravel(laravel::Laravel),

@@ -5,7 +5,7 @@
 
 pub(crate) mod client_ip;
 pub(crate) mod coalesce_101;
-pub(crate) mod http_client;
+pub mod http_client;
 pub(crate) mod listener;
 pub(crate) mod open_sockets;
 pub mod redis_servers;
