@@ -206,12 +206,9 @@ impl RedisAdapter {
             return;
         };
         self.bus_published.fetch_add(1, Ordering::Relaxed);
-        let _: Option<i64> = self
-            .query(
-                "publish",
-                redis::cmd("PUBLISH").arg(self.keys.bus()).arg(bytes),
-            )
-            .await;
+        let mut cmd = redis::cmd(self.keys.publish_command());
+        cmd.arg(self.keys.bus(m.app())).arg(bytes);
+        let _: Option<i64> = self.query("publish", &cmd).await;
     }
 
     /// Applies a message from another node to this node's subscribers.
@@ -347,6 +344,17 @@ fn fail(adapter: &Weak<RedisAdapter>, e: &dyn std::fmt::Display) {
 }
 
 impl Message {
+    /// The app the message is about (its bus channel on Redis Cluster).
+    pub fn app(&self) -> &str {
+        match self {
+            Message::Broadcast { app, .. }
+            | Message::Terminate { app, .. }
+            | Message::Count { app, .. }
+            | Message::Watch { app, .. }
+            | Message::Numbered { app, .. } => app,
+        }
+    }
+
     fn is_ordered_by_bus(&self) -> bool {
         matches!(self, Message::Numbered { .. } | Message::Watch { .. })
     }

@@ -28,6 +28,7 @@ mod keys;
 mod liveness;
 mod presence;
 mod probe;
+mod script_calls;
 mod scripts;
 mod users;
 
@@ -93,6 +94,7 @@ impl RedisAdapter {
         let keys = Keys {
             prefix: prefix.to_string(),
             node: format!("{:016x}", rand::random::<u64>()),
+            sharded: false,
         };
         let local = LocalAdapter::new();
         local.spawn_sweeper();
@@ -111,7 +113,7 @@ impl RedisAdapter {
             scripts: Scripts::load(),
         });
         tracing::info!(node = %keys.node, prefix = %keys.prefix, "redis adapter: joining the cluster");
-        bus::spawn_listener(Arc::downgrade(&adapter), keys.bus());
+        bus::spawn_listener(Arc::downgrade(&adapter), keys.shared_bus());
         liveness::spawn(Arc::downgrade(&adapter));
         Ok(adapter)
     }
@@ -123,6 +125,7 @@ impl RedisAdapter {
         let keys = Keys {
             prefix: prefix.to_string(),
             node: String::new(),
+            sharded: false,
         };
         let endpoint = endpoint::Endpoint::new(servers).map_err(|e| e.to_string())?;
         let found = match (endpoint.client().await, servers) {

@@ -50,14 +50,15 @@ pub async fn run(client: &redis::Client, keys: &Keys) -> Probe {
     if let Err(p) = step(discard.query_async::<()>(&mut conn)).await {
         return explain(p, "transactions (MULTI, EXEC, DISCARD)");
     }
-    let script = redis::Script::new("return string.len(redis.call('INFO', 'server'))");
+    let script =
+        redis::Script::new("return string.len(redis.call('INFO', 'server')) + #redis.call('TIME')");
     if let Err(p) = step(script.invoke_async::<_, i64>(&mut conn)).await {
         return explain(
             p,
-            "scripts (EVAL, EVALSHA) that call INFO, HSET, HGET and the other commands of the ACL in docs/cluster.md",
+            "scripts (EVAL, EVALSHA) that call INFO, TIME, HSET, HGET and the other commands of the ACL in docs/cluster.md",
         );
     }
-    let bus = keys.bus();
+    let bus = keys.shared_bus();
     let subscribed = async {
         let mut pubsub = client.get_async_pubsub().await?;
         pubsub.subscribe(&bus).await
