@@ -5,6 +5,9 @@
 //! A recorded channel's event (`Numbered`) is published by the history script itself, which
 //! writes the epoch and offset it assigned between the header and the frame; it reaches every
 //! node, the publisher's own included, in offset order (docs/recovery.md §3).
+//!
+//! On a single Redis (or Sentinel's master) every message goes on one channel and the listener
+//! here receives them; on Redis Cluster each app has its own sharded channel (`shard_bus`).
 
 use std::sync::atomic::Ordering;
 use std::sync::Weak;
@@ -211,6 +214,18 @@ impl RedisAdapter {
         let _: Option<i64> = self.query("publish", &cmd).await;
     }
 
+    /// A message from the bus: applied here unless this node sent it (numbered events and
+    /// user transitions come back to their publisher too: the bus is their order).
+    pub(super) fn receive(&self, bytes: &[u8]) {
+        match decode(bytes) {
+            Some((from, m)) if from != self.keys.node || m.is_ordered_by_bus() => {
+                self.deliver_local(m)
+            }
+            Some(_) => {}
+            None => tracing::debug!("ignored an undecodable bus message"),
+        }
+    }
+
     /// Applies a message from another node to this node's subscribers.
     pub(super) fn deliver_local(&self, m: Message) {
         self.bus_received.fetch_add(1, Ordering::Relaxed);
@@ -260,7 +275,6 @@ pub fn spawn_listener(adapter: Weak<RedisAdapter>, channel: String) {
             let Some(this) = adapter.upgrade() else {
                 return;
             };
-            let node = this.keys.node.clone();
             // Seen before connecting: a move while connecting makes the next wait end at once.
             let mut moves = this.endpoint.moves();
             moves.borrow_and_update();
@@ -320,15 +334,7 @@ pub fn spawn_listener(adapter: Weak<RedisAdapter>, channel: String) {
                 let Some(this) = adapter.upgrade() else {
                     return;
                 };
-                match decode(msg.get_payload_bytes()) {
-                    // Numbered events and user transitions come back to their publisher too:
-                    // the bus is their order.
-                    Some((from, m)) if from != node || m.is_ordered_by_bus() => {
-                        this.deliver_local(m)
-                    }
-                    Some(_) => {}
-                    None => tracing::debug!("ignored an undecodable bus message"),
-                }
+                this.receive(msg.get_payload_bytes());
             }
             if !moved {
                 fail(&adapter, &"subscription connection lost");

@@ -11,7 +11,7 @@ pub const CALL_TIMEOUT: Duration = Duration::from_millis(1000);
 
 impl RedisAdapter {
     /// Awaits one Redis call within `CALL_TIMEOUT`; `what` names it in the health log.
-    async fn bounded<T>(
+    pub(super) async fn bounded<T>(
         &self,
         what: &str,
         call: impl std::future::Future<Output = redis::RedisResult<T>>,

@@ -21,6 +21,8 @@ impl RedisAdapter {
         if !ns.add_connection(conn, app.max_connections) {
             return false;
         }
+        // Redis Cluster: hear the app's bus before serving its first connection here.
+        self.listen_to(&app.id).await;
         let total: Option<i64> = self
             .script(
                 "count connection",

@@ -1,6 +1,7 @@
 //! The node's heartbeat and the cleanup after nodes that died without warning.
 //!
-//! Every `TICK` a node (with Sentinel: after asking which server is master now, `endpoint`)
+//! Every `TICK` a node (with Sentinel: after asking which server is master now; with Redis
+//! Cluster: after connecting, if it has not yet, `endpoint`)
 //! refreshes its liveness key (TTL `ALIVE_TTL`) and, when asked (at start,
 //! after Redis came back), re-asserts its counts and presence members, so that state lost in a
 //! Redis restart or missed during an outage comes back without restarting anything. It also
@@ -29,15 +30,16 @@ pub fn spawn(adapter: Weak<RedisAdapter>) {
             let Some(this) = adapter.upgrade() else {
                 return;
             };
-            if this.endpoint.follows_sentinels() {
+            if this.endpoint.discovers() {
                 match this.endpoint.follow().await {
                     // The new master may not have this node's state (a lagging replica).
                     Ok(true) => this.resync_soon(),
                     Ok(false) => {}
-                    Err(e) => this.health.fail("asking the sentinels for the master", &e),
+                    Err(e) => this.health.fail(this.endpoint.finding(), &e),
                 }
             }
             if this.heartbeat().await {
+                this.listen_to_all().await;
                 if this.resync_requested.swap(false, Ordering::Relaxed) && !this.resync().await {
                     this.resync_soon();
                 }

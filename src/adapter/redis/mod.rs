@@ -1,8 +1,11 @@
 //! The cluster adapter: nodes share one Redis.
 //!
 //! * Fan-out: a node delivers to its own subscribers at once and publishes the frame on one
-//!   pub/sub channel; every other node delivers it to its subscribers. Each subscriber gets it
-//!   exactly once, `socket_id` exclusion included (`bus`).
+//!   pub/sub channel (on Redis Cluster, the app's sharded channel); every other node delivers
+//!   it to its subscribers. Each subscriber gets it exactly once, `socket_id` exclusion
+//!   included (`bus`, `shard_bus`).
+//! * Redis is one server, the master Sentinel names, or a Redis Cluster (`endpoint`, `conn`);
+//!   every key and script is slot-safe (`keys`), so the rest does not care which.
 //! * Shared state lives in keys (`keys`): per-node subscription counts, per-app connection
 //!   counts (`counts`), presence members decided atomically by Lua scripts (`presence`,
 //!   `scripts`), cache channels' last events (`cache`).
@@ -20,6 +23,7 @@
 mod bus;
 mod cache;
 mod call;
+mod conn;
 mod counts;
 mod endpoint;
 mod health;
@@ -30,8 +34,10 @@ mod presence;
 mod probe;
 mod script_calls;
 mod scripts;
+mod shard_bus;
 mod users;
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -79,6 +85,8 @@ pub struct RedisAdapter {
     users_guard: tokio::sync::RwLock<()>,
     /// Where events discovered without a local cause (a dead node's members) go.
     events: ClusterEvents,
+    /// Apps whose sharded bus channel this node subscribed to (Redis Cluster, `shard_bus`).
+    bus_apps: Mutex<HashSet<String>>,
 }
 
 impl RedisAdapter {
@@ -91,10 +99,11 @@ impl RedisAdapter {
         events: ClusterEvents,
     ) -> Result<Arc<RedisAdapter>, redis::RedisError> {
         let endpoint = endpoint::Endpoint::new(servers)?;
+        let pushes = endpoint.take_pushes();
         let keys = Keys {
             prefix: prefix.to_string(),
             node: format!("{:016x}", rand::random::<u64>()),
-            sharded: false,
+            sharded: endpoint.is_cluster(),
         };
         let local = LocalAdapter::new();
         local.spawn_sweeper();
@@ -111,9 +120,13 @@ impl RedisAdapter {
             users_guard: tokio::sync::RwLock::new(()),
             events,
             scripts: Scripts::load(),
+            bus_apps: Mutex::new(HashSet::new()),
         });
         tracing::info!(node = %keys.node, prefix = %keys.prefix, "redis adapter: joining the cluster");
-        bus::spawn_listener(Arc::downgrade(&adapter), keys.shared_bus());
+        match pushes {
+            Some(pushes) => shard_bus::spawn_listener(Arc::downgrade(&adapter), pushes),
+            None => bus::spawn_listener(Arc::downgrade(&adapter), keys.shared_bus()),
+        }
         liveness::spawn(Arc::downgrade(&adapter));
         Ok(adapter)
     }
@@ -125,13 +138,20 @@ impl RedisAdapter {
         let keys = Keys {
             prefix: prefix.to_string(),
             node: String::new(),
-            sharded: false,
+            sharded: matches!(servers, Servers::Cluster(_)),
         };
-        let endpoint = endpoint::Endpoint::new(servers).map_err(|e| e.to_string())?;
-        let found = match (endpoint.client().await, servers) {
-            (Ok(client), _) => probe::run(&client, &keys).await,
-            (Err(e), Servers::Sentinel(sentinels)) => probe::sentinel_problem(sentinels, &e).await,
-            (Err(e), Servers::Single(_)) => probe::Probe::Unreachable(e.to_string()),
+        let found = match servers {
+            Servers::Cluster(seeds) => probe::cluster(seeds, &keys).await,
+            _ => {
+                let endpoint = endpoint::Endpoint::new(servers).map_err(|e| e.to_string())?;
+                match (endpoint.client().await, servers) {
+                    (Ok(client), _) => probe::run(&client, &keys).await,
+                    (Err(e), Servers::Sentinel(sentinels)) => {
+                        probe::sentinel_problem(sentinels, &e).await
+                    }
+                    (Err(e), _) => probe::Probe::Unreachable(e.to_string()),
+                }
+            }
         };
         match found {
             probe::Probe::Ready => Ok(()),

@@ -1,0 +1,140 @@
+//! A real three-master Redis Cluster: three `redis-server --cluster-enabled yes` on free ports
+//! (each with its cluster bus port, port + 10000, free too), joined by
+//! `redis-cli --cluster create`, no replicas. Killed on drop.
+#![allow(dead_code)]
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::redis::free_port;
+
+pub struct RedisCluster {
+    pub ports: Vec<u16>,
+    children: Vec<Child>,
+    _dir: tempfile::TempDir,
+}
+
+fn query<T: redis::FromRedisValue>(port: u16, cmd: &redis::Cmd) -> redis::RedisResult<T> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/"))?;
+    let mut conn = client.get_connection_with_timeout(Duration::from_secs(1))?;
+    cmd.query(&mut conn)
+}
+
+/// A port whose cluster bus port (port + 10000) is free too: the bus port is taken from the
+/// ephemeral range, which starts above 10000 + 1024.
+fn free_cluster_port() -> u16 {
+    for _ in 0..100 {
+        let bus = free_port();
+        let Some(port) = bus.checked_sub(10000).filter(|p| *p > 1024) else {
+            continue;
+        };
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port pair for a cluster node");
+}
+
+impl RedisCluster {
+    /// Starts the three masters, creates the cluster and waits until every node reports it ok.
+    pub fn start() -> RedisCluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut ports = Vec::new();
+        let mut children = Vec::new();
+        while ports.len() < 3 {
+            let port = free_cluster_port();
+            if ports.contains(&port) {
+                continue;
+            }
+            let child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"])
+                .arg("--cluster-config-file")
+                .arg(dir.path().join(format!("nodes-{port}.conf")))
+                .arg("--dir")
+                .arg(dir.path())
+                .args(["--save", "", "--appendonly", "no", "--tls-port", "0"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server must be installed (apt-get install redis-server)");
+            children.push(child);
+            ports.push(port);
+        }
+        let set = RedisCluster {
+            ports,
+            children,
+            _dir: dir,
+        };
+        for port in &set.ports {
+            wait_until("a cluster node listens", Duration::from_secs(10), || {
+                std::net::TcpStream::connect(("127.0.0.1", *port)).is_ok()
+            });
+        }
+        let status = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(set.ports.iter().map(|p| format!("127.0.0.1:{p}")))
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("redis-cli --cluster create");
+        assert!(status.success(), "redis-cli --cluster create failed");
+        for port in &set.ports {
+            let port = *port;
+            wait_until("the cluster is ok", Duration::from_secs(20), || {
+                query::<String>(port, redis::cmd("CLUSTER").arg("INFO"))
+                    .is_ok_and(|i| i.contains("cluster_state:ok"))
+            });
+        }
+        set
+    }
+
+    /// `redis_cluster_nodes` for a Clarion config (every master as a seed).
+    pub fn urls(&self) -> Vec<String> {
+        self.ports
+            .iter()
+            .map(|p| format!("redis://127.0.0.1:{p}"))
+            .collect()
+    }
+
+    /// The port of the master that owns `key`'s slot.
+    pub fn master_of(&self, key: &str) -> u16 {
+        let port = self.ports[0];
+        let slot: i64 = query(port, redis::cmd("CLUSTER").arg("KEYSLOT").arg(key)).expect("slot");
+        // Each range: start, end, then the master as [ip, port, id, …] (no replicas here).
+        let ranges: Vec<(i64, i64, Vec<redis::Value>)> =
+            query(port, redis::cmd("CLUSTER").arg("SLOTS")).expect("CLUSTER SLOTS");
+        ranges
+            .into_iter()
+            .find(|(from, to, _)| (*from..=*to).contains(&slot))
+            .and_then(|(_, _, master)| match master.get(1) {
+                Some(redis::Value::Int(p)) => Some(*p as u16),
+                _ => None,
+            })
+            .expect("an owner for every slot")
+    }
+
+    /// How many keys the master on `port` holds.
+    pub fn keys_on(&self, port: u16) -> i64 {
+        query(port, &redis::cmd("DBSIZE")).unwrap_or(0)
+    }
+}
+
+fn wait_until(what: &str, within: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !ok() {
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
