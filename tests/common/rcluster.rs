@@ -138,3 +138,83 @@ impl Drop for RedisCluster {
         }
     }
 }
+
+impl RedisCluster {
+    /// The node id of the master on `port`.
+    pub fn node_id(&self, port: u16) -> String {
+        query(port, redis::cmd("CLUSTER").arg("MYID")).expect("CLUSTER MYID")
+    }
+
+    /// Moves the slot of `key` (and every key in it) from its master to the master on `to`,
+    /// the way `redis-cli --cluster reshard` does: importing/migrating, MIGRATE, then the new
+    /// owner announced to every master.
+    pub fn move_slot_of(&self, key: &str, to: u16) {
+        let from = self.master_of(key);
+        assert_ne!(from, to, "the slot is on {to} already");
+        let slot: i64 = query(from, redis::cmd("CLUSTER").arg("KEYSLOT").arg(key)).expect("slot");
+        let (from_id, to_id) = (self.node_id(from), self.node_id(to));
+        let setslot = |port: u16, state: &str, id: &str| {
+            query::<()>(
+                port,
+                redis::cmd("CLUSTER")
+                    .arg("SETSLOT")
+                    .arg(slot)
+                    .arg(state)
+                    .arg(id),
+            )
+            .expect("CLUSTER SETSLOT");
+        };
+        setslot(to, "IMPORTING", &from_id);
+        setslot(from, "MIGRATING", &to_id);
+        loop {
+            let keys: Vec<String> = query(
+                from,
+                redis::cmd("CLUSTER")
+                    .arg("GETKEYSINSLOT")
+                    .arg(slot)
+                    .arg(100),
+            )
+            .expect("GETKEYSINSLOT");
+            if keys.is_empty() {
+                break;
+            }
+            query::<()>(
+                from,
+                redis::cmd("MIGRATE")
+                    .arg("127.0.0.1")
+                    .arg(to)
+                    .arg("")
+                    .arg(0)
+                    .arg(5000)
+                    .arg("KEYS")
+                    .arg(&keys),
+            )
+            .expect("MIGRATE");
+        }
+        for port in [to, from] {
+            setslot(port, "NODE", &to_id);
+        }
+        for port in &self.ports {
+            wait_until(
+                "every master knows the new owner",
+                Duration::from_secs(10),
+                || self.master_of_via(*port, key) == to,
+            );
+        }
+    }
+
+    /// The owner of `key`'s slot as the master on `port` sees it.
+    fn master_of_via(&self, port: u16, key: &str) -> u16 {
+        let slot: i64 = query(port, redis::cmd("CLUSTER").arg("KEYSLOT").arg(key)).unwrap_or(-1);
+        let ranges: Vec<(i64, i64, Vec<redis::Value>)> =
+            query(port, redis::cmd("CLUSTER").arg("SLOTS")).unwrap_or_default();
+        ranges
+            .into_iter()
+            .find(|(from, to, _)| (*from..=*to).contains(&slot))
+            .and_then(|(_, _, master)| match master.get(1) {
+                Some(redis::Value::Int(p)) => Some(*p as u16),
+                _ => None,
+            })
+            .unwrap_or(0)
+    }
+}

@@ -266,6 +266,70 @@ async fn webhooks_once_and_recorded_history_on_a_cluster() {
     assert_eq!(page["complete"], true, "{page}");
 }
 
+/// An app's slot moves to another master under running nodes (a resharding): its keys go
+/// with it, the nodes follow, and events published after the move cross nodes exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_follow_a_resharding() {
+    let cluster = RedisCluster::start();
+    let x = app("1");
+    let toml = settings(&cluster.urls(), &[&x]);
+    let a = TestServer::start(&toml).await;
+    let b = TestServer::start(&toml).await;
+    assert!(ready(a.addr, Duration::from_secs(15)).await, "A ready");
+    assert!(ready(b.addr, Duration::from_secs(15)).await, "B ready");
+    let (mut on_a, _) = a.connect(&x.key).await;
+    let (mut on_b, _) = b.connect(&x.key).await;
+    on_a.subscribe("orders", Some(""), None).await;
+    on_b.subscribe("orders", Some(""), None).await;
+    trigger(&a, &x, "orders", "before", "{}").await;
+    on_a.expect_event("before").await;
+    on_b.expect_event("before").await;
+
+    let tag = "{app:1}";
+    let from = cluster.master_of(tag);
+    let to = *cluster
+        .ports
+        .iter()
+        .find(|p| **p != from)
+        .expect("another master");
+    cluster.move_slot_of(tag, to);
+    assert!(cluster.keys_on(to) > 0, "the app's keys moved");
+
+    // Once an event crosses again, every later one arrives exactly once and in order.
+    let mut crossed = false;
+    for i in 0..60 {
+        trigger(&a, &x, "orders", "probe", &i.to_string()).await;
+        if let Some(m) = on_b.try_recv(Duration::from_millis(250)).await {
+            assert_eq!(m["event"], "probe", "{m}");
+            crossed = true;
+            break;
+        }
+    }
+    assert!(crossed, "no event crossed from A to B after the resharding");
+    while on_a.try_recv(Duration::from_millis(300)).await.is_some() {}
+    while on_b.try_recv(Duration::from_millis(300)).await.is_some() {}
+    for i in 0..10 {
+        trigger(&b, &x, "orders", "after", &i.to_string()).await;
+    }
+    for c in [&mut on_a, &mut on_b] {
+        for i in 0..10 {
+            let m = c.expect_event("after").await;
+            assert_eq!(m["data"], i.to_string(), "in order, none lost");
+        }
+        c.expect_silence(Duration::from_millis(300)).await;
+    }
+    let (_, body) = a
+        .api(
+            &x,
+            "GET",
+            "/apps/1/channels/orders",
+            &[("info", "subscription_count")],
+            "",
+        )
+        .await;
+    assert_eq!(body["subscription_count"], 2, "{body}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_seeds_leave_the_node_serving_locally_and_are_named() {
     let port = free_port();

@@ -9,6 +9,10 @@
 //! confirmation after the first for a channel is such a re-subscription: what was published
 //! meanwhile is lost, so, as after the single-server bus reconnects, the node re-asserts its
 //! state and sends its opted-in recovery subscribers to recover from history.
+//!
+//! A resharding is the one change the cluster connection does not follow for subscriptions:
+//! Redis drops the subscriptions of a slot that moves (an `sunsubscribe` push), and the node
+//! subscribes again at once, which the cluster connection routes to the new owner.
 
 use std::collections::HashMap;
 use std::sync::Weak;
@@ -48,6 +52,19 @@ impl RedisAdapter {
         for (app, _) in self.local.namespaces() {
             self.listen_to(&app).await;
         }
+    }
+
+    /// The app whose bus channel Redis dropped, no longer counted as subscribed (so that the
+    /// next `listen_to` subscribes again, on the slot's new master).
+    fn forget_subscription(&self, channel: &str) -> Option<String> {
+        let mut apps = crate::sync::lock(&self.bus_apps);
+        let app = apps.iter().find(|a| self.keys.bus(a) == channel).cloned()?;
+        apps.remove(&app);
+        tracing::info!(
+            channel,
+            "bus: Redis dropped the subscription (the slot moved); subscribing again"
+        );
+        Some(app)
     }
 
     /// A re-subscription: messages may have been lost while the channel was not subscribed.
@@ -90,6 +107,21 @@ pub fn spawn_listener(adapter: Weak<RedisAdapter>, mut pushes: Pushes) {
                     *seen += 1;
                     if *seen > 1 {
                         this.resubscribed(&String::from_utf8_lossy(channel));
+                    }
+                }
+                // Redis drops a sharded subscription when the channel's slot moves to another
+                // master (a resharding); this node never unsubscribes by itself.
+                PushKind::SUnsubscribe => {
+                    let Some(Value::BulkString(channel)) = push.data.first() else {
+                        continue;
+                    };
+                    if let Some(app) = this.forget_subscription(&String::from_utf8_lossy(channel)) {
+                        let again = adapter.clone();
+                        tokio::spawn(async move {
+                            if let Some(this) = again.upgrade() {
+                                this.listen_to(&app).await;
+                            }
+                        });
                     }
                 }
                 PushKind::Disconnection => {
