@@ -17,6 +17,7 @@ impl RedisAdapter {
     pub(super) async fn count_connection(&self, app: &App, conn: Arc<ConnHandle>) -> bool {
         let ns = self.local.namespace(&app.id);
         let socket = conn.socket_id;
+        let _counting = self.counts_guard.read().await;
         // The local check keeps a node within the limit even while Redis is away.
         if !ns.add_connection(conn, app.max_connections) {
             return false;
@@ -59,6 +60,7 @@ impl RedisAdapter {
         if let Some(user) = user_id {
             self.sign_out_cluster(app, socket_id, user).await;
         }
+        let _counting = self.counts_guard.read().await;
         self.local
             .namespace(&app.id)
             .remove_connection(socket_id, None, false);

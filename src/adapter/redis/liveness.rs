@@ -129,14 +129,20 @@ impl RedisAdapter {
         // Per app, one script and one transaction in the app's slot; then the node's own
         // records in its slot (Redis Cluster allows no transaction across slots).
         let mut ok = true;
-        let mut mine = redis::pipe();
-        mine.atomic();
+        // No subscription or connection is counted while the counts are replaced: one made
+        // meanwhile would be in both.
+        let counting = self.counts_guard.write().await;
         for (app, ns) in self.local.namespaces() {
             let counts = ns.local_counts();
             let assert =
                 self.scripts
                     .counts_assert_call(&self.keys, &app, ns.connection_count(), &counts);
             ok &= self.script::<i64>("resync", &assert).await.is_some();
+        }
+        drop(counting);
+        let mut mine = redis::pipe();
+        mine.atomic();
+        for (app, ns) in self.local.namespaces() {
             mine.cmd("SADD")
                 .arg(self.keys.node_apps(&self.keys.node))
                 .arg(&app)

@@ -83,6 +83,10 @@ pub struct RedisAdapter {
     /// Redis, exclusively while the node re-asserts them (`users`): a sign-in racing a
     /// re-assertion is then counted exactly once.
     users_guard: tokio::sync::RwLock<()>,
+    /// The same for subscription and connection counts: held shared from a local change to
+    /// its count in Redis, exclusively while the node re-asserts its counts (`liveness`), so
+    /// that a subscription made meanwhile is not counted by both.
+    counts_guard: tokio::sync::RwLock<()>,
     /// Where events discovered without a local cause (a dead node's members) go.
     events: ClusterEvents,
     /// Apps whose sharded bus channel this node subscribed to (Redis Cluster, `shard_bus`).
@@ -118,6 +122,7 @@ impl RedisAdapter {
             bus_published: AtomicU64::new(0),
             bus_received: AtomicU64::new(0),
             users_guard: tokio::sync::RwLock::new(()),
+            counts_guard: tokio::sync::RwLock::new(()),
             events,
             scripts: Scripts::load(),
             bus_apps: Mutex::new(HashSet::new()),
@@ -184,6 +189,7 @@ impl RedisAdapter {
         member: Option<Member>,
         follow: Follow,
     ) -> Result<Subscribed, SubscribeError> {
+        let _counting = self.counts_guard.read().await;
         let (mut local, joined) = match member {
             None => (
                 self.local
@@ -267,6 +273,7 @@ impl Adapter for RedisAdapter {
     }
 
     async fn unsubscribe(&self, app: &App, channel: &str, socket_id: SocketId) -> Unsubscribed {
+        let _counting = self.counts_guard.read().await;
         let mut out = self
             .local
             .namespace(&app.id)
