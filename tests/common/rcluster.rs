@@ -1,6 +1,6 @@
 //! A real three-master Redis Cluster: three `redis-server --cluster-enabled yes` on free ports
 //! (each with its cluster bus port, port + 10000, free too), joined by
-//! `redis-cli --cluster create`, no replicas. Killed on drop.
+//! `redis-cli --cluster create`, with or without replicas. Killed on drop.
 #![allow(dead_code)]
 
 use std::process::{Child, Command, Stdio};
@@ -38,10 +38,15 @@ fn free_cluster_port() -> u16 {
 impl RedisCluster {
     /// Starts the three masters, creates the cluster and waits until every node reports it ok.
     pub fn start() -> RedisCluster {
+        RedisCluster::start_with_replicas(0)
+    }
+
+    /// Three masters with `replicas` replicas each.
+    pub fn start_with_replicas(replicas: usize) -> RedisCluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut ports = Vec::new();
         let mut children = Vec::new();
-        while ports.len() < 3 {
+        while ports.len() < 3 * (1 + replicas) {
             let port = free_cluster_port();
             if ports.contains(&port) {
                 continue;
@@ -75,7 +80,7 @@ impl RedisCluster {
             .arg("--cluster")
             .arg("create")
             .args(set.ports.iter().map(|p| format!("127.0.0.1:{p}")))
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
@@ -84,11 +89,48 @@ impl RedisCluster {
         for port in &set.ports {
             let port = *port;
             wait_until("the cluster is ok", Duration::from_secs(20), || {
-                query::<String>(port, redis::cmd("CLUSTER").arg("INFO"))
-                    .is_ok_and(|i| i.contains("cluster_state:ok"))
+                query::<String>(port, redis::cmd("CLUSTER").arg("INFO")).is_ok_and(|i| {
+                    i.contains("cluster_state:ok")
+                        && i.contains(&format!("cluster_known_nodes:{}", 3 * (1 + replicas)))
+                })
+            });
+        }
+        // A replica that has not synced yet would refuse to take over.
+        for port in &set.ports {
+            let port = *port;
+            wait_until("the replicas sync", Duration::from_secs(20), || {
+                query::<String>(port, redis::cmd("INFO").arg("replication"))
+                    .is_ok_and(|i| i.contains("role:master") || i.contains("master_link_status:up"))
             });
         }
         set
+    }
+
+    /// Kills the master that owns `key`'s slot (SIGKILL) and waits until a replica took its
+    /// slots over; returns the new master's port.
+    pub fn fail_over_master_of(&mut self, key: &str) -> u16 {
+        let old = self.master_of(key);
+        let i = self
+            .ports
+            .iter()
+            .position(|p| *p == old)
+            .expect("a node of ours");
+        let _ = self.children[i].kill();
+        let _ = self.children[i].wait();
+        let alive = *self
+            .ports
+            .iter()
+            .find(|p| **p != old)
+            .expect("another node");
+        let mut new = 0;
+        wait_until("a replica takes over", Duration::from_secs(30), || {
+            new = self.master_of_via(alive, key);
+            new != old
+                && new != 0
+                && query::<String>(alive, redis::cmd("CLUSTER").arg("INFO"))
+                    .is_ok_and(|i| i.contains("cluster_state:ok"))
+        });
+        new
     }
 
     /// `redis_cluster_nodes` for a Clarion config (every master as a seed).
@@ -103,17 +145,7 @@ impl RedisCluster {
     pub fn master_of(&self, key: &str) -> u16 {
         let port = self.ports[0];
         let slot: i64 = query(port, redis::cmd("CLUSTER").arg("KEYSLOT").arg(key)).expect("slot");
-        // Each range: start, end, then the master as [ip, port, id, …] (no replicas here).
-        let ranges: Vec<(i64, i64, Vec<redis::Value>)> =
-            query(port, redis::cmd("CLUSTER").arg("SLOTS")).expect("CLUSTER SLOTS");
-        ranges
-            .into_iter()
-            .find(|(from, to, _)| (*from..=*to).contains(&slot))
-            .and_then(|(_, _, master)| match master.get(1) {
-                Some(redis::Value::Int(p)) => Some(*p as u16),
-                _ => None,
-            })
-            .expect("an owner for every slot")
+        owner(port, slot).expect("an owner for every slot")
     }
 
     /// How many keys the master on `port` holds.
@@ -206,15 +238,40 @@ impl RedisCluster {
     /// The owner of `key`'s slot as the master on `port` sees it.
     fn master_of_via(&self, port: u16, key: &str) -> u16 {
         let slot: i64 = query(port, redis::cmd("CLUSTER").arg("KEYSLOT").arg(key)).unwrap_or(-1);
-        let ranges: Vec<(i64, i64, Vec<redis::Value>)> =
-            query(port, redis::cmd("CLUSTER").arg("SLOTS")).unwrap_or_default();
-        ranges
-            .into_iter()
-            .find(|(from, to, _)| (*from..=*to).contains(&slot))
-            .and_then(|(_, _, master)| match master.get(1) {
-                Some(redis::Value::Int(p)) => Some(*p as u16),
-                _ => None,
+        owner(port, slot).unwrap_or(0)
+    }
+}
+
+/// The port of the master owning `slot`, as the node on `port` sees it: `CLUSTER SLOTS` lists
+/// ranges as start, end, then the master as [ip, port, id, …], then its replicas.
+fn owner(port: u16, slot: i64) -> Option<u16> {
+    use redis::Value;
+    let ranges: Vec<Vec<Value>> = query(port, redis::cmd("CLUSTER").arg("SLOTS")).ok()?;
+    ranges
+        .into_iter()
+        .find_map(|r| match (r.first(), r.get(1), r.get(2)) {
+            (Some(Value::Int(from)), Some(Value::Int(to)), Some(Value::Array(master)))
+                if (*from..=*to).contains(&slot) =>
+            {
+                match master.get(1) {
+                    Some(Value::Int(p)) => Some(*p as u16),
+                    _ => None,
+                }
+            }
+            _ => None,
+        })
+}
+
+impl RedisCluster {
+    /// `(port, subscribers)` of a sharded channel on every node that answers (diagnostics).
+    pub fn shard_subscribers(&self, channel: &str) -> Vec<(u16, i64)> {
+        self.ports
+            .iter()
+            .filter_map(|p| {
+                query::<(String, i64)>(*p, redis::cmd("PUBSUB").arg("SHARDNUMSUB").arg(channel))
+                    .ok()
+                    .map(|(_, n)| (*p, n))
             })
-            .unwrap_or(0)
+            .collect()
     }
 }

@@ -330,6 +330,75 @@ async fn nodes_follow_a_resharding() {
     assert_eq!(body["subscription_count"], 2, "{body}");
 }
 
+/// The master holding an app is killed and its replica promoted under running nodes: they
+/// reconnect, subscribe the bus on the new master, and events published afterwards cross
+/// nodes exactly once and in order; presence is still the cluster's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_follow_a_master_failover() {
+    let mut cluster = RedisCluster::start_with_replicas(1);
+    let x = app("1");
+    let toml = settings(&cluster.urls(), &[&x]);
+    let a = TestServer::start(&toml).await;
+    let b = TestServer::start(&toml).await;
+    assert!(ready(a.addr, Duration::from_secs(15)).await, "A ready");
+    assert!(ready(b.addr, Duration::from_secs(15)).await, "B ready");
+    let (mut on_a, _) = a.connect(&x.key).await;
+    let (mut on_b, _) = b.connect(&x.key).await;
+    on_a.subscribe("orders", Some(""), None).await;
+    on_b.subscribe("orders", Some(""), None).await;
+    let (mut observer, sid) = a.connect(&x.key).await;
+    member(&mut observer, &x, &sid, "alive").await;
+    let (mut other, sid) = b.connect(&x.key).await;
+    member(&mut other, &x, &sid, "other").await;
+    observer.expect_event("pusher_internal:member_added").await;
+    trigger(&a, &x, "orders", "before", "{}").await;
+    on_a.expect_event("before").await;
+    on_b.expect_event("before").await;
+
+    cluster.fail_over_master_of("{app:1}");
+    let mut crossed = false;
+    for i in 0..120 {
+        trigger(&a, &x, "orders", "probe", &i.to_string()).await;
+        if let Some(m) = on_b.try_recv(Duration::from_millis(250)).await {
+            assert_eq!(m["event"], "probe", "{m}");
+            crossed = true;
+            break;
+        }
+    }
+    assert!(
+        crossed,
+        "no event crossed from A to B after the failover; subscribers per node {:?}, masters {:?} -> {}",
+        cluster.shard_subscribers("c1:{app:1}:bus"),
+        cluster.ports,
+        cluster.master_of("{app:1}")
+    );
+    while on_a.try_recv(Duration::from_millis(300)).await.is_some() {}
+    while on_b.try_recv(Duration::from_millis(300)).await.is_some() {}
+    for i in 0..10 {
+        trigger(&b, &x, "orders", "after", &i.to_string()).await;
+    }
+    for c in [&mut on_a, &mut on_b] {
+        for i in 0..10 {
+            let m = c.expect_event("after").await;
+            assert_eq!(m["data"], i.to_string(), "in order, none lost");
+        }
+        c.expect_silence(Duration::from_millis(300)).await;
+    }
+    // The members are on the new master (re-asserted if the replica lagged).
+    let mut users = serde_json::Value::Null;
+    for _ in 0..50 {
+        users = a
+            .api(&x, "GET", "/apps/1/channels/presence-team/users", &[], "")
+            .await
+            .1;
+        if users["users"].as_array().map(Vec::len) == Some(2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(users["users"].as_array().map(Vec::len), Some(2), "{users}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_seeds_leave_the_node_serving_locally_and_are_named() {
     let port = free_port();

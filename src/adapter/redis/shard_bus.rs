@@ -10,9 +10,12 @@
 //! meanwhile is lost, so, as after the single-server bus reconnects, the node re-asserts its
 //! state and sends its opted-in recovery subscribers to recover from history.
 //!
-//! A resharding is the one change the cluster connection does not follow for subscriptions:
-//! Redis drops the subscriptions of a slot that moves (an `sunsubscribe` push), and the node
-//! subscribes again at once, which the cluster connection routes to the new owner.
+//! The cluster connection's own re-subscription is not relied on: it does not follow a
+//! resharding (Redis drops the subscriptions of a slot that moves, with an `sunsubscribe` push:
+//! the node subscribes again at once) and it lost them in a master failover in the tests (after
+//! a connection closes, the node subscribes every app's channel again at the next tick, once
+//! Redis answers; the cluster connection routes each to the slot's owner then). Subscribing a
+//! channel again on the connection that has it changes nothing, so this never duplicates.
 
 use std::collections::HashMap;
 use std::sync::Weak;
@@ -124,9 +127,14 @@ pub fn spawn_listener(adapter: Weak<RedisAdapter>, mut pushes: Pushes) {
                         });
                     }
                 }
+                // A connection to some master closed (it died, or the client dropped it after a
+                // topology change). Which subscriptions it carried is not known here, and the
+                // cluster connection does not always make them again (a failover); so every
+                // app's channel is subscribed again at the next tick, routed to its owner then.
                 PushKind::Disconnection => {
                     this.health
                         .fail("bus subscription", &"a connection to a cluster node closed");
+                    crate::sync::lock(&this.bus_apps).clear();
                 }
                 _ => {}
             }
