@@ -399,6 +399,44 @@ async fn nodes_follow_a_master_failover() {
     assert_eq!(users["users"].as_array().map(Vec::len), Some(2), "{users}");
 }
 
+/// Watchlist events (published by the user scripts on the app's sharded channel) reach a
+/// watcher on the other node, each transition once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watchlist_events_cross_nodes_on_a_cluster() {
+    let cluster = RedisCluster::start();
+    let (_, y) = apps_on_two_masters(&cluster);
+    let toml = settings_with(&cluster.urls(), &[&y], "enable_watchlist_events = true\n");
+    let a = TestServer::start(&toml).await;
+    let b = TestServer::start(&toml).await;
+    assert!(ready(a.addr, Duration::from_secs(15)).await, "A ready");
+    assert!(ready(b.addr, Duration::from_secs(15)).await, "B ready");
+    let events = |m: &serde_json::Value| {
+        assert_eq!(m["event"], "pusher_internal:watchlist_events", "{m}");
+        decode_data(m)["events"].clone()
+    };
+    let (mut two, sid) = b.connect(&y.key).await;
+    two.sign_in(&y, &sid, r#"{"id":"2"}"#).await;
+    let (mut watcher, sid) = a.connect(&y.key).await;
+    let me = json!({"id": "1", "watchlist": ["2", "3"]}).to_string();
+    watcher.sign_in(&y, &sid, &me).await;
+    assert_eq!(
+        events(&watcher.recv().await),
+        json!([{"name": "online", "user_ids": ["2"]}, {"name": "offline", "user_ids": ["3"]}])
+    );
+    let (mut three, sid) = b.connect(&y.key).await;
+    three.sign_in(&y, &sid, r#"{"id":"3"}"#).await;
+    assert_eq!(
+        events(&watcher.recv().await),
+        json!([{"name": "online", "user_ids": ["3"]}])
+    );
+    drop(three);
+    assert_eq!(
+        events(&watcher.recv().await),
+        json!([{"name": "offline", "user_ids": ["3"]}])
+    );
+    watcher.expect_silence(Duration::from_millis(500)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_seeds_leave_the_node_serving_locally_and_are_named() {
     let port = free_port();
