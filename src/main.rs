@@ -165,8 +165,7 @@ async fn probe(url: &str) -> std::process::ExitCode {
         }
     };
     let timeout = std::time::Duration::from_secs(3);
-    match clarion::net::http_client::request("GET", &uri, &[], bytes::Bytes::new(), timeout).await
-    {
+    match clarion::net::http_client::request("GET", &uri, &[], bytes::Bytes::new(), timeout).await {
         Ok((status, _)) if (200..300).contains(&status) => std::process::ExitCode::SUCCESS,
         Ok((status, _)) => {
             eprintln!("clarion probe: {url} answered {status}");

@@ -132,8 +132,8 @@ pub struct Cli {
     #[arg(long, env = "CLARION_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 
-    /// How to find Redis: `single` (redis_url) or `sentinel` (the master that the sentinels
-    /// name) [default: single].
+    /// How to find Redis: `single` (redis_url), `sentinel` (the master that the sentinels
+    /// name) or `cluster` (a Redis Cluster, from redis_cluster_nodes) [default: single].
     #[arg(long, env = "CLARION_REDIS_MODE")]
     pub redis_mode: Option<String>,
 
@@ -145,6 +145,16 @@ pub struct Cli {
         hide_env_values = true
     )]
     pub redis_sentinels: Option<Vec<String>>,
+
+    /// Comma-separated seed URLs (redis:// or rediss://) of a Redis Cluster, for
+    /// redis_mode = cluster.
+    #[arg(
+        long,
+        env = "CLARION_REDIS_CLUSTER_NODES",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub redis_cluster_nodes: Option<Vec<String>>,
 
     /// The master name the sentinels monitor, for redis_mode = sentinel.
     #[arg(long, env = "CLARION_REDIS_SENTINEL_MASTER")]

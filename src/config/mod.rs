@@ -69,12 +69,15 @@ pub struct Config {
     pub redis_url: String,
     /// Prefix of every Redis key and pub/sub channel, so several clusters can share one Redis.
     pub redis_prefix: String,
-    /// `single` (the server at `redis_url`) or `sentinel` (the master `redis_sentinels` name).
+    /// `single` (the server at `redis_url`), `sentinel` (the master `redis_sentinels` name) or
+    /// `cluster` (a Redis Cluster found from `redis_cluster_nodes`).
     pub redis_mode: String,
     /// Sentinel URLs, for `redis_mode = "sentinel"`.
     pub redis_sentinels: Vec<String>,
     /// The master name the sentinels monitor.
     pub redis_sentinel_master: String,
+    /// Seed URLs of a Redis Cluster, for `redis_mode = "cluster"`.
+    pub redis_cluster_nodes: Vec<String>,
     /// PEM CA certificate(s) a `rediss://` server's certificate must chain to (`""` = the
     /// system's trust store).
     pub redis_tls_ca_file: String,
@@ -157,6 +160,7 @@ impl Default for Config {
             redis_mode: "single".into(),
             redis_sentinels: Vec::new(),
             redis_sentinel_master: String::new(),
+            redis_cluster_nodes: Vec::new(),
             redis_tls_ca_file: String::new(),
             redis_tls_cert_file: String::new(),
             redis_tls_key_file: String::new(),
@@ -282,6 +286,7 @@ impl Config {
         set(&mut self.redis_mode, &cli.redis_mode);
         set(&mut self.redis_sentinels, &cli.redis_sentinels);
         set(&mut self.redis_sentinel_master, &cli.redis_sentinel_master);
+        set(&mut self.redis_cluster_nodes, &cli.redis_cluster_nodes);
         set(&mut self.redis_tls_ca_file, &cli.redis_tls_ca_file);
         set(&mut self.redis_tls_cert_file, &cli.redis_tls_cert_file);
         set(&mut self.redis_tls_key_file, &cli.redis_tls_key_file);
@@ -525,7 +530,11 @@ impl Config {
         if !shown.admin_token.is_empty() {
             shown.admin_token = "********".into();
         }
-        for url in &mut shown.redis_sentinels {
+        for url in shown
+            .redis_sentinels
+            .iter_mut()
+            .chain(shown.redis_cluster_nodes.iter_mut())
+        {
             *url = mask_url_password(url);
         }
         toml::to_string(&shown).unwrap_or_else(|e| format!("# cannot print the settings: {e}\n"))

@@ -5,7 +5,7 @@
 //! a message (`mask_url_password`).
 
 use super::{mask_url_password, Config};
-pub use crate::net::redis_servers::{Sentinels, Servers};
+pub use crate::net::redis_servers::{ClusterSeeds, Sentinels, Servers};
 
 /// The parsed connection settings of the `redis` adapter.
 #[derive(Clone)]
@@ -69,14 +69,20 @@ pub(super) fn check_fields(c: &Config) -> Result<(), String> {
             }
         }
         "cluster" => {
-            return Err(
-                "redis_mode: \"cluster\" (Redis Cluster) is not available yet; use \"single\" or \"sentinel\""
-                    .into(),
-            )
+            if c.redis_cluster_nodes.is_empty() {
+                return Err(
+                    "redis_cluster_nodes: redis_mode = \"cluster\" needs at least one seed node URL"
+                        .into(),
+                );
+            }
+            for (i, url) in c.redis_cluster_nodes.iter().enumerate() {
+                check_url(&format!("redis_cluster_nodes[{i}]"), url)?;
+                tls |= url.starts_with("rediss://");
+            }
         }
         other => {
             return Err(format!(
-                "redis_mode: {other:?} is neither \"single\" nor \"sentinel\""
+                "redis_mode: {other:?} is none of \"single\", \"sentinel\" and \"cluster\""
             ))
         }
     }
@@ -192,6 +198,28 @@ pub(super) fn target(c: &Config) -> Result<RedisTarget, String> {
             insecure: c.redis_tls_insecure,
         });
     }
+    if c.redis_mode == "cluster" {
+        let shown: Vec<String> = c
+            .redis_cluster_nodes
+            .iter()
+            .map(|u| mask_url_password(u))
+            .collect();
+        let seeds = ClusterSeeds::new(
+            c.redis_cluster_nodes.clone(),
+            shown.clone(),
+            certs,
+            c.redis_tls_insecure,
+        );
+        // Built once here so that a bad URL or TLS file stops the start; it connects later.
+        seeds
+            .client(None, std::time::Duration::from_secs(1))
+            .map_err(tls_error)?;
+        return Ok(RedisTarget {
+            servers: Servers::Cluster(seeds),
+            shown: format!("redis cluster {}", shown.join(", ")),
+            insecure: c.redis_tls_insecure,
+        });
+    }
     let mut url = c.redis_url.clone();
     if c.redis_tls_insecure && !url.contains('#') {
         url.push_str("#insecure");
@@ -245,8 +273,6 @@ mod tests {
         )
         .expect_err("not a Redis URL");
         assert!(e.starts_with("redis_sentinels[0]:"), "{e}");
-        let e = config("redis_mode = 'cluster'").expect_err("not yet");
-        assert!(e.contains("not available yet"), "{e}");
         let ok = config(
             "redis_mode = 'sentinel'\nredis_sentinels = ['redis://:Secret_1@h:26379']\nredis_sentinel_master = 'm'",
         )
@@ -256,6 +282,34 @@ mod tests {
         let t = target(&ok).expect("a sentinel client is built without connecting");
         assert!(matches!(t.servers, Servers::Sentinel(_)));
         assert!(!t.shown.contains("Secret_1"), "{}", t.shown);
+    }
+
+    #[test]
+    fn cluster_mode_needs_seed_nodes_and_masks_their_passwords() {
+        let e = config("redis_mode = 'cluster'").expect_err("no seeds");
+        assert!(e.starts_with("redis_cluster_nodes:"), "{e}");
+        let e = config(
+            "redis_mode = 'cluster'\nredis_cluster_nodes = ['redis://h:1', 'http://u:Secret_1@h']",
+        )
+        .expect_err("not a Redis URL");
+        assert!(
+            e.starts_with("redis_cluster_nodes[1]:") && !e.contains("Secret_1"),
+            "{e}"
+        );
+        let e = config("redis_mode = 'clustered'").expect_err("unknown mode");
+        assert!(e.contains("\"cluster\""), "{e}");
+        let ok = config(
+            "redis_mode = 'cluster'\nredis_cluster_nodes = ['redis://:Secret_1@h:7000', 'redis://:Secret_1@h:7001']",
+        )
+        .expect("valid");
+        assert!(!ok.masked_toml().contains("Secret_1"));
+        let t = target(&ok).expect("a cluster client is built without connecting");
+        assert!(matches!(t.servers, Servers::Cluster(_)));
+        assert!(
+            !t.shown.contains("Secret_1") && t.shown.contains("h:7001"),
+            "{}",
+            t.shown
+        );
     }
 
     #[test]

@@ -1,5 +1,8 @@
-//! Where the cluster's Redis is, as a connection needs it: one fixed server, or the sentinels
-//! to ask for the master. Built from the configuration (`config`), used by the Redis adapter.
+//! Where the cluster's Redis is, as a connection needs it: one fixed server, the sentinels
+//! to ask for the master, or the seed nodes of a Redis Cluster. Built from the configuration
+//! (`config`), used by the Redis adapter.
+
+use std::time::Duration;
 
 /// One fixed server, or whichever server the sentinels name master now.
 // Built once at start and kept in one place: the size of its variants costs nothing.
@@ -10,6 +13,65 @@ pub enum Servers {
     Single(redis::Client),
     /// `redis_mode = "sentinel"`.
     Sentinel(Sentinels),
+    /// `redis_mode = "cluster"`.
+    Cluster(ClusterSeeds),
+}
+
+/// The seed nodes of a Redis Cluster (`redis_cluster_nodes`), with the user, password and
+/// scheme each URL carries and the TLS files of the configuration.
+#[derive(Clone)]
+pub struct ClusterSeeds {
+    urls: Vec<String>,
+    /// The URLs with their passwords masked, for messages.
+    pub shown: Vec<String>,
+    certs: Option<redis::TlsCertificates>,
+    insecure: bool,
+}
+
+impl ClusterSeeds {
+    pub fn new(
+        urls: Vec<String>,
+        shown: Vec<String>,
+        certs: Option<redis::TlsCertificates>,
+        insecure: bool,
+    ) -> ClusterSeeds {
+        ClusterSeeds {
+            urls,
+            shown,
+            certs,
+            insecure,
+        }
+    }
+
+    /// A client for the cluster (it connects when asked to). `pushes` receives what the
+    /// cluster pushes, sharded pub/sub messages included, over RESP3; `timeout` bounds each
+    /// connection attempt and each answer.
+    pub fn client(
+        &self,
+        pushes: Option<tokio::sync::mpsc::UnboundedSender<redis::PushInfo>>,
+        timeout: Duration,
+    ) -> redis::RedisResult<redis::cluster::ClusterClient> {
+        let mut b = redis::cluster::ClusterClientBuilder::new(self.urls.iter().map(String::as_str))
+            .connection_timeout(timeout)
+            .response_timeout(timeout)
+            .retries(3);
+        if self.urls.iter().any(|u| u.starts_with("rediss://")) {
+            b = b.tls(if self.insecure {
+                redis::TlsMode::Insecure
+            } else {
+                redis::TlsMode::Secure
+            });
+            if let (Some(certs), false) = (&self.certs, self.insecure) {
+                b = b.certs(certs.clone());
+            }
+        }
+        if let Some(tx) = pushes {
+            b = b
+                .use_protocol(redis::ProtocolVersion::RESP3)
+                .push_sender(tx);
+        }
+        b.build()
+    }
 }
 
 /// How to ask the sentinels for the master, and how to connect to it once named: with the

@@ -6,6 +6,7 @@
 pub mod binary;
 pub mod certs;
 pub mod process;
+pub mod rcluster;
 pub mod receiver;
 pub mod redis;
 pub mod sentinel;

@@ -5,6 +5,9 @@
 //! A recorded channel's event (`Numbered`) is published by the history script itself, which
 //! writes the epoch and offset it assigned between the header and the frame; it reaches every
 //! node, the publisher's own included, in offset order (docs/recovery.md §3).
+//!
+//! On a single Redis (or Sentinel's master) every message goes on one channel and the listener
+//! here receives them; on Redis Cluster each app has its own sharded channel (`shard_bus`).
 
 use std::sync::atomic::Ordering;
 use std::sync::Weak;
@@ -206,12 +209,21 @@ impl RedisAdapter {
             return;
         };
         self.bus_published.fetch_add(1, Ordering::Relaxed);
-        let _: Option<i64> = self
-            .query(
-                "publish",
-                redis::cmd("PUBLISH").arg(self.keys.bus()).arg(bytes),
-            )
-            .await;
+        let mut cmd = redis::cmd(self.keys.publish_command());
+        cmd.arg(self.keys.bus(m.app())).arg(bytes);
+        let _: Option<i64> = self.query("publish", &cmd).await;
+    }
+
+    /// A message from the bus: applied here unless this node sent it (numbered events and
+    /// user transitions come back to their publisher too: the bus is their order).
+    pub(super) fn receive(&self, bytes: &[u8]) {
+        match decode(bytes) {
+            Some((from, m)) if from != self.keys.node || m.is_ordered_by_bus() => {
+                self.deliver_local(m)
+            }
+            Some(_) => {}
+            None => tracing::debug!("ignored an undecodable bus message"),
+        }
     }
 
     /// Applies a message from another node to this node's subscribers.
@@ -263,7 +275,6 @@ pub fn spawn_listener(adapter: Weak<RedisAdapter>, channel: String) {
             let Some(this) = adapter.upgrade() else {
                 return;
             };
-            let node = this.keys.node.clone();
             // Seen before connecting: a move while connecting makes the next wait end at once.
             let mut moves = this.endpoint.moves();
             moves.borrow_and_update();
@@ -323,15 +334,7 @@ pub fn spawn_listener(adapter: Weak<RedisAdapter>, channel: String) {
                 let Some(this) = adapter.upgrade() else {
                     return;
                 };
-                match decode(msg.get_payload_bytes()) {
-                    // Numbered events and user transitions come back to their publisher too:
-                    // the bus is their order.
-                    Some((from, m)) if from != node || m.is_ordered_by_bus() => {
-                        this.deliver_local(m)
-                    }
-                    Some(_) => {}
-                    None => tracing::debug!("ignored an undecodable bus message"),
-                }
+                this.receive(msg.get_payload_bytes());
             }
             if !moved {
                 fail(&adapter, &"subscription connection lost");
@@ -347,6 +350,17 @@ fn fail(adapter: &Weak<RedisAdapter>, e: &dyn std::fmt::Display) {
 }
 
 impl Message {
+    /// The app the message is about (its bus channel on Redis Cluster).
+    pub fn app(&self) -> &str {
+        match self {
+            Message::Broadcast { app, .. }
+            | Message::Terminate { app, .. }
+            | Message::Count { app, .. }
+            | Message::Watch { app, .. }
+            | Message::Numbered { app, .. } => app,
+        }
+    }
+
     fn is_ordered_by_bus(&self) -> bool {
         matches!(self, Message::Numbered { .. } | Message::Watch { .. })
     }

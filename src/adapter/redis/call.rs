@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::script_calls::Call;
 use super::RedisAdapter;
 
 /// The longest any single Redis call may take before the node falls back to local answers.
@@ -10,7 +11,7 @@ pub const CALL_TIMEOUT: Duration = Duration::from_millis(1000);
 
 impl RedisAdapter {
     /// Awaits one Redis call within `CALL_TIMEOUT`; `what` names it in the health log.
-    async fn bounded<T>(
+    pub(super) async fn bounded<T>(
         &self,
         what: &str,
         call: impl std::future::Future<Output = redis::RedisResult<T>>,
@@ -55,8 +56,9 @@ impl RedisAdapter {
     pub(super) async fn script<T: redis::FromRedisValue>(
         &self,
         what: &str,
-        inv: &redis::ScriptInvocation<'_>,
+        call: &Call<'_>,
     ) -> Option<T> {
+        let inv = call.invocation();
         let Some(mut conn) = self.endpoint.conn() else {
             self.health.fail(what, &"no Redis master known yet");
             return None;

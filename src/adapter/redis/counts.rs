@@ -1,5 +1,7 @@
 //! Cluster-wide counts, read from keys every node keeps up to date for itself: which nodes are
 //! alive, subscriptions per channel, connections per app. Queries never wait on another node.
+//! Each app's counts are summed over the nodes its `live` hash holds alive, in one script in
+//! the app's slot (`keys`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,27 +17,31 @@ impl RedisAdapter {
     pub(super) async fn count_connection(&self, app: &App, conn: Arc<ConnHandle>) -> bool {
         let ns = self.local.namespace(&app.id);
         let socket = conn.socket_id;
+        let _counting = self.counts_guard.read().await;
         // The local check keeps a node within the limit even while Redis is away.
         if !ns.add_connection(conn, app.max_connections) {
             return false;
         }
-        let key = self.keys.connections(&app.id);
-        let mut pipe = redis::pipe();
-        pipe.cmd("HINCRBY")
-            .arg(&key)
-            .arg(&self.keys.node)
-            .arg(1)
-            .ignore();
-        pipe.cmd("SADD")
-            .arg(self.keys.node_apps(&self.keys.node))
-            .arg(&app.id)
-            .ignore();
-        if self.pipe::<()>("count connection", &pipe).await.is_none() || app.max_connections == 0 {
-            return true;
-        }
-        // Cluster-wide limit: sum the live nodes' counts (one read, no node is asked).
-        if let Some(total) = self.cluster_connections(&app.id).await {
-            if total > app.max_connections {
+        // Redis Cluster: hear the app's bus before serving its first connection here.
+        self.listen_to(&app.id).await;
+        let total: Option<i64> = self
+            .script(
+                "count connection",
+                &self.scripts.connection_change_call(&self.keys, &app.id, 1),
+            )
+            .await;
+        // The node's own slot: a separate call (Redis Cluster puts it elsewhere).
+        let _: Option<i64> = self
+            .query(
+                "count connection",
+                redis::cmd("SADD")
+                    .arg(self.keys.node_apps(&self.keys.node))
+                    .arg(&app.id),
+            )
+            .await;
+        // Cluster-wide limit: the script summed the live nodes' counts.
+        if let (Some(total), true) = (total, app.max_connections > 0) {
+            if total.max(0) as u64 > app.max_connections {
                 ns.remove_connection(socket, None, false);
                 self.uncount_connection(app).await;
                 return false;
@@ -54,6 +60,7 @@ impl RedisAdapter {
         if let Some(user) = user_id {
             self.sign_out_cluster(app, socket_id, user).await;
         }
+        let _counting = self.counts_guard.read().await;
         self.local
             .namespace(&app.id)
             .remove_connection(socket_id, None, false);
@@ -64,76 +71,55 @@ impl RedisAdapter {
         let _: Option<i64> = self
             .script(
                 "uncount connection",
-                self.scripts
-                    .decrement
-                    .key(self.keys.connections(&app.id))
-                    .arg(&self.keys.node),
+                &self.scripts.connection_change_call(&self.keys, &app.id, -1),
             )
             .await;
     }
 
-    /// Node ids whose liveness key exists (this node included).
+    /// Node ids whose liveness key exists (this node included). One key at a time: on Redis
+    /// Cluster they are in different slots.
     pub(super) async fn alive_nodes(&self) -> Option<Vec<String>> {
         let nodes: Vec<String> = self
             .query("list nodes", redis::cmd("SMEMBERS").arg(self.keys.nodes()))
             .await?;
-        if nodes.is_empty() {
-            return Some(nodes);
+        let mut alive = Vec::with_capacity(nodes.len());
+        for n in nodes {
+            let exists: i64 = self
+                .query("check nodes", redis::cmd("EXISTS").arg(self.keys.alive(&n)))
+                .await?;
+            if exists == 1 {
+                alive.push(n);
+            }
         }
-        let mut pipe = redis::pipe();
-        for n in &nodes {
-            pipe.cmd("EXISTS").arg(self.keys.alive(n));
-        }
-        let alive: Vec<i64> = self.pipe("check nodes", &pipe).await?;
-        Some(
-            nodes
-                .into_iter()
-                .zip(alive)
-                .filter(|(_, a)| *a == 1)
-                .map(|(n, _)| n)
-                .collect(),
-        )
+        Some(alive)
     }
 
     /// Subscription counts of every live node for one app, summed per channel.
     pub(super) async fn cluster_counts(&self, app: &str) -> Option<HashMap<String, usize>> {
-        let nodes = self.alive_nodes().await?;
-        let mut pipe = redis::pipe();
-        for n in &nodes {
-            pipe.cmd("HGETALL").arg(self.keys.counts(app, n));
-        }
-        let per_node: Vec<HashMap<String, i64>> = if nodes.is_empty() {
-            Vec::new()
-        } else {
-            self.pipe("read counts", &pipe).await?
-        };
-        let mut total: HashMap<String, usize> = HashMap::new();
-        for counts in per_node {
-            for (ch, n) in counts {
-                if n > 0 {
-                    *total.entry(ch).or_default() += n as usize;
-                }
-            }
-        }
-        Some(total)
+        let totals: HashMap<String, i64> = self
+            .script(
+                "read counts",
+                &self.scripts.counts_read_call(&self.keys, app),
+            )
+            .await?;
+        Some(
+            totals
+                .into_iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(ch, n)| (ch, n as usize))
+                .collect(),
+        )
     }
 
     /// Connections of an app over the live nodes.
     pub(super) async fn cluster_connections(&self, app: &str) -> Option<u64> {
-        let nodes = self.alive_nodes().await?;
-        let counts: HashMap<String, i64> = self
-            .query(
+        let total: i64 = self
+            .script(
                 "read connections",
-                redis::cmd("HGETALL").arg(self.keys.connections(app)),
+                &self.scripts.connections_read_call(&self.keys, app),
             )
             .await?;
-        Some(
-            counts
-                .into_iter()
-                .filter(|(n, _)| nodes.contains(n))
-                .map(|(_, c)| c.max(0) as u64)
-                .sum(),
-        )
+        Some(total.max(0) as u64)
     }
 
     /// Applies a subscription change to this node's count and, when Redis answers, replaces
@@ -153,16 +139,9 @@ impl RedisAdapter {
         let answer: Option<(i64, i64)> = self
             .script(
                 "count subscription",
-                self.scripts
-                    .count_change
-                    .key(self.keys.counts(app, &self.keys.node))
-                    .arg(channel)
-                    .arg(delta)
-                    .arg(self.keys.nodes())
-                    .arg(self.keys.alive_prefix())
-                    .arg(self.keys.counts_prefix(app))
-                    .arg(&self.keys.node)
-                    .arg(self.keys.count_seq(app)),
+                &self
+                    .scripts
+                    .count_change_call(&self.keys, app, channel, delta),
             )
             .await;
         match answer {

@@ -78,21 +78,18 @@ impl RedisAdapter {
                     .duration_since(UNIX_EPOCH)
                     .map_or(0, |d| d.as_millis());
                 let except = except.map_or_else(|| "-".to_string(), |s| s.to_string());
-                self.script::<(String, u64)>(
-                    "history append",
-                    self.scripts
-                        .history_append
-                        .key(self.keys.history_meta(&app.id, channel))
-                        .key(self.keys.history_log(&app.id, channel))
-                        .arg(recovery::new_epoch())
-                        .arg(ttl_ms(rec))
-                        .arg(rec.history_size.max(1))
-                        .arg(self.keys.bus())
-                        .arg(head)
-                        .arg(format!("{except}\n{time_ms}\n"))
-                        .arg(frame.as_str()),
-                )
-                .await
+                let call = self.scripts.history_append_call(
+                    &self.keys,
+                    &app.id,
+                    channel,
+                    &recovery::new_epoch(),
+                    ttl_ms(rec),
+                    rec.history_size.max(1),
+                    &head,
+                    &format!("{except}\n{time_ms}\n"),
+                    frame.as_str(),
+                );
+                self.script::<(String, u64)>("history append", &call).await
             }
             _ => None,
         };
@@ -125,14 +122,15 @@ impl RedisAdapter {
         let (epoch, head, held, items) = self
             .script::<(String, u64, u64, Vec<String>)>(
                 "history read",
-                self.scripts
-                    .history_read
-                    .key(self.keys.history_meta(&app.id, channel))
-                    .key(self.keys.history_log(&app.id, channel))
-                    .arg(recovery::new_epoch())
-                    .arg(ttl_ms(rec))
-                    .arg(after)
-                    .arg(limit),
+                &self.scripts.history_read_call(
+                    &self.keys,
+                    &app.id,
+                    channel,
+                    &recovery::new_epoch(),
+                    ttl_ms(rec),
+                    after,
+                    limit,
+                ),
             )
             .await?;
         Some(Read {
@@ -255,15 +253,14 @@ impl RedisAdapter {
         if pending.is_empty() {
             return true;
         }
-        let mut pipe = redis::pipe();
+        // One channel at a time: on Redis Cluster each app is in its own slot.
         for (app, channel) in &pending {
-            pipe.cmd("DEL")
-                .arg(self.keys.history_meta(app, channel))
-                .arg(self.keys.history_log(app, channel))
-                .ignore();
-        }
-        if self.pipe::<()>("history rotate", &pipe).await.is_none() {
-            return false;
+            let mut del = redis::cmd("DEL");
+            del.arg(self.keys.history_meta(app, channel))
+                .arg(self.keys.history_log(app, channel));
+            if self.query::<i64>("history rotate", &del).await.is_none() {
+                return false;
+            }
         }
         let mut rotations = crate::sync::lock(&self.rotations);
         for p in &pending {

@@ -1,6 +1,7 @@
 //! The node's heartbeat and the cleanup after nodes that died without warning.
 //!
-//! Every `TICK` a node (with Sentinel: after asking which server is master now, `endpoint`)
+//! Every `TICK` a node (with Sentinel: after asking which server is master now; with Redis
+//! Cluster: after connecting, if it has not yet, `endpoint`)
 //! refreshes its liveness key (TTL `ALIVE_TTL`) and, when asked (at start,
 //! after Redis came back), re-asserts its counts and presence members, so that state lost in a
 //! Redis restart or missed during an outage comes back without restarting anything. It also
@@ -29,15 +30,16 @@ pub fn spawn(adapter: Weak<RedisAdapter>) {
             let Some(this) = adapter.upgrade() else {
                 return;
             };
-            if this.endpoint.follows_sentinels() {
+            if this.endpoint.discovers() {
                 match this.endpoint.follow().await {
                     // The new master may not have this node's state (a lagging replica).
                     Ok(true) => this.resync_soon(),
                     Ok(false) => {}
-                    Err(e) => this.health.fail("asking the sentinels for the master", &e),
+                    Err(e) => this.health.fail(this.endpoint.finding(), &e),
                 }
             }
             if this.heartbeat().await {
+                this.listen_to_all().await;
                 if this.resync_requested.swap(false, Ordering::Relaxed) && !this.resync().await {
                     this.resync_soon();
                 }
@@ -49,20 +51,26 @@ pub fn spawn(adapter: Weak<RedisAdapter>) {
 }
 
 impl RedisAdapter {
-    /// Refreshes the liveness key; true when Redis answered.
+    /// Refreshes the liveness key and, for every app this node serves, its entry in the app's
+    /// `live` hash; true when Redis answered. Separate calls: on Redis Cluster the node's key,
+    /// the registry and each app live in different slots.
     async fn heartbeat(&self) -> bool {
-        let mut pipe = redis::pipe();
-        pipe.cmd("SET")
-            .arg(self.keys.alive(&self.keys.node))
+        let mut set = redis::cmd("SET");
+        set.arg(self.keys.alive(&self.keys.node))
             .arg(1)
             .arg("PX")
-            .arg(ALIVE_TTL.as_millis() as u64)
-            .ignore();
-        pipe.cmd("SADD")
-            .arg(self.keys.nodes())
-            .arg(&self.keys.node)
-            .ignore();
-        let ok = self.pipe::<()>("heartbeat", &pipe).await.is_some();
+            .arg(ALIVE_TTL.as_millis() as u64);
+        let mut ok = self.query::<()>("heartbeat", &set).await.is_some();
+        let mut register = redis::cmd("SADD");
+        register.arg(self.keys.nodes()).arg(&self.keys.node);
+        ok = ok && self.query::<i64>("heartbeat", &register).await.is_some();
+        for (app, _) in self.local.namespaces() {
+            if !ok {
+                break;
+            }
+            let touch = self.scripts.live_touch_call(&self.keys, &app);
+            ok = self.script::<i64>("heartbeat", &touch).await.is_some();
+        }
         if ok && self.health.ok() {
             self.resync_soon();
         }
@@ -97,10 +105,9 @@ impl RedisAdapter {
             let gone: Option<Vec<String>> = self
                 .script(
                     "reap own members",
-                    self.scripts
-                        .reap
-                        .key(self.keys.members(app, channel))
-                        .arg(format!("{}|", self.keys.node)),
+                    &self
+                        .scripts
+                        .reap_call(&self.keys, app, channel, &self.keys.node),
                 )
                 .await;
             for m in gone
@@ -119,41 +126,49 @@ impl RedisAdapter {
                 departed.push((d.app, d.channel, d.user_id));
             }
         }
-        let mut pipe = redis::pipe();
-        pipe.atomic();
+        // Per app, one script and one transaction in the app's slot; then the node's own
+        // records in its slot (Redis Cluster allows no transaction across slots).
+        let mut ok = true;
+        // No subscription or connection is counted while the counts are replaced: one made
+        // meanwhile would be in both.
+        let counting = self.counts_guard.write().await;
         for (app, ns) in self.local.namespaces() {
-            let counts_key = self.keys.counts(&app, &self.keys.node);
-            pipe.cmd("DEL").arg(&counts_key).ignore();
-            for (channel, n) in ns.local_counts() {
-                pipe.cmd("HSET")
-                    .arg(&counts_key)
-                    .arg(channel)
-                    .arg(n)
-                    .ignore();
-            }
-            pipe.cmd("HSET")
-                .arg(self.keys.connections(&app))
-                .arg(&self.keys.node)
-                .arg(ns.connection_count())
-                .ignore();
-            pipe.cmd("SADD")
+            let counts = ns.local_counts();
+            let assert =
+                self.scripts
+                    .counts_assert_call(&self.keys, &app, ns.connection_count(), &counts);
+            ok &= self.script::<i64>("resync", &assert).await.is_some();
+        }
+        drop(counting);
+        let mut mine = redis::pipe();
+        mine.atomic();
+        for (app, ns) in self.local.namespaces() {
+            mine.cmd("SADD")
                 .arg(self.keys.node_apps(&self.keys.node))
                 .arg(&app)
                 .ignore();
+            let mut members = redis::pipe();
+            members.atomic();
+            let mut any = false;
             for m in ns.local_members() {
                 let channel = m.channel;
-                pipe.cmd("HSET")
+                any = true;
+                members
+                    .cmd("HSET")
                     .arg(self.keys.members(&app, &channel))
                     .arg(self.keys.member_field(&m.socket_id.to_string()))
                     .arg(member_value(&m.member))
                     .ignore();
-                pipe.cmd("SADD")
+                mine.cmd("SADD")
                     .arg(self.keys.node_presence(&self.keys.node))
                     .arg(format!("{app}\n{channel}"))
                     .ignore();
             }
+            if any {
+                ok &= self.pipe::<()>("resync", &members).await.is_some();
+            }
         }
-        let mut ok = self.pipe::<()>("resync", &pipe).await.is_some();
+        ok &= self.pipe::<()>("resync", &mine).await.is_some();
         // Signed-in users, for every app this node has or had state for.
         let mut apps: std::collections::HashSet<String> = self
             .query::<Vec<String>>(
@@ -241,10 +256,7 @@ impl RedisAdapter {
             let gone: Option<Vec<String>> = self
                 .script(
                     "reap members",
-                    self.scripts
-                        .reap
-                        .key(self.keys.members(app, channel))
-                        .arg(format!("{node}|")),
+                    &self.scripts.reap_call(&self.keys, app, channel, node),
                 )
                 .await;
             for m in gone
@@ -266,30 +278,26 @@ impl RedisAdapter {
         // Channels the dead node had subscribers on: those left with none are vacated.
         let mut affected: Vec<(String, Vec<String>)> = Vec::new();
         for app in &apps {
-            let counts: std::collections::HashMap<String, i64> = self
-                .query(
-                    "read dead node",
-                    redis::cmd("HGETALL").arg(self.keys.counts(app, node)),
+            self.reap_users(app, node).await;
+            let channels: Vec<String> = self
+                .script(
+                    "remove dead node",
+                    &self.scripts.counts_reap_call(&self.keys, app, node),
                 )
                 .await
                 .unwrap_or_default();
-            affected.push((app.clone(), counts.into_keys().collect()));
-        }
-        for app in &apps {
-            self.reap_users(app, node).await;
+            affected.push((app.clone(), channels));
         }
         let mut pipe = redis::pipe();
-        for app in &apps {
-            pipe.cmd("DEL").arg(self.keys.counts(app, node)).ignore();
-            pipe.cmd("HDEL")
-                .arg(self.keys.connections(app))
-                .arg(node)
-                .ignore();
-        }
         pipe.cmd("DEL").arg(self.keys.node_apps(node)).ignore();
         pipe.cmd("DEL").arg(self.keys.node_presence(node)).ignore();
-        pipe.cmd("SREM").arg(self.keys.nodes()).arg(node).ignore();
         let _: Option<()> = self.pipe("remove dead node", &pipe).await;
+        let _: Option<i64> = self
+            .query(
+                "remove dead node",
+                redis::cmd("SREM").arg(self.keys.nodes()).arg(node),
+            )
+            .await;
         for (app, channels) in affected {
             let Some(totals) = self.cluster_counts(&app).await else {
                 continue;

@@ -1,8 +1,11 @@
 //! The cluster adapter: nodes share one Redis.
 //!
 //! * Fan-out: a node delivers to its own subscribers at once and publishes the frame on one
-//!   pub/sub channel; every other node delivers it to its subscribers. Each subscriber gets it
-//!   exactly once, `socket_id` exclusion included (`bus`).
+//!   pub/sub channel (on Redis Cluster, the app's sharded channel); every other node delivers
+//!   it to its subscribers. Each subscriber gets it exactly once, `socket_id` exclusion
+//!   included (`bus`, `shard_bus`).
+//! * Redis is one server, the master Sentinel names, or a Redis Cluster (`endpoint`, `conn`);
+//!   every key and script is slot-safe (`keys`), so the rest does not care which.
 //! * Shared state lives in keys (`keys`): per-node subscription counts, per-app connection
 //!   counts (`counts`), presence members decided atomically by Lua scripts (`presence`,
 //!   `scripts`), cache channels' last events (`cache`).
@@ -20,6 +23,7 @@
 mod bus;
 mod cache;
 mod call;
+mod conn;
 mod counts;
 mod endpoint;
 mod health;
@@ -28,9 +32,12 @@ mod keys;
 mod liveness;
 mod presence;
 mod probe;
+mod script_calls;
 mod scripts;
+mod shard_bus;
 mod users;
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -76,8 +83,14 @@ pub struct RedisAdapter {
     /// Redis, exclusively while the node re-asserts them (`users`): a sign-in racing a
     /// re-assertion is then counted exactly once.
     users_guard: tokio::sync::RwLock<()>,
+    /// The same for subscription and connection counts: held shared from a local change to
+    /// its count in Redis, exclusively while the node re-asserts its counts (`liveness`), so
+    /// that a subscription made meanwhile is not counted by both.
+    counts_guard: tokio::sync::RwLock<()>,
     /// Where events discovered without a local cause (a dead node's members) go.
     events: ClusterEvents,
+    /// Apps whose sharded bus channel this node subscribed to (Redis Cluster, `shard_bus`).
+    bus_apps: Mutex<HashSet<String>>,
 }
 
 impl RedisAdapter {
@@ -90,9 +103,11 @@ impl RedisAdapter {
         events: ClusterEvents,
     ) -> Result<Arc<RedisAdapter>, redis::RedisError> {
         let endpoint = endpoint::Endpoint::new(servers)?;
+        let pushes = endpoint.take_pushes();
         let keys = Keys {
             prefix: prefix.to_string(),
             node: format!("{:016x}", rand::random::<u64>()),
+            sharded: endpoint.is_cluster(),
         };
         let local = LocalAdapter::new();
         local.spawn_sweeper();
@@ -107,11 +122,16 @@ impl RedisAdapter {
             bus_published: AtomicU64::new(0),
             bus_received: AtomicU64::new(0),
             users_guard: tokio::sync::RwLock::new(()),
+            counts_guard: tokio::sync::RwLock::new(()),
             events,
             scripts: Scripts::load(),
+            bus_apps: Mutex::new(HashSet::new()),
         });
         tracing::info!(node = %keys.node, prefix = %keys.prefix, "redis adapter: joining the cluster");
-        bus::spawn_listener(Arc::downgrade(&adapter), keys.bus());
+        match pushes {
+            Some(pushes) => shard_bus::spawn_listener(Arc::downgrade(&adapter), pushes),
+            None => bus::spawn_listener(Arc::downgrade(&adapter), keys.shared_bus()),
+        }
         liveness::spawn(Arc::downgrade(&adapter));
         Ok(adapter)
     }
@@ -123,12 +143,20 @@ impl RedisAdapter {
         let keys = Keys {
             prefix: prefix.to_string(),
             node: String::new(),
+            sharded: matches!(servers, Servers::Cluster(_)),
         };
-        let endpoint = endpoint::Endpoint::new(servers).map_err(|e| e.to_string())?;
-        let found = match (endpoint.client().await, servers) {
-            (Ok(client), _) => probe::run(&client, &keys).await,
-            (Err(e), Servers::Sentinel(sentinels)) => probe::sentinel_problem(sentinels, &e).await,
-            (Err(e), Servers::Single(_)) => probe::Probe::Unreachable(e.to_string()),
+        let found = match servers {
+            Servers::Cluster(seeds) => probe::cluster(seeds, &keys).await,
+            _ => {
+                let endpoint = endpoint::Endpoint::new(servers).map_err(|e| e.to_string())?;
+                match (endpoint.client().await, servers) {
+                    (Ok(client), _) => probe::run(&client, &keys).await,
+                    (Err(e), Servers::Sentinel(sentinels)) => {
+                        probe::sentinel_problem(sentinels, &e).await
+                    }
+                    (Err(e), _) => probe::Probe::Unreachable(e.to_string()),
+                }
+            }
         };
         match found {
             probe::Probe::Ready => Ok(()),
@@ -161,6 +189,7 @@ impl RedisAdapter {
         member: Option<Member>,
         follow: Follow,
     ) -> Result<Subscribed, SubscribeError> {
+        let _counting = self.counts_guard.read().await;
         let (mut local, joined) = match member {
             None => (
                 self.local
@@ -244,6 +273,7 @@ impl Adapter for RedisAdapter {
     }
 
     async fn unsubscribe(&self, app: &App, channel: &str, socket_id: SocketId) -> Unsubscribed {
+        let _counting = self.counts_guard.read().await;
         let mut out = self
             .local
             .namespace(&app.id)

@@ -51,13 +51,17 @@ impl RedisAdapter {
         let joined: Option<(i64, Vec<String>)> = self
             .script(
                 "presence join",
-                self.scripts
-                    .join
-                    .key(self.keys.members(&app.id, channel))
-                    .arg(self.keys.member_field(&conn.socket_id.to_string()))
-                    .arg(&value)
-                    .arg(&member.key)
-                    .arg(app.max_presence_members_per_channel),
+                &self.scripts.join_call(
+                    &self.keys,
+                    &app.id,
+                    channel,
+                    [
+                        &self.keys.member_field(&conn.socket_id.to_string()),
+                        &value,
+                        &member.key,
+                    ],
+                    app.max_presence_members_per_channel,
+                ),
             )
             .await;
         if let Some((-1, _)) = joined {
@@ -129,11 +133,13 @@ impl RedisAdapter {
         let left: Option<i64> = self
             .script(
                 "presence leave",
-                self.scripts
-                    .leave
-                    .key(self.keys.members(&app.id, channel))
-                    .arg(self.keys.member_field(&socket_id.to_string()))
-                    .arg(&key),
+                &self.scripts.leave_call(
+                    &self.keys,
+                    &app.id,
+                    channel,
+                    &self.keys.member_field(&socket_id.to_string()),
+                    &key,
+                ),
             )
             .await;
         match left {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use redis::{ErrorKind, RedisError};
 
 use super::keys::Keys;
-use crate::net::redis_servers::Sentinels;
+use crate::net::redis_servers::{ClusterSeeds, Sentinels};
 
 /// How long the probe waits for each step before calling Redis unreachable.
 const STEP: Duration = Duration::from_secs(3);
@@ -50,14 +50,10 @@ pub async fn run(client: &redis::Client, keys: &Keys) -> Probe {
     if let Err(p) = step(discard.query_async::<()>(&mut conn)).await {
         return explain(p, "transactions (MULTI, EXEC, DISCARD)");
     }
-    let script = redis::Script::new("return string.len(redis.call('INFO', 'server'))");
-    if let Err(p) = step(script.invoke_async::<_, i64>(&mut conn)).await {
-        return explain(
-            p,
-            "scripts (EVAL, EVALSHA) that call INFO, HSET, HGET and the other commands of the ACL in docs/cluster.md",
-        );
+    if let Err(p) = step(script().invoke_async::<_, i64>(&mut conn)).await {
+        return explain(p, SCRIPTS);
     }
-    let bus = keys.bus();
+    let bus = keys.shared_bus();
     let subscribed = async {
         let mut pubsub = client.get_async_pubsub().await?;
         pubsub.subscribe(&bus).await
@@ -66,6 +62,47 @@ pub async fn run(client: &redis::Client, keys: &Keys) -> Probe {
         return explain(p, &format!("the pub/sub channel &{bus}"));
     }
     Probe::Ready
+}
+
+/// The same accesses on a Redis Cluster, each routed to the master of its key's slot: a key
+/// read, a script that reads `INFO server` and `TIME`, and a publish on a sharded channel under
+/// the prefix (nobody listens to it). Seeds that do not answer are named, masked.
+pub async fn cluster(seeds: &ClusterSeeds, keys: &Keys) -> Probe {
+    let client = match seeds.client(None, STEP) {
+        Ok(c) => c,
+        Err(e) => return Probe::Refused(e.to_string()),
+    };
+    let found = async {
+        let mut conn = step(client.get_async_connection())
+            .await
+            .map_err(|p| match p {
+                Probe::Unreachable(why) => Probe::Unreachable(format!(
+                    "no node of redis_cluster_nodes ({}) answered: {why}",
+                    seeds.shown.join(", ")
+                )),
+                other => other,
+            })?;
+        let mut exists = redis::cmd("EXISTS");
+        exists.arg(format!("{}:probe", keys.prefix));
+        step(exists.query_async::<i64>(&mut conn))
+            .await
+            .map_err(|p| explain(p, &format!("keys ~{}:*", keys.prefix)))?;
+        step(script().invoke_async::<_, i64>(&mut conn))
+            .await
+            .map_err(|p| explain(p, SCRIPTS))?;
+        let channel = format!("{}:probe", keys.prefix);
+        let mut publish = redis::cmd("SPUBLISH");
+        publish.arg(&channel).arg("");
+        step(publish.query_async::<i64>(&mut conn))
+            .await
+            .map_err(|p| explain(p, &format!("the sharded pub/sub channels &{channel}")))?;
+        Ok::<_, Probe>(())
+    };
+    match found.await {
+        Ok(()) => Probe::Ready,
+        Err(Probe::Refused(why)) => Probe::Refused(why.replace("redis_url", "redis_cluster_nodes")),
+        Err(p) => p,
+    }
 }
 
 /// One step with a timeout, its error classified.
@@ -78,6 +115,14 @@ async fn step<T>(f: impl std::future::Future<Output = Result<T, RedisError>>) ->
             STEP.as_secs()
         ))),
     }
+}
+
+/// What the scripts need, for a refusal.
+const SCRIPTS: &str = "scripts (EVAL, EVALSHA) that call INFO, TIME, HSET, HGET and the other commands of the ACL in docs/cluster.md";
+
+/// A script that reads what the adapter's scripts read beyond keys: `INFO server`, `TIME`.
+fn script() -> redis::Script {
+    redis::Script::new("return string.len(redis.call('INFO', 'server')) + #redis.call('TIME')")
 }
 
 /// A refusal named for what it forbids.

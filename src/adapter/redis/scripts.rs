@@ -2,6 +2,12 @@
 //! gone) and the numbering of recorded channels (docs/recovery.md §3) are atomic across nodes. A members hash maps `node|socket` to the JSON array
 //! `[member key, user_id, user_info]`; presence channels are small (100 members by default), so
 //! scanning one on a join or leave is cheap.
+//!
+//! Every key a script touches comes in KEYS, and all of them are keys of one app (one hash
+//! slot, `keys`), so each script runs as is on Redis Cluster. The pub/sub channel a script
+//! publishes on is an argument, not a key; on Redis Cluster it is the app's sharded channel,
+//! in the same slot, which Redis requires of `SPUBLISH` in a script. Which keys and arguments
+//! each script gets is built in `script_calls`.
 
 use redis::Script;
 
@@ -10,8 +16,13 @@ pub struct Scripts {
     pub join: Script,
     pub leave: Script,
     pub reap: Script,
-    pub decrement: Script,
     pub count_change: Script,
+    pub counts_read: Script,
+    pub counts_assert: Script,
+    pub counts_reap: Script,
+    pub connection_change: Script,
+    pub connections_read: Script,
+    pub live_touch: Script,
     pub history_append: Script,
     pub history_read: Script,
     pub user_count: Script,
@@ -25,8 +36,13 @@ impl Scripts {
             join: join(),
             leave: leave(),
             reap: reap(),
-            decrement: decrement(),
             count_change: count_change(),
+            counts_read: counts_read(),
+            counts_assert: counts_assert(),
+            counts_reap: counts_reap(),
+            connection_change: connection_change(),
+            connections_read: connections_read(),
+            live_touch: live_touch(),
             history_append: history_append(),
             history_read: history_read(),
             user_count: user_count(),
@@ -104,45 +120,149 @@ return out
     )
 }
 
-/// KEYS[1] a counts hash; ARGV[1] field. Decrements and deletes the field at zero.
-fn decrement() -> Script {
+/// Redis's clock in ms (`now_ms()`), and the nodes of one app alive by its `live` hash
+/// (`live_nodes(key, now)`, a set): liveness is judged by the clock of the server holding the
+/// app, never by the nodes' clocks. Shared by the count scripts.
+const LIVE: &str = r#"
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function live_nodes(key, now)
+  local alive, l = {}, redis.call('HGETALL', key)
+  for i = 1, #l, 2 do
+    if tonumber(l[i + 1]) > now then alive[l[i]] = true end
+  end
+  return alive
+end
+"#;
+
+/// KEYS: the app's counts, live, change counter; ARGV: channel, delta, this node's id, liveness
+/// ttl ms. Marks this node alive for the app, applies the delta to its count and returns
+/// `{subscriptions over every live node, change number}` in one atomic step, so that exactly
+/// one node sees a channel become occupied (1) or vacated (0), and a later change always has
+/// a higher number (for the live subscription count, docs/protocol.md §10.2).
+fn count_change() -> Script {
+    Script::new(&format!(
+        r#"{LIVE}
+local now = now_ms()
+redis.call('HSET', KEYS[2], ARGV[3], now + tonumber(ARGV[4]))
+local f = ARGV[3] .. '\n' .. ARGV[1]
+local n = redis.call('HINCRBY', KEYS[1], f, ARGV[2])
+if n <= 0 then redis.call('HDEL', KEYS[1], f) end
+local total = 0
+for node in pairs(live_nodes(KEYS[2], now)) do
+  local c = tonumber(redis.call('HGET', KEYS[1], node .. '\n' .. ARGV[1]) or '0')
+  if c and c > 0 then total = total + c end
+end
+return {{total, redis.call('INCR', KEYS[3])}}
+"#
+    ))
+}
+
+/// KEYS: the app's counts, live. Returns `channel, subscriptions` pairs summed over the live
+/// nodes.
+fn counts_read() -> Script {
+    Script::new(&format!(
+        r#"{LIVE}
+local alive = live_nodes(KEYS[2], now_ms())
+local totals, order = {{}}, {{}}
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  local node, ch = string.match(all[i], '^([^\n]*)\n(.*)$')
+  local c = tonumber(all[i + 1])
+  if node and alive[node] and c and c > 0 then
+    if not totals[ch] then totals[ch] = 0; table.insert(order, ch) end
+    totals[ch] = totals[ch] + c
+  end
+end
+local out = {{}}
+for _, ch in ipairs(order) do table.insert(out, ch); table.insert(out, totals[ch]) end
+return out
+"#
+    ))
+}
+
+/// KEYS: the app's counts, connections, live; ARGV: node, liveness ttl ms, its connections,
+/// then `channel, subscriptions` pairs: the node's whole truth for the app, replacing what
+/// Redis held (after a restart, an outage).
+fn counts_assert() -> Script {
+    Script::new(&format!(
+        r#"{LIVE}
+local p = ARGV[1] .. '\n'
+for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
+  if string.sub(f, 1, #p) == p then redis.call('HDEL', KEYS[1], f) end
+end
+for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], p .. ARGV[i], ARGV[i + 1]) end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+redis.call('HSET', KEYS[3], ARGV[1], now_ms() + tonumber(ARGV[2]))
+return 1
+"#
+    ))
+}
+
+/// KEYS: the app's counts, connections, live; ARGV: a dead node's id. Removes its counts,
+/// connections and liveness for the app; returns the channels it had subscribers on.
+fn counts_reap() -> Script {
     Script::new(
         r#"
-local n = redis.call('HINCRBY', KEYS[1], ARGV[1], -1)
-if n <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
-return n
+local p = ARGV[1] .. '\n'
+local out = {}
+for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
+  if string.sub(f, 1, #p) == p then
+    redis.call('HDEL', KEYS[1], f)
+    table.insert(out, string.sub(f, #p + 1))
+  end
+end
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+return out
 "#,
     )
 }
 
-/// KEYS[1] this node's counts hash; ARGV: channel, delta, nodes set key, liveness key prefix,
-/// counts key prefix (node id appended), this node's id, the app's change counter key. Applies
-/// the delta to this node's count and returns `{subscriptions over every live node, change
-/// number}` in one atomic step, so that exactly one node sees a channel become occupied (1) or
-/// vacated (0), and a later change always has a higher number (for the live subscription
-/// count, docs/protocol.md §10.2).
-fn count_change() -> Script {
-    Script::new(
-        r#"
+/// KEYS: the app's connections, live; ARGV: this node's id, delta, liveness ttl ms. Marks this
+/// node alive for the app, moves its connection count (deleting it at zero) and returns the
+/// app's connections over the live nodes.
+fn connection_change() -> Script {
+    Script::new(&format!(
+        r#"{LIVE}
+local now = now_ms()
+redis.call('HSET', KEYS[2], ARGV[1], now + tonumber(ARGV[3]))
 local n = redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
 if n <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
-local total, seen_self = 0, false
-local function add(node)
-  local c = tonumber(redis.call('HGET', ARGV[5] .. node, ARGV[1]) or '0')
+local total = 0
+for node in pairs(live_nodes(KEYS[2], now)) do
+  local c = tonumber(redis.call('HGET', KEYS[1], node) or '0')
   if c and c > 0 then total = total + c end
 end
-for _, node in ipairs(redis.call('SMEMBERS', ARGV[3])) do
-  if node == ARGV[6] then
-    seen_self = true
-    add(node)
-  elseif redis.call('EXISTS', ARGV[4] .. node) == 1 then
-    add(node)
-  end
+return total
+"#
+    ))
+}
+
+/// KEYS: the app's connections, live. Returns the app's connections over the live nodes.
+fn connections_read() -> Script {
+    Script::new(&format!(
+        r#"{LIVE}
+local total = 0
+for node in pairs(live_nodes(KEYS[2], now_ms())) do
+  local c = tonumber(redis.call('HGET', KEYS[1], node) or '0')
+  if c and c > 0 then total = total + c end
 end
-if not seen_self then add(ARGV[6]) end
-return {total, redis.call('INCR', ARGV[7])}
-"#,
-    )
+return total
+"#
+    ))
+}
+
+/// KEYS: the app's live; ARGV: this node's id, liveness ttl ms. The heartbeat, per app.
+fn live_touch() -> Script {
+    Script::new(&format!(
+        r#"{LIVE}
+redis.call('HSET', KEYS[1], ARGV[1], now_ms() + tonumber(ARGV[2]))
+return 1
+"#
+    ))
 }
 
 /// The history a recorded channel's meta (KEYS[1]) and log (KEYS[2]) hold, or a new one with
@@ -162,7 +282,7 @@ end
 "#;
 
 /// KEYS: meta, log; ARGV: new epoch, ttl ms, history size, bus channel, bus message head,
-/// entry head (`except\ntime_ms\n`), frame. Numbers the event, appends it, keeps the last
+/// entry head (`except\ntime_ms\n`), frame, publish command (`PUBLISH` or `SPUBLISH`). Numbers the event, appends it, keeps the last
 /// `history size`, refreshes both TTLs (the log lives `ttl` after the last publish, the meta
 /// twice that, so a late client learns `expired` rather than `epoch_changed`) and publishes it
 /// on the bus: one step, so every node receives a channel's events in offset order.
@@ -176,7 +296,7 @@ redis.call('RPUSH', KEYS[2], top .. '\n' .. ARGV[6] .. ARGV[7])
 redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 redis.call('PEXPIRE', KEYS[1], 2 * tonumber(ARGV[2]))
-redis.call('PUBLISH', ARGV[4], ARGV[5] .. epoch .. '\n' .. top .. '\n' .. ARGV[7])
+redis.call(ARGV[8], ARGV[4], ARGV[5] .. epoch .. '\n' .. top .. '\n' .. ARGV[7])
 return {{epoch, top}}
 "#
     ))
@@ -204,8 +324,9 @@ return {{epoch, top, held, items}}
 
 /// Moves a user's total (KEYS[1], the app's hash user → signed-in connections over the
 /// cluster) by what changed in one node's hash (KEYS[2]), keeping the total the sum of the
-/// nodes', and publishes the user's transition on the bus: ARGV[1] bus channel (empty: the app
-/// has no watchlist events, nothing is published), ARGV[2] message head; the payload is `1`
+/// nodes', and publishes the user's transition on the bus: ARGV[1] the publish command
+/// (`PUBLISH`, `SPUBLISH`, or empty: the app has no watchlist events, nothing is published),
+/// ARGV[2] the bus channel, ARGV[3] message head; the payload is `1`
 /// (online) or `0` (offline) followed by the user id. Shared by the three user scripts.
 const SET_USER: &str = r#"
 local function set_user(user, n)
@@ -217,33 +338,35 @@ local function set_user(user, n)
   local after = before + d
   if after > 0 then redis.call('HSET', KEYS[1], user, after) else redis.call('HDEL', KEYS[1], user) end
   if ARGV[1] == '' then return end
-  if before <= 0 and after > 0 then redis.call('PUBLISH', ARGV[1], ARGV[2] .. '1' .. user)
-  elseif before > 0 and after <= 0 then redis.call('PUBLISH', ARGV[1], ARGV[2] .. '0' .. user) end
+  if before <= 0 and after > 0 then redis.call(ARGV[1], ARGV[2], ARGV[3] .. '1' .. user)
+  elseif before > 0 and after <= 0 then redis.call(ARGV[1], ARGV[2], ARGV[3] .. '0' .. user) end
 end
 "#;
 
-/// KEYS: the app's users, this node's users; ARGV: bus channel, head, user, delta. A sign-in
+/// KEYS: the app's users, this node's users; ARGV: publish command, bus channel, head, user,
+/// delta. A sign-in
 /// (+1) or sign-out (-1) here; the user's first connection anywhere is announced `online`, the
 /// last one gone `offline` (docs/protocol.md §10.1), in one step with the count, so every node
 /// hears one user's transitions in the order they happened.
 fn user_count() -> Script {
     Script::new(&format!(
         r#"{SET_USER}
-local n = tonumber(redis.call('HGET', KEYS[2], ARGV[3]) or '0') + tonumber(ARGV[4])
-set_user(ARGV[3], n)
+local n = tonumber(redis.call('HGET', KEYS[2], ARGV[4]) or '0') + tonumber(ARGV[5])
+set_user(ARGV[4], n)
 return 1
 "#
     ))
 }
 
-/// KEYS: the app's users, this node's users; ARGV: bus channel, head, then `user, count`
+/// KEYS: the app's users, this node's users; ARGV: publish command, bus channel, head, then
+/// `user, count`
 /// pairs: this node's whole truth. Users it no longer has are taken off (announced `offline`
 /// when gone everywhere), new ones added (`online`), after a Redis restart or an outage.
 fn users_assert() -> Script {
     Script::new(&format!(
         r#"{SET_USER}
 local now = {{}}
-for i = 3, #ARGV, 2 do now[ARGV[i]] = tonumber(ARGV[i + 1]) end
+for i = 4, #ARGV, 2 do now[ARGV[i]] = tonumber(ARGV[i + 1]) end
 local old = redis.call('HKEYS', KEYS[2])
 for _, user in ipairs(old) do
   if not now[user] then set_user(user, 0) end
@@ -254,7 +377,7 @@ return 1
     ))
 }
 
-/// KEYS: the app's users, a dead node's users; ARGV: bus channel, head. Takes the dead node's
+/// KEYS: the app's users, a dead node's users; ARGV: publish command, bus channel, head. Takes the dead node's
 /// sign-ins off the totals (announcing users gone everywhere `offline`) and deletes its hash.
 fn users_reap() -> Script {
     Script::new(&format!(

@@ -58,22 +58,17 @@ impl RedisAdapter {
         let Some(head) = watch_head(&self.keys.node, &app.id) else {
             return;
         };
-        let bus = if app.enable_watchlist_events {
-            self.keys.bus()
-        } else {
-            String::new()
-        };
         let _: Option<i64> = self
             .script(
                 "count user",
-                self.scripts
-                    .user_count
-                    .key(self.keys.users(&app.id))
-                    .key(self.keys.node_users(&app.id, &self.keys.node))
-                    .arg(bus)
-                    .arg(head)
-                    .arg(user_id)
-                    .arg(delta),
+                &self.scripts.user_count_call(
+                    &self.keys,
+                    &app.id,
+                    app.enable_watchlist_events,
+                    &head,
+                    user_id,
+                    delta,
+                ),
             )
             .await;
     }
@@ -104,15 +99,10 @@ impl RedisAdapter {
         let Some(head) = watch_head(&self.keys.node, app_id) else {
             return true;
         };
-        let mut inv = self.scripts.users_assert.prepare_invoke();
-        inv.key(self.keys.users(app_id))
-            .key(self.keys.node_users(app_id, &self.keys.node))
-            .arg(self.keys.bus())
-            .arg(head);
-        for (user, n) in users {
-            inv.arg(user).arg(*n);
-        }
-        self.script::<i64>("assert users", &inv).await.is_some()
+        let call = self
+            .scripts
+            .users_assert_call(&self.keys, app_id, &head, users);
+        self.script::<i64>("assert users", &call).await.is_some()
     }
 
     /// Takes a dead node's sign-ins of `app_id` off the cluster's totals, announcing the users
@@ -124,12 +114,9 @@ impl RedisAdapter {
         let _: Option<i64> = self
             .script(
                 "reap users",
-                self.scripts
-                    .users_reap
-                    .key(self.keys.users(app_id))
-                    .key(self.keys.node_users(app_id, node))
-                    .arg(self.keys.bus())
-                    .arg(head),
+                &self
+                    .scripts
+                    .users_reap_call(&self.keys, app_id, node, &head),
             )
             .await;
     }
