@@ -235,6 +235,10 @@ async fn forward_cluster_events(
         let Some(state) = state.upgrade() else {
             return;
         };
+        if matches!(event, ClusterEvent::AppsChanged) {
+            state.app_store_kick.notify_one();
+            continue;
+        }
         let Some(app) = state.apps().by_id(&app_id).cloned() else {
             continue;
         };
@@ -243,6 +247,7 @@ async fn forward_cluster_events(
                 Event::member_removed(&channel, &user_id)
             }
             ClusterEvent::ChannelVacated { channel } => Event::channel_vacated(&channel),
+            ClusterEvent::AppsChanged => continue,
         };
         state.webhooks.emit(&app, hook);
     }

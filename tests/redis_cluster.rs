@@ -1,6 +1,8 @@
 //! The Redis adapter: two or more Clarion nodes sharing a real `redis-server` (started by each
 //! test on a free port, so it can be stopped and restarted) behave as one server.
 
+#[path = "redis_cluster/app_store.rs"]
+mod app_store;
 #[path = "redis_cluster/cluster.rs"]
 mod cluster;
 mod common;

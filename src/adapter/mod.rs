@@ -80,6 +80,9 @@ pub trait Adapter: Send + Sync + 'static {
     async fn channel_stats(&self, app: &App, channel: &str) -> ChannelStats;
     /// Distinct user ids on a presence channel.
     async fn presence_users(&self, app: &App, channel: &str) -> Vec<Value>;
+    /// The app store changed (an admin API write): every other node should read it now. One
+    /// node has nobody to tell.
+    async fn apps_changed(&self) {}
     /// Closes every connection signed in as `user_id`, on every node.
     async fn terminate_user(&self, app: &App, user_id: &str);
     /// Connections of the app.
@@ -182,6 +185,8 @@ pub enum ClusterEvent {
     MemberRemoved { channel: String, user_id: Value },
     /// The channel has no subscriber left on any node.
     ChannelVacated { channel: String },
+    /// Another node changed the app store (the app id is empty): read it now.
+    AppsChanged,
 }
 
 /// Where a cluster adapter sends `(app id, event)`.

@@ -185,6 +185,7 @@ fn new_secret() -> String {
 async fn reread(state: &State) {
     if let Some(store) = &state.app_store {
         store.announce().await;
+        state.adapter.apps_changed().await;
         match store
             .load()
             .await

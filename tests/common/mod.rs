@@ -3,6 +3,7 @@
 //! server's code, so a signing bug in the server cannot hide behind the same bug in the tests.
 #![allow(dead_code)]
 
+pub mod admin;
 pub mod binary;
 pub mod certs;
 pub mod process;

@@ -20,6 +20,7 @@
 //! No lock is held across a Redis call: the local adapter's critical sections are synchronous
 //! and end before any Redis I/O starts.
 
+mod apps_signal;
 mod bus;
 mod cache;
 mod call;
@@ -133,6 +134,7 @@ impl RedisAdapter {
             None => bus::spawn_listener(Arc::downgrade(&adapter), keys.shared_bus()),
         }
         liveness::spawn(Arc::downgrade(&adapter));
+        apps_signal::spawn(Arc::downgrade(&adapter));
         Ok(adapter)
     }
 
@@ -259,6 +261,10 @@ impl Adapter for RedisAdapter {
 
     fn watchlist_sent(&self, app: &App, socket_id: SocketId) {
         self.local.namespace(&app.id).watchlist_sent(socket_id);
+    }
+
+    async fn apps_changed(&self) {
+        self.bump_apps_version().await;
     }
 
     async fn subscribe(
