@@ -24,6 +24,7 @@ mod laravel_env;
 mod layout;
 mod lifecycle;
 mod metrics;
+mod openapi;
 mod recovery;
 mod security;
 mod smoke;
