@@ -24,7 +24,7 @@
 //! | `metrics` | Prometheus metrics rendered from a plain snapshot | adapter, webhooks |
 //! | [`state`] | what every connection and request shares | adapter, app, app_store, config, limits, metrics, net, protocol, sync, webhooks |
 //! | [`ws`] | one upgraded connection: event loop, subscribe, sign-in, client events | adapter, app, channels, limits, metrics, protocol, state, webhooks |
-//! | [`http`] | routing, health, the signed API, the upgrade, `/metrics`, the admin API | adapter, app, app_store, channels, limits, protocol, state, sync, ws |
+//! | [`http`] | routing, health, the signed API, the upgrade, `/metrics`, the admin API | adapter, app, app_store, channels, limits, metrics, protocol, state, sync, ws |
 //! | [`server`] | accept loop, start-up ([`server::StartError`]), reload, graceful drain | everything above |
 //!
 //! Modules are crate-private unless the binary, tests, benchmarks or fuzz targets need them.

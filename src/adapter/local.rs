@@ -222,10 +222,6 @@ impl Adapter for LocalAdapter {
         )
     }
 
-    fn watchlist_sent(&self, app: &App, socket_id: SocketId) {
-        self.namespace(&app.id).watchlist_sent(socket_id);
-    }
-
     async fn subscribe(
         &self,
         app: &App,

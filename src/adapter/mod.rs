@@ -56,8 +56,11 @@ pub trait Adapter: Send + Sync + 'static {
         watchlist: Option<&[String]>,
     ) -> Vec<String>;
     /// The statuses frame of `socket_id`'s watchlist is queued: transitions held since its
-    /// sign-in follow it (`Watchers::release`), so none overtakes it.
-    fn watchlist_sent(&self, app: &App, socket_id: SocketId);
+    /// sign-in follow it (`Watchers::release`), so none overtakes it. The watchers are this
+    /// node's, whatever the adapter.
+    fn watchlist_sent(&self, app: &App, socket_id: SocketId) {
+        self.local().namespace(&app.id).watchlist_sent(socket_id);
+    }
     /// Subscribes a connection (and, for presence, adds the member).
     async fn subscribe(
         &self,

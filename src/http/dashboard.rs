@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
+use crate::metrics::Snapshot;
 use crate::state::State;
 
 /// The page, served as it is.
@@ -47,18 +48,17 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// This node's figures for each app now.
-fn sample(state: &State) -> Sample {
+/// Each app's figures in `snapshot` (this node's, taken now), with its message counters.
+fn sample(state: &State, snapshot: &Snapshot) -> Sample {
     let m = &state.metrics;
-    let apps = state
-        .snapshot()
+    let apps = snapshot
         .apps
-        .into_iter()
+        .iter()
         .map(|a| AppSample {
             messages_in: m.ws_messages_received.with_label_values(&[&a.app_id]).get(),
             messages_out: m.ws_messages_sent.with_label_values(&[&a.app_id]).get(),
             connections: a.connections,
-            app_id: a.app_id,
+            app_id: a.app_id.clone(),
         })
         .collect();
     Sample {
@@ -78,7 +78,7 @@ impl History {
                 let Some(state) = state.upgrade() else {
                     return;
                 };
-                let s = sample(&state);
+                let s = sample(&state, &state.snapshot());
                 let mut samples = crate::sync::lock(&history.samples);
                 samples.push_back(s);
                 while samples.len() > KEPT {
@@ -112,7 +112,7 @@ impl History {
 /// `GET /stats`: the node now, each app with its busiest channels, and the history.
 pub fn stats(state: &State, history: &History) -> Value {
     let snapshot = state.snapshot();
-    let now = sample(state);
+    let now = sample(state, &snapshot);
     let namespaces = state.adapter.local().namespaces();
     let apps: Vec<Value> = state
         .apps()

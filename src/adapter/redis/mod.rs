@@ -259,10 +259,6 @@ impl Adapter for RedisAdapter {
             .await
     }
 
-    fn watchlist_sent(&self, app: &App, socket_id: SocketId) {
-        self.local.namespace(&app.id).watchlist_sent(socket_id);
-    }
-
     async fn apps_changed(&self) {
         self.bump_apps_version().await;
     }
