@@ -202,20 +202,27 @@ pub async fn wait_for_metrics(port: u16, within: Duration, want: &[(&str, f64)])
     }
 }
 
-/// Runs the binary with `toml` and returns its exit code and standard error; a node still
-/// running after 15 s is killed (and reported as code -1).
-pub fn run_to_exit(toml: &str) -> (i32, String) {
+/// The binary started with `toml` as its config file on free ports (port 0, no metrics),
+/// standard error piped and standard output as `stdout` says. The directory holds the config.
+pub fn spawn_with_config(toml: &str, stdout: Stdio) -> (tempfile::TempDir, Child) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("clarion.toml");
     std::fs::write(&path, toml).expect("write config");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_clarion"))
+    let child = Command::new(env!("CARGO_BIN_EXE_clarion"))
         .arg("--config")
         .arg(&path)
         .args(["--host", "127.0.0.1", "--port", "0", "--metrics-port", "0"])
-        .stdout(Stdio::null())
+        .stdout(stdout)
         .stderr(Stdio::piped())
         .spawn()
         .expect("start clarion");
+    (dir, child)
+}
+
+/// Runs the binary with `toml` and returns its exit code and standard error; a node still
+/// running after 15 s is killed (and reported as code -1).
+pub fn run_to_exit(toml: &str) -> (i32, String) {
+    let (_dir, mut child) = spawn_with_config(toml, Stdio::null());
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     let code = loop {
         if let Some(status) = child.try_wait().expect("wait") {

@@ -63,18 +63,8 @@ async fn ready(addr: std::net::SocketAddr, within: Duration) -> bool {
 /// output and error). That it was still running is asserted: unreachable seeds do not stop it.
 fn first_seconds_of_log(toml: &str, run: Duration) -> String {
     use std::io::Read;
-    use std::process::{Command, Stdio};
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("clarion.toml");
-    std::fs::write(&path, toml).expect("write config");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_clarion"))
-        .arg("--config")
-        .arg(&path)
-        .args(["--host", "127.0.0.1", "--port", "0", "--metrics-port", "0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start clarion");
+    let (_dir, mut child) =
+        crate::common::process::spawn_with_config(toml, std::process::Stdio::piped());
     std::thread::sleep(run);
     assert!(
         child.try_wait().expect("wait").is_none(),
