@@ -58,6 +58,8 @@ pub struct Metrics {
     pub redis_published: IntCounter,
     pub redis_received: IntCounter,
     pub redis_errors: IntCounter,
+    /// Channels whose bus subscription this node holds (interest-based fan-out).
+    pub redis_subscriptions: IntGauge,
     pub broadcast_seconds: Histogram,
     /// 1 while the app store's database cannot be read (the last good apps are served).
     pub app_store_unreachable: IntGauge,
@@ -114,6 +116,11 @@ impl Metrics {
             "1 while the app store's database cannot be read; the last apps read are served",
         )?;
         registry.register(Box::new(app_store_unreachable.clone()))?;
+        let redis_subscriptions = IntGauge::new(
+            name("redis_bus_subscriptions"),
+            "Channels whose cluster bus subscription this node holds (interest-based fan-out)",
+        )?;
+        registry.register(Box::new(redis_subscriptions.clone()))?;
         Ok(Metrics {
             app_store_unreachable,
             connected: gauge("connected", "Open WebSocket connections")?,
@@ -182,9 +189,10 @@ impl Metrics {
             )?,
             redis_received: counter(
                 "redis_received_total",
-                "Messages received from the cluster bus",
+                "Messages received from the cluster bus (the node's own included)",
             )?,
             redis_errors: counter("redis_errors_total", "Failed Redis calls")?,
+            redis_subscriptions,
             broadcast_seconds,
             registry,
         })
@@ -220,6 +228,7 @@ impl Metrics {
         catch_up(&self.redis_published, now.bus.published);
         catch_up(&self.redis_received, now.bus.received);
         catch_up(&self.redis_errors, now.bus.errors);
+        self.redis_subscriptions.set(now.bus.subscriptions as i64);
         let mut out = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()

@@ -6,6 +6,8 @@ mod app_store;
 #[path = "redis_cluster/cluster.rs"]
 mod cluster;
 mod common;
+#[path = "redis_cluster/interest.rs"]
+mod interest;
 #[path = "redis_cluster/sentinel.rs"]
 mod sentinel;
 #[path = "redis_cluster/tls.rs"]
@@ -39,7 +41,7 @@ async fn node_with(redis: &Redis, prefix: &str, server: &str, extra: &str) -> Te
     s
 }
 
-async fn wait_ready(s: &TestServer) {
+pub(crate) async fn wait_ready(s: &TestServer) {
     for _ in 0..100 {
         if s.raw_http("GET", "/ready", "").await.0 == 200 {
             return;

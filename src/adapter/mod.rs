@@ -174,10 +174,12 @@ pub struct LocalStats {
 pub struct BusStats {
     /// Messages published to the other nodes.
     pub published: u64,
-    /// Messages received from the other nodes.
+    /// Messages received from the bus (the node's own that come back included).
     pub received: u64,
     /// Failed calls to the shared store.
     pub errors: u64,
+    /// Channels whose bus subscription this node holds now (a gauge).
+    pub subscriptions: u64,
 }
 
 /// Something a cluster adapter discovered on its own, without a connection of this node

@@ -103,6 +103,20 @@ impl Redis {
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
+
+    /// Subscribers of a (non-sharded) pub/sub channel: `PUBSUB NUMSUB`.
+    pub fn subscribers(&self, channel: &str) -> i64 {
+        let client = redis::Client::open(self.url()).expect("redis url");
+        let mut conn = client
+            .get_connection_with_timeout(Duration::from_secs(1))
+            .expect("redis answers");
+        let (_, n): (String, i64) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(channel)
+            .query(&mut conn)
+            .expect("PUBSUB NUMSUB");
+        n
+    }
 }
 
 impl Drop for Redis {

@@ -448,3 +448,62 @@ async fn unreachable_seeds_leave_the_node_serving_locally_and_are_named() {
     c.expect_event("local").await;
     assert_eq!(s.raw_http("GET", "/ready", "").await.0, 503);
 }
+
+/// Interest-based fan-out on a cluster: a node holds a channel's sharded subscription while it
+/// has subscribers there and only then; leaving and joining again on purpose is not taken for
+/// a lost subscription (which would close the node's opted-in subscribers with 4200).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_holds_a_channels_subscription_only_while_it_has_subscribers() {
+    let cluster = RedisCluster::start();
+    let x = app("1");
+    let recorded = "[[apps.recovery]]\nchannels = [\"private-provider.*\"]\n";
+    let toml = settings_with(&cluster.urls(), &[&x], recorded);
+    let a = TestServer::start(&toml).await;
+    let b = TestServer::start(&toml).await;
+    assert!(ready(a.addr, Duration::from_secs(15)).await, "A ready");
+    assert!(ready(b.addr, Duration::from_secs(15)).await, "B ready");
+    let holders = |channel: &str| -> i64 {
+        let bus = format!("c1:{{app:1}}:ch:{channel}");
+        cluster.shard_subscribers(&bus).iter().map(|(_, n)| n).sum()
+    };
+    // An opted-in subscriber on B, on a recorded channel.
+    let provider = "private-provider.7";
+    let (mut opted, sid) = b.connect(&x.key).await;
+    let data = json!({"channel": provider, "auth": channel_auth(&x, &sid, provider, None), "clarion": {"v": 1}});
+    opted
+        .send(json!({"event": "pusher:subscribe", "data": data}))
+        .await;
+    opted
+        .expect_event("pusher_internal:subscription_succeeded")
+        .await;
+
+    let (mut on_a, _) = a.connect(&x.key).await;
+    on_a.subscribe("watched", Some(""), None).await;
+    assert_eq!(holders("watched"), 1);
+    let (mut on_b, _) = b.connect(&x.key).await;
+    for round in 0..3 {
+        on_b.subscribe("watched", Some(""), None).await;
+        assert_eq!(holders("watched"), 2, "round {round}");
+        trigger(&a, &x, "watched", "seen", &round.to_string()).await;
+        assert_eq!(on_b.expect_event("seen").await["data"], round.to_string());
+        on_a.expect_event("seen").await;
+        on_b.send(json!({"event": "pusher:unsubscribe", "data": {"channel": "watched"}}))
+            .await;
+        let mut left = false;
+        for _ in 0..100 {
+            if holders("watched") == 1 {
+                left = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(left, "round {round}: B still holds the channel");
+        // From B to A still works without B listening.
+        trigger(&b, &x, "watched", "from-b", &round.to_string()).await;
+        on_a.expect_event("from-b").await;
+        on_b.expect_silence(Duration::from_millis(200)).await;
+    }
+    // The opted-in subscriber is still there and still hears its channel.
+    trigger(&a, &x, provider, "booked", "{}").await;
+    assert_eq!(opted.expect_event("booked").await["channel"], provider);
+}

@@ -6,8 +6,11 @@
 //! writes the epoch and offset it assigned between the header and the frame; it reaches every
 //! node, the publisher's own included, in offset order (docs/recovery.md §3).
 //!
-//! On a single Redis (or Sentinel's master) every message goes on one channel and the listener
-//! here receives them; on Redis Cluster each app has its own sharded channel (`shard_bus`).
+//! A channel's events (broadcasts, numbered events, count changes) go on that channel's own bus
+//! channel, which only nodes with subscribers there listen to (`interest`); what concerns a
+//! whole app (user transitions, terminations) goes on one channel for every node on a single
+//! Redis (or Sentinel's master), and on the app's sharded channel on Redis Cluster
+//! (`shard_bus`). The listener here receives a single server's messages.
 
 use std::sync::atomic::Ordering;
 use std::sync::Weak;
@@ -15,6 +18,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
+use super::keys::Keys;
 use super::RedisAdapter;
 use crate::protocol::frames::Frame;
 use crate::protocol::recovery::Position;
@@ -210,13 +214,14 @@ impl RedisAdapter {
         };
         self.bus_published.fetch_add(1, Ordering::Relaxed);
         let mut cmd = redis::cmd(self.keys.publish_command());
-        cmd.arg(self.keys.bus(m.app())).arg(bytes);
+        cmd.arg(m.bus(&self.keys)).arg(bytes);
         let _: Option<i64> = self.query("publish", &cmd).await;
     }
 
     /// A message from the bus: applied here unless this node sent it (numbered events and
     /// user transitions come back to their publisher too: the bus is their order).
     pub(super) fn receive(&self, bytes: &[u8]) {
+        self.bus_received.fetch_add(1, Ordering::Relaxed);
         match decode(bytes) {
             Some((from, m)) if from != self.keys.node || m.is_ordered_by_bus() => {
                 self.deliver_local(m)
@@ -228,7 +233,6 @@ impl RedisAdapter {
 
     /// Applies a message from another node to this node's subscribers.
     pub(super) fn deliver_local(&self, m: Message) {
-        self.bus_received.fetch_add(1, Ordering::Relaxed);
         match m {
             Message::Broadcast {
                 app,
@@ -282,28 +286,31 @@ pub fn spawn_listener(adapter: Weak<RedisAdapter>, channel: String) {
             drop(this);
             let connected = async {
                 let client = found?;
-                let mut pubsub = client.get_async_pubsub().await?;
-                pubsub.subscribe(&channel).await?;
-                Ok::<_, redis::RedisError>(pubsub)
+                let (mut sink, stream) = client.get_async_pubsub().await?.split();
+                sink.subscribe(&channel).await?;
+                Ok::<_, redis::RedisError>((sink, stream))
             };
-            let pubsub = match tokio::time::timeout(Duration::from_secs(2), connected).await {
-                Ok(Ok(p)) => p,
-                Ok(Err(e)) => {
-                    fail(&adapter, &e);
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                    continue;
-                }
-                Err(_) => {
-                    fail(&adapter, &"timed out connecting");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                    continue;
-                }
-            };
+            let (sink, mut stream) =
+                match tokio::time::timeout(Duration::from_secs(2), connected).await {
+                    Ok(Ok(p)) => p,
+                    Ok(Err(e)) => {
+                        fail(&adapter, &e);
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                        continue;
+                    }
+                    Err(_) => {
+                        fail(&adapter, &"timed out connecting");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                        continue;
+                    }
+                };
             backoff = Duration::from_millis(200);
             if let Some(this) = adapter.upgrade() {
                 let _ = this.health.ok();
+                // The channels this node has subscribers on are joined on the new connection.
+                this.interest.connected(sink);
                 // Redis may have lost our state (restart) or missed it (outage): re-assert now.
                 this.resync_soon();
                 // Recorded events published while this node was not listening are missing
@@ -316,7 +323,6 @@ pub fn spawn_listener(adapter: Weak<RedisAdapter>, channel: String) {
                     );
                 }
             }
-            let mut stream = pubsub.into_on_message();
             let mut moved = false;
             loop {
                 let msg = tokio::select! {
@@ -336,6 +342,9 @@ pub fn spawn_listener(adapter: Weak<RedisAdapter>, channel: String) {
                 };
                 this.receive(msg.get_payload_bytes());
             }
+            if let Some(this) = adapter.upgrade() {
+                this.interest.disconnected(true);
+            }
             if !moved {
                 fail(&adapter, &"subscription connection lost");
             }
@@ -350,14 +359,14 @@ fn fail(adapter: &Weak<RedisAdapter>, e: &dyn std::fmt::Display) {
 }
 
 impl Message {
-    /// The app the message is about (its bus channel on Redis Cluster).
-    pub fn app(&self) -> &str {
+    /// The bus channel the message goes on: its channel's own for a channel's events, the
+    /// app's for the rest.
+    pub fn bus(&self, keys: &Keys) -> String {
         match self {
-            Message::Broadcast { app, .. }
-            | Message::Terminate { app, .. }
-            | Message::Count { app, .. }
-            | Message::Watch { app, .. }
-            | Message::Numbered { app, .. } => app,
+            Message::Broadcast { app, channel, .. }
+            | Message::Count { app, channel, .. }
+            | Message::Numbered { app, channel, .. } => keys.channel_bus(app, channel),
+            Message::Terminate { app, .. } | Message::Watch { app, .. } => keys.bus(app),
         }
     }
 

@@ -30,15 +30,24 @@ impl Keys {
         format!("{}:{{node:{node}}}", self.prefix)
     }
 
-    /// The pub/sub channel an app's messages go on: one channel for the whole cluster on a
-    /// single Redis; on Redis Cluster a sharded channel per app in the app's slot, so that the
-    /// scripts may publish on it and the shard that holds the app carries its traffic.
+    /// The pub/sub channel an app's messages that are not about one channel go on (user
+    /// transitions, terminations): one channel for the whole cluster on a single Redis; on
+    /// Redis Cluster a sharded channel per app in the app's slot, so that the scripts may
+    /// publish on it and the shard that holds the app carries its traffic.
     pub fn bus(&self, app: &str) -> String {
         if self.sharded {
             format!("{}:bus", self.app(app))
         } else {
             self.shared_bus()
         }
+    }
+
+    /// The pub/sub channel one channel's events go on (broadcasts, numbered events, count
+    /// changes): only nodes with subscribers there listen (`interest`). Under the app's tag,
+    /// so on Redis Cluster it is a sharded channel in the app's slot, which the history script
+    /// may publish on.
+    pub fn channel_bus(&self, app: &str, channel: &str) -> String {
+        format!("{}:ch:{channel}", self.app(app))
     }
 
     /// The one bus channel of a single Redis (or Sentinel) setup.

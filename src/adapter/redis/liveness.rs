@@ -40,6 +40,8 @@ pub fn spawn(adapter: Weak<RedisAdapter>) {
             }
             if this.heartbeat().await {
                 this.listen_to_all().await;
+                // A bus subscription that failed is made again once Redis answers.
+                this.interest.nudge();
                 if this.resync_requested.swap(false, Ordering::Relaxed) && !this.resync().await {
                     this.resync_soon();
                 }

@@ -29,6 +29,7 @@ mod counts;
 mod endpoint;
 mod health;
 mod history;
+mod interest;
 mod keys;
 mod liveness;
 mod presence;
@@ -92,6 +93,8 @@ pub struct RedisAdapter {
     events: ClusterEvents,
     /// Apps whose sharded bus channel this node subscribed to (Redis Cluster, `shard_bus`).
     bus_apps: Mutex<HashSet<String>>,
+    /// The channels whose events this node hears (`interest`).
+    interest: Arc<interest::Interest>,
 }
 
 impl RedisAdapter {
@@ -127,12 +130,14 @@ impl RedisAdapter {
             events,
             scripts: Scripts::load(),
             bus_apps: Mutex::new(HashSet::new()),
+            interest: Arc::new(interest::Interest::default()),
         });
         tracing::info!(node = %keys.node, prefix = %keys.prefix, "redis adapter: joining the cluster");
         match pushes {
             Some(pushes) => shard_bus::spawn_listener(Arc::downgrade(&adapter), pushes),
             None => bus::spawn_listener(Arc::downgrade(&adapter), keys.shared_bus()),
         }
+        interest::spawn(Arc::downgrade(&adapter), adapter.interest.clone());
         liveness::spawn(Arc::downgrade(&adapter));
         apps_signal::spawn(Arc::downgrade(&adapter));
         Ok(adapter)
@@ -191,6 +196,8 @@ impl RedisAdapter {
         member: Option<Member>,
         follow: Follow,
     ) -> Result<Subscribed, SubscribeError> {
+        // Hear the channel's events from the other nodes before the subscriber is confirmed.
+        let _listening = self.pin(&app.id, channel).await;
         let _counting = self.counts_guard.read().await;
         let (mut local, joined) = match member {
             None => (
@@ -282,6 +289,10 @@ impl Adapter for RedisAdapter {
             .unsubscribe(channel, socket_id);
         if !out.was_subscribed {
             return out;
+        }
+        if out.subscription_count == 0 {
+            self.interest
+                .maybe_idle(self.keys.channel_bus(&app.id, channel));
         }
         self.apply_count(
             &app.id,
@@ -426,7 +437,8 @@ impl Adapter for RedisAdapter {
 #[async_trait]
 impl Cluster for RedisAdapter {
     fn healthy(&self) -> bool {
-        self.health.is_healthy()
+        // On Redis Cluster the bus rides on the command connection.
+        self.health.is_healthy() && (self.keys.sharded || self.interest.listening())
     }
 
     fn stats(&self) -> BusStats {
@@ -434,6 +446,7 @@ impl Cluster for RedisAdapter {
             published: self.bus_published.load(Ordering::Relaxed),
             received: self.bus_received.load(Ordering::Relaxed),
             errors: self.health.errors(),
+            subscriptions: self.interest.count() as u64,
         }
     }
 

@@ -183,7 +183,7 @@ impl Scripts {
         entry_head: &str,
         frame: &str,
     ) -> Call<'_> {
-        let bus = k.bus(app);
+        let bus = k.channel_bus(app, channel);
         let mut call = Call::new(
             &self.history_append,
             vec![k.history_meta(app, channel), k.history_log(app, channel)],
@@ -351,5 +351,9 @@ mod tests {
             assert_eq!(slot(&key), node, "{key}");
         }
         assert_eq!(slot(&k.counts("7")), slot(&k.bus("7")));
+        assert_eq!(
+            slot(&k.counts("7")),
+            slot(&k.channel_bus("7", "presence-{x}"))
+        );
     }
 }

@@ -118,7 +118,22 @@ pub fn spawn_listener(adapter: Weak<RedisAdapter>, mut pushes: Pushes) {
                     let Some(Value::BulkString(channel)) = push.data.first() else {
                         continue;
                     };
-                    if let Some(app) = this.forget_subscription(&String::from_utf8_lossy(channel)) {
+                    let name = String::from_utf8_lossy(channel);
+                    // A channel this node left on purpose (`interest`): its next join is a
+                    // first subscription again.
+                    if this.interest.left(&name) {
+                        confirmed.remove(channel);
+                        continue;
+                    }
+                    // A channel's subscription Redis dropped: joined again if still wanted.
+                    if this.interest.dropped(&name) {
+                        tracing::info!(
+                            channel = %name,
+                            "bus: Redis dropped the subscription (the slot moved); subscribing again"
+                        );
+                        continue;
+                    }
+                    if let Some(app) = this.forget_subscription(&name) {
                         let again = adapter.clone();
                         tokio::spawn(async move {
                             if let Some(this) = again.upgrade() {
@@ -135,6 +150,7 @@ pub fn spawn_listener(adapter: Weak<RedisAdapter>, mut pushes: Pushes) {
                     this.health
                         .fail("bus subscription", &"a connection to a cluster node closed");
                     crate::sync::lock(&this.bus_apps).clear();
+                    this.interest.disconnected(false);
                 }
                 _ => {}
             }
