@@ -19,6 +19,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from './lib/ports.mjs';
 import { appTables } from './lib/features.mjs';
+import { startRedis } from './lib/redis-backends.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '..');
@@ -57,6 +58,8 @@ function pythonEnv() {
 
 const env = { ...process.env, PT_PYTHON: process.env.PT_PYTHON ?? pythonEnv() };
 const cluster = process.env.PT_CLUSTER === '1';
+// The Redis of a cluster run: plain (default), tls, cluster or sentinel (lib/redis-backends.mjs).
+const redisKind = process.env.PT_REDIS ?? 'plain';
 const servers = [];
 let report = 'COMPATIBILITY.md';
 if (process.env.PT_EXTERNAL !== '1') {
@@ -78,14 +81,12 @@ if (process.env.PT_EXTERNAL !== '1') {
   const config = path.join(dir, 'clarion.toml');
   const lines = [];
   if (cluster) {
-    // A real redis-server on a free port, and two Clarion nodes sharing it.
-    const redisPort = await freePort();
-    const redis = spawn('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-      stdio: 'ignore',
-    });
-    servers.push(redis);
-    lines.push('adapter = "redis"', `redis_url = "redis://127.0.0.1:${redisPort}/0"`, `redis_prefix = "pt-${process.pid}"`);
-    report = 'COMPATIBILITY-cluster.md';
+    // Two Clarion nodes sharing a real Redis of the kind PT_REDIS names (lib/redis-backends.mjs).
+    const prefix = `pt-${process.pid}`;
+    const redis = await startRedis(redisKind, dir, prefix);
+    servers.push(...redis.children);
+    lines.push('adapter = "redis"', ...redis.lines, `redis_prefix = "${prefix}"`);
+    report = redisKind === 'plain' ? 'COMPATIBILITY-cluster.md' : `COMPATIBILITY-cluster-${redisKind}.md`;
   }
   lines.push('[[apps]]', 'id = "123456"', 'key = "pt-key"', 'secret = "pt-secret"', 'enable_client_messages = true');
   // Missed-message recovery (Clarion's extension, docs/recovery.md) on channels no protocol test
@@ -126,7 +127,9 @@ if (process.env.PT_EXTERNAL !== '1') {
     PT_APP_ID: '123456',
     PT_APP_KEY: 'pt-key',
     PT_APP_SECRET: 'pt-secret',
-    PT_SERVER_NAME: cluster ? 'a two-node Clarion cluster (Redis adapter; clients spread over both nodes)' : 'Clarion',
+    PT_SERVER_NAME: cluster
+      ? `a two-node Clarion cluster (Redis adapter${redisKind === 'plain' ? '' : ` on ${redisKind} Redis`}; clients spread over both nodes)`
+      : 'Clarion',
     PT_SERVER_CMD: `exec '${bin}' --config '${config}' --host 127.0.0.1 --port {port}`,
     PT_WEBHOOK_SERVER_CMD: `sh -c ${shq(webhookScript)} clarion-webhook-node '{webhook_url}' '{port}' ${[bin, webhookTemplate, dir].map(shq).join(' ')}`,
   });

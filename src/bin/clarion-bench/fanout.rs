@@ -3,9 +3,13 @@
 //!
 //! For missed-message recovery (docs/recovery.md) the same load runs on recorded channels
 //! (`--channel-prefix` matching the app's `[[apps.recovery]]` pattern) with subscribers that opt
-//! in (`--opt-in`), so its cost shows as the difference from the plain case; `--also-port` puts
-//! every second subscriber on another node of a cluster while publishing stays on the first, so
-//! every event crosses the Redis bus.
+//! in (`--opt-in`), so its cost shows as the difference from the plain case; `--also-port`
+//! (once per other node of a cluster) spreads the subscribers over the nodes round robin while
+//! publishing stays on the first, so events cross the Redis bus. Subscriber `i` watches channel
+//! `i % C`; with N nodes it is on node `i % N` (so with C a multiple of N each channel has
+//! subscribers on one node only: the case interest-based fan-out is for) or, with
+//! `--spread-channels`, on node `(i / C) % N` (every channel on every node: its worst case).
+//! `--bus-metrics` reads each node's bus counter before and after publishing.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -34,8 +38,12 @@ pub struct Fanout {
     pub opt_in: bool,
     /// Channel names are this prefix and a number.
     pub channel_prefix: String,
-    /// A second node's port: odd-numbered subscribers connect there.
-    pub also_port: Option<u16>,
+    /// Other nodes' ports: the subscribers are spread over the first node and these.
+    pub also_port: Vec<u16>,
+    /// Spread each channel's subscribers over every node (instead of one node per channel).
+    pub spread_channels: bool,
+    /// Metrics ports of the nodes whose bus messages are counted.
+    pub bus_metrics: Vec<u16>,
     /// Other processes whose CPU time is reported (a second node, Redis).
     pub watched: Vec<proc_stats::Watched>,
 }
@@ -49,10 +57,16 @@ pub async fn run(t: Target, o: Fanout) {
     // Subscribe everyone first (bounded concurrency), then start reading.
     let sem = Arc::new(Semaphore::new(200));
     let mut connecting = Vec::with_capacity(o.subscribers);
+    let nodes = 1 + o.also_port.len();
     for i in 0..o.subscribers {
-        let t = match o.also_port {
-            Some(p) if i % 2 == 1 => t.on_port(p),
-            _ => t.clone(),
+        let node = if o.spread_channels {
+            (i / channels) % nodes
+        } else {
+            i % nodes
+        };
+        let t = match node.checked_sub(1).and_then(|n| o.also_port.get(n)) {
+            Some(p) => t.on_port(*p),
+            None => t.clone(),
         };
         let sem = sem.clone();
         let channel = format!("{}{}", o.channel_prefix, i % channels);
@@ -98,6 +112,7 @@ pub async fn run(t: Target, o: Fanout) {
     let subscribed = readers.len();
     println!("fanout: {subscribed} subscribers on {channels} channels ({failures} failed)");
 
+    let bus_before = crate::bus_counters::all(&o.bus_metrics).await;
     let cpu_before = proc_stats::sample(o.pid).cpu;
     let others_before = proc_stats::mark(&o.watched);
     let total_events = (o.rate * o.duration.as_secs_f64()).round() as u64;
@@ -168,6 +183,10 @@ pub async fn run(t: Target, o: Fanout) {
     let cpu_after = proc_stats::sample(o.pid).cpu;
     let others = others_before.since(&proc_stats::mark(&o.watched));
     let elapsed = started.elapsed().as_secs_f64();
+    let bus = crate::bus_counters::deltas(
+        &bus_before,
+        &crate::bus_counters::all(&o.bus_metrics).await,
+    );
     let got = received.load(Ordering::Relaxed);
     // Stopped readers hand their last samples to the histogram as they are dropped.
     for r in &readers {
@@ -206,6 +225,17 @@ pub async fn run(t: Target, o: Fanout) {
             got
         );
     }
+    if !bus.is_empty() {
+        let shown: Vec<String> = bus
+            .iter()
+            .map(|b| b.map_or_else(|| "?".to_string(), |b| format!("{b:.0}")))
+            .collect();
+        println!(
+            "fanout: bus messages received per node (metrics ports {:?}): {}",
+            o.bus_metrics,
+            shown.join(", ")
+        );
+    }
     if let Some(c) = cpu_all_per_million {
         println!("fanout: all watched processes together: {c:.2} CPU-s per million deliveries");
     }
@@ -235,7 +265,9 @@ pub async fn run(t: Target, o: Fanout) {
         "cpu_seconds_per_million": cpu_per_million,
         "opt_in": o.opt_in,
         "stamped": o.opt_in.then(|| stamped.load(Ordering::Relaxed)),
-        "nodes": if o.also_port.is_some() { 2 } else { 1 },
+        "nodes": nodes,
+        "spread_channels": o.spread_channels,
+        "bus_received_per_node": bus,
         "watched_cpu_seconds": proc_stats::cpu_json(&others),
         "cpu_seconds_per_million_all": cpu_all_per_million,
     }));

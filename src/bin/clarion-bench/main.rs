@@ -4,6 +4,7 @@
 //! `benches/run.sh` collects into benches/results/latest.md (docs/performance.md explains the cases). One tokio runtime, at most one task per
 //! connection, small WebSocket buffers: lean enough to share a 2-core machine with the server.
 
+mod bus_counters;
 mod client_events;
 mod count_churn;
 mod fanout;
@@ -101,10 +102,17 @@ enum Scenario {
         /// Channel names are this prefix and a number (e.g. one the app records).
         #[arg(long, default_value = "fanout-")]
         channel_prefix: String,
-        /// A second node's port: every second subscriber connects there; publishing stays on
-        /// the first.
+        /// Another node's port (repeat for more nodes): the subscribers are spread over the
+        /// nodes round robin; publishing stays on the first.
         #[arg(long)]
-        also_port: Option<u16>,
+        also_port: Vec<u16>,
+        /// Put each channel's subscribers on every node (default: each channel on one node
+        /// when the channel count is a multiple of the node count).
+        #[arg(long)]
+        spread_channels: bool,
+        /// A node's metrics port (repeat per node): its bus messages received are reported.
+        #[arg(long)]
+        bus_metrics: Vec<u16>,
     },
     /// HTTP trigger throughput at concurrency K.
     Trigger {
@@ -229,6 +237,8 @@ fn main() {
                 opt_in,
                 channel_prefix,
                 also_port,
+                spread_channels,
+                bus_metrics,
             } => {
                 fanout::run(
                     t,
@@ -244,6 +254,8 @@ fn main() {
                         opt_in,
                         channel_prefix,
                         also_port,
+                        spread_channels,
+                        bus_metrics,
                         watched,
                     },
                 )
