@@ -9,9 +9,10 @@
 #    redis-server, chromium, python3-venv (python3 too if there is none), with one
 #    `apt-get update` and only when something must be installed. Services are not started.
 #    Otherwise it prints what is missing and how to install it, and exits 1: nothing is skipped.
-# 3. Runs `cargo test`, then the recovery plugin's tests (`clients/echo-recovery`: npm ci, npm
-#    test), then `(cd protocol-tests && npm ci && npm test)` (the suite runs twice: against one
-#    node, then against a two-node Redis cluster).
+# 3. Runs `cargo test`, then a bounded schemathesis pass over the HTTP API (fuzz/api/run.sh,
+#    which makes its own virtualenv from PyPI), then the recovery plugin's tests
+#    (`clients/echo-recovery`: npm ci, npm test), then `(cd protocol-tests && npm ci && npm test)`
+#    (the suite runs twice: against one node, then against a two-node Redis cluster).
 #
 # Works from any directory.
 set -euo pipefail
@@ -29,7 +30,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Whether python3 can make the virtualenv the suite needs (with pip, as run.mjs does).
+# Whether python3 can make the virtualenv the suite and the API fuzzer need (with pip, as
+# run.mjs and fuzz/api/run.sh do).
 python_venv_works() {
   command -v python3 >/dev/null 2>&1 &&
     python3 -m venv --help >/dev/null 2>&1 &&
@@ -145,6 +147,9 @@ mariadb-admin -h 127.0.0.1 -u root ping || { echo "scripts/test.sh: MariaDB is n
 
 echo "== cargo test"
 cargo test
+
+echo "== fuzz/api: schemathesis against the HTTP API (bounded, deterministic; docs/testing.md)"
+fuzz/api/run.sh 100 --deterministic
 
 echo "== clients/echo-recovery: npm ci, npm test (the recovery plugin with pusher-js and Echo)"
 (cd clients/echo-recovery && npm ci --silent && npm test)

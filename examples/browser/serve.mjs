@@ -9,6 +9,10 @@
 //                                        Clarion with its development app on 127.0.0.1:6001,
 //                                        recording the page's channel `demo` (plain `cargo run`
 //                                        works too, without recovery)
+//   cargo run -- --env-file examples/laravel/.env.example
+//                                        or Clarion from the marketplace example's .env alone:
+//                                        the same app, without recovery, viewer count or team
+//                                        status (protocol-tests/tests/laravel-env.test.mjs)
 //   node examples/browser/serve.mjs      then open the printed URL, in two tabs
 //
 // Missed-message recovery (docs/recovery.md): take one tab offline (in its console:

@@ -124,7 +124,8 @@ fn check_query(raw: &str) -> Vec<(String, String)> {
             "{seg:?} → {k:?}={v:?}"
         );
         if !rk.contains('%') {
-            assert_eq!(k, rk);
+            // Without escapes only `+` changes: a query is form-encoded, `+` is a space.
+            assert_eq!(k, &rk.replace('+', " "));
         }
     }
     if let Some((k, v)) = q.first() {

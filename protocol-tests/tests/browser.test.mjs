@@ -16,18 +16,17 @@
 // skipped.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { launchChromium } from '../lib/chromium.mjs';
+import { startExampleServer } from '../lib/example-site.mjs';
 import { echoClient, pusherClient, serverSdk, subscribed, connected, closeAll, target } from '../lib/target.mjs';
 import { recoverySkip, purgeHistory } from '../lib/recovery.mjs';
 import { FEATURES, featuresSkip, sdkFor } from '../lib/features.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
-const SERVE = path.resolve(root, '..', 'examples', 'browser', 'serve.mjs');
 const SCREENSHOT = path.join(root, 'test-output', 'browser.png'); // and browser-recovery.png
 const PUBLIC = 'demo';
 const PRESENCE = 'demo'; // Echo adds "presence-"
@@ -38,50 +37,14 @@ const APP = featuresSkip ? sdkFor(target) : sdkFor(FEATURES);
 const sdk = () => serverSdk(APP);
 
 /** Starts examples/browser/serve.mjs on a free port against the target; resolves with its URL. */
-function startExampleServer() {
-  const child = spawn(process.execPath, [SERVE], {
-    env: {
-      ...process.env,
-      CLARION_URL: `http://${target.host}:${target.port}`,
-      CLARION_APP_ID: APP.appId,
-      CLARION_APP_KEY: APP.key,
-      CLARION_APP_SECRET: APP.secret,
-      PORT: '0',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
+const startSite = () =>
+  startExampleServer({
+    ...process.env,
+    CLARION_URL: `http://${target.host}:${target.port}`,
+    CLARION_APP_ID: APP.appId,
+    CLARION_APP_KEY: APP.key,
+    CLARION_APP_SECRET: APP.secret,
   });
-  let out = '';
-  const close = () =>
-    new Promise((r) => {
-      if (child.exitCode !== null || child.signalCode !== null) return r();
-      child.once('exit', () => r());
-      child.kill();
-    });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill();
-      reject(new Error(`${SERVE} printed no URL within ${WAIT} ms; output:\n${out}`));
-    }, WAIT);
-    const onData = (chunk) => {
-      out += chunk;
-      const m = /(http:\/\/127\.0\.0\.1:\d+)\//.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ url: m[1], close, output: () => out });
-      }
-    };
-    child.stdout.setEncoding('utf8').on('data', onData);
-    child.stderr.setEncoding('utf8').on('data', (c) => (out += c));
-    child.once('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`${SERVE} exited (${signal ?? code}) before printing its URL; output:\n${out}`));
-    });
-  });
-}
 
 /** Echo/pusher-js options that authorize through the example's endpoints as `user`. */
 function exampleAuth(user) {
@@ -100,7 +63,7 @@ const pageLog = [];
 
 before(async () => {
   try {
-    site = await startExampleServer();
+    site = await startSite();
   } catch (e) {
     siteError = e.message;
   }

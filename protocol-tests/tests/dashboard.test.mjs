@@ -13,10 +13,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { launchChromium } from '../lib/chromium.mjs';
 import { freePort } from '../lib/ports.mjs';
+import { built } from '../lib/build.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
-const repo = path.resolve(root, '..');
 const SCREENSHOT = path.join(root, 'test-output', 'dashboard.png');
 const TOKEN = 'dashboard-test-token-0001';
 const skip =
@@ -37,24 +37,6 @@ function psql(sql, db = 'postgres') {
     encoding: 'utf8',
   });
   assert.equal(r.status, 0, `psql ${sql}: ${r.stderr}`);
-}
-
-/** Builds a binary and answers its path, wherever cargo puts it. */
-function built(bin) {
-  const r = spawnSync('cargo', ['build', '--quiet', '--bin', bin, '--message-format=json-render-diagnostics'], {
-    cwd: repo,
-    stdio: ['ignore', 'pipe', 'inherit'],
-    encoding: 'utf8',
-    maxBuffer: 256 * 1024 * 1024,
-  });
-  assert.equal(r.status, 0, `cargo build --bin ${bin}`);
-  const exe = r.stdout
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l))
-    .find((m) => m.reason === 'compiler-artifact' && m.target?.name === bin && m.executable)?.executable;
-  assert.ok(exe, `cargo named the ${bin} binary`);
-  return exe;
 }
 
 async function metrics() {

@@ -6,18 +6,30 @@
 
 use percent_encoding::percent_decode_str;
 
-/// Splits a raw query string into percent-decoded pairs, keeping their order.
+/// Splits a raw query string into decoded pairs, keeping their order. A query is
+/// form-encoded, so `+` is a space (Python's `urlencode` and PHP's `http_build_query` send
+/// spaces that way, and sign the value with the space); a literal `+` arrives as `%2B`.
 pub fn parse_query(raw: &str) -> Vec<(String, String)> {
     raw.split('&')
         .filter(|p| !p.is_empty())
         .map(|pair| {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode(k), decode(v))
+            (decode_form(k), decode_form(v))
         })
         .collect()
 }
 
-/// Percent-decodes a query or path component; invalid UTF-8 is replaced, not fatal.
+/// Decodes one query component: `+` to a space, then percent-decoding.
+fn decode_form(s: &str) -> String {
+    if s.contains('+') {
+        decode(&s.replace('+', " "))
+    } else {
+        decode(s)
+    }
+}
+
+/// Percent-decodes a path component (where `+` is itself) or, through `parse_query`, a query
+/// component; invalid UTF-8 is replaced, not fatal.
 pub fn decode(s: &str) -> String {
     percent_decode_str(s).decode_utf8_lossy().into_owned()
 }
@@ -39,6 +51,15 @@ mod tests {
         let q = parse_query("info=user_count%2Csubscription_count&x");
         assert_eq!(param(&q, "INFO"), Some("user_count,subscription_count"));
         assert_eq!(param(&q, "x"), Some(""));
+    }
+
+    #[test]
+    fn plus_is_a_space_in_a_query_but_not_in_a_path() {
+        let q = parse_query("info=user_count,+subscription_count&p=a%2Bb&k+1=x");
+        assert_eq!(param(&q, "info"), Some("user_count, subscription_count"));
+        assert_eq!(param(&q, "p"), Some("a+b"));
+        assert_eq!(param(&q, "k 1"), Some("x"));
+        assert_eq!(decode("a+b%20c"), "a+b c");
     }
 
     #[test]

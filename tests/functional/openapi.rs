@@ -1,7 +1,7 @@
 //! `docs/openapi.yaml` against the server: every operation it describes exists (a real signed
 //! request for it is routed, not "unknown API endpoint") and answers a status the description
-//! lists; a path it does not describe is unknown. (The property-based fuzzer that checks bodies
-//! against the schemas is the next step: docs/testing.md.)
+//! lists; a path it does not describe is unknown. The bodies against the schemas, and malformed
+//! requests against the 4xx they must get, are schemathesis's part (`fuzz/api/`, docs/testing.md).
 
 use serde_json::json;
 
