@@ -12,7 +12,8 @@
 # 3. Runs `cargo test`, then a bounded schemathesis pass over the HTTP API (fuzz/api/run.sh,
 #    which makes its own virtualenv from PyPI), then the recovery plugin's tests
 #    (`clients/echo-recovery`: npm ci, npm test), then `(cd protocol-tests && npm ci && npm test)`
-#    (the suite runs twice: against one node, then against a two-node Redis cluster).
+#    (the suite runs against one node, then against a two-node cluster on each kind of Redis:
+#    one server, TLS with an ACL user, a Redis Cluster, Sentinel).
 #
 # Works from any directory.
 set -euo pipefail
@@ -157,7 +158,7 @@ echo "== clients/echo-recovery: npm ci, npm test (the recovery plugin with pushe
 echo "== protocol-tests: npm ci"
 (cd protocol-tests && npm ci)
 
-echo "== protocol-tests: npm test (single node, then a two-node Redis cluster)"
+echo "== protocol-tests: npm test (single node, then two-node clusters on plain, TLS, Cluster and Sentinel Redis)"
 (cd protocol-tests && npm test)
 
 echo "== packaging: the static binary in an empty root, clarion probe, the .deb and its unit"
