@@ -148,7 +148,7 @@ EOF
     done
     for i in $(seq 0 $((n - 1))); do
         local deadline=$((SECONDS + 30))
-        until curl -fsS -o /dev/null -m 2 "http://127.0.0.1:${NODE_PORTS[$i]}/ready"; do
+        until curl -fs -o /dev/null -m 2 "http://127.0.0.1:${NODE_PORTS[$i]}/ready"; do
             ((SECONDS < deadline)) || die "node $((i + 1)) not ready (log: $WORK/node$((i + 1)).log)"
             sleep 0.2
         done
