@@ -14,7 +14,7 @@
 # Redis history, the Redis adapter alone, two nodes over Redis, a reconnect storm, the memory
 # history's size), ISSUE16_CASES (watchlist sign-ins, subscription-count churn) and
 # ISSUE18_CASES (the connect rate with 1,000 apps in the file or in PostgreSQL). Name them
-# in CASES one by one, or as the groups "recovery", "issue16", "issue18" (and "all" for ALL_CASES). The
+# in CASES one by one, or as the groups "recovery", "issue16", "issue18", "tls" (and "all" for ALL_CASES). The
 # Redis cases start their own redis-server (no persistence) on a free port for each run, and
 # the 2-node cases a second Clarion node on the same Redis; both are stopped after the run.
 #
@@ -47,7 +47,11 @@ ISSUE16_CASES="signin-storm-2k signin-storm-redis-2nodes-2k count-churn-10k coun
 # Issue 18: the connect rate with 1,000 apps, in the file and in a PostgreSQL app store (the
 # machine's PostgreSQL on 127.0.0.1:5432; a database is made for the case and dropped).
 ISSUE18_CASES="connect-1k-apps-file connect-1k-apps-postgres"
-KNOWN_CASES="$ALL_CASES $RECOVERY_CASES $ISSUE16_CASES $ISSUE18_CASES"
+# Issue 19: Clarion terminating TLS itself (`wss://`, `https://`; a self-signed certificate made
+# with openssl for the run), each case beside its plain twin: memory per idle connection and the
+# connect rate with full handshakes (idle-19k), fan-out CPU per delivery and p99.
+TLS_CASES="idle-19k idle-19k-tls fanout-10k-1ch-10eps fanout-10k-1ch-10eps-tls fanout-1k-1ch-500eps fanout-1k-1ch-500eps-tls"
+KNOWN_CASES="$ALL_CASES $RECOVERY_CASES $ISSUE16_CASES $ISSUE18_CASES $TLS_CASES"
 RUNS=${RUNS:-3}
 SMOKE=${SMOKE:-0}
 CASES=${CASES:-$ALL_CASES}
@@ -58,6 +62,7 @@ for c in $CASES; do
     recovery) expanded+=" $RECOVERY_CASES" ;;
     issue16) expanded+=" $ISSUE16_CASES" ;;
     issue18) expanded+=" $ISSUE18_CASES" ;;
+    tls) expanded+=" $TLS_CASES" ;;
     *) expanded+=" $c" ;;
     esac
 done
@@ -103,12 +108,16 @@ log() { echo "[$(date +%H:%M:%S)] $*"; }
 [[ $START_TIMEOUT =~ ^[1-9][0-9]*$ ]] || die "START_TIMEOUT must be a positive integer"
 [[ $STOP_TIMEOUT =~ ^[1-9][0-9]*$ ]] || die "STOP_TIMEOUT must be a positive integer"
 for c in $CASES; do
-    [[ " $KNOWN_CASES " == *" $c "* ]] || die "unknown case '$c' (known: $KNOWN_CASES; groups: all recovery issue16 issue18)"
+    [[ " $KNOWN_CASES " == *" $c "* ]] || die "unknown case '$c' (known: $KNOWN_CASES; groups: all recovery issue16 issue18 tls)"
     if [[ -n $SERVER_CMD && " $ALL_CASES " != *" $c "* ]]; then
         die "case '$c' is Clarion-only (recorded channels, Redis, watchlists, app stores): not with SERVER_CMD"
     fi
     if [[ $c == *redis* ]]; then
         command -v redis-server >/dev/null || die "case '$c' needs redis-server"
+    fi
+    if [[ $c == *-tls ]]; then
+        [[ -z $SERVER_CMD ]] || die "case '$c' configures Clarion's own TLS: not with SERVER_CMD"
+        command -v openssl >/dev/null || die "case '$c' needs openssl"
     fi
 done
 if [[ -n $SERVER_CMD && $SERVER_CMD != *"{port}"* ]]; then
@@ -145,6 +154,11 @@ RECORDED="--opt-in --channel-prefix recorded-"
 case_args() {
     local f1k
     f1k="fanout --subscribers $(sz 1000 200) --channels 1 --rate $(sz 500 100) --duration $DURATION"
+    # A TLS twin runs its plain twin's load over TLS.
+    if [[ $1 == *-tls ]]; then
+        echo "--tls $(case_args "${1%-tls}")"
+        return
+    fi
     case $1 in
     # Recovery (issue 15). recorded-* channels keep history ([[apps.recovery]] in the config);
     # --opt-in subscribers get stamped frames. Compare each with its plain twin.
@@ -182,7 +196,7 @@ case_args() {
 
 # Seconds after which a case is killed: several times what it normally takes.
 case_timeout() {
-    case $1 in
+    case ${1%-tls} in
     idle-19k | connect-1k-apps-*) echo 180 ;;
     fanout-*) echo $((120 + 3 * DURATION)) ;;
     trigger-*) echo $((60 + 2 * DURATION)) ;;
@@ -260,6 +274,10 @@ write_config() {
         if case_redis "$c"; then
             echo "adapter = \"redis\""
             echo "redis_url = \"redis://127.0.0.1:$REDIS_PORT/0\""
+        fi
+        if [[ $c == *-tls ]]; then
+            echo "tls_cert = \"$WORK/tls.pem\""
+            echo "tls_key = \"$WORK/tls.key\""
         fi
         if [[ $c == connect-1k-apps-postgres ]]; then
             echo "app_store = \"postgres\""
@@ -408,7 +426,7 @@ start_server() {
             die "the server exited before accepting connections (log: $logfile)"
         fi
         if [[ -n $(listener_pid "$port") ]]; then
-            if [[ -z $READY_PATH ]] || curl -fsS -o /dev/null -m 2 "http://127.0.0.1:$port$READY_PATH" 2>/dev/null; then
+            if [[ -z $READY_PATH ]] || curl -kfsS -o /dev/null -m 2 "$SCHEME://127.0.0.1:$port$READY_PATH" 2>/dev/null; then
                 break
             fi
         fi
@@ -473,6 +491,12 @@ fi
 
 mkdir -p "$RESULTS_DIR" "$LOG_DIR"
 : >"$OUT_JSONL"
+if [[ " $CASES " == *-tls\ * ]]; then
+    # One self-signed certificate for the TLS cases: RSA 2048, as most deployments' are.
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
+        -addext subjectAltName=IP:127.0.0.1 -keyout "$WORK/tls.key" -out "$WORK/tls.pem" \
+        >/dev/null 2>&1 || die "openssl could not make the TLS cases' certificate"
+fi
 
 server_label=${SERVER_CMD:-clarion $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- src Cargo.toml 2>/dev/null || echo '+dirty')}
 SERVER_LABEL=$server_label CASES_SEL=$CASES RUNS=$RUNS DURATION=$DURATION NOFILE=$nofile SMOKE=$SMOKE python3 - >>"$OUT_JSONL" <<'EOF'
@@ -524,6 +548,8 @@ for run in $(seq 1 "$RUNS"); do
             setup_bench_db "$case"
         fi
         write_config "$case"
+        SCHEME=http
+        [[ $case == *-tls ]] && SCHEME=https
         if [[ $case != write-floor-* ]]; then # the floor case measures the kernel, no server
             start_server "$server_log"
             target_args=(--host 127.0.0.1 --port "$SERVER_PORT" --app-id "$APP_ID"

@@ -313,6 +313,26 @@ def extra_rows():
             (case, f"Connect failures, {desc}", "0",
              ("<=", 0), field("failures"), fmt_int),
         ]
+    # Issue 19: each TLS case beside its plain twin (the rows of the twin are above).
+    r += [
+        ("idle-19k-tls", "TLS: memory per idle subscribed connection (KB; target ≤ 2× plain)",
+         "—", None, kb, fmt_2),
+        ("idle-19k-tls", "TLS: connect+subscribe rate, full handshakes (/s)", "—",
+         None, field("connect_rate"), fmt_int),
+        ("idle-19k-tls", "TLS: idle connection failures", "0",
+         ("<=", 0), field("failures"), fmt_int),
+    ]
+    for case, desc, _, _ in FANOUT_CASES:
+        if case == "fanout-10k-100ch-100eps":
+            continue
+        r += [
+            (case + "-tls", f"TLS fanout {desc}: lost deliveries", "0",
+             ("<=", 0), field("lost"), fmt_int),
+            (case + "-tls", f"TLS fanout {desc}: latency p99 (ms)", "—",
+             None, field("latency", "p99_ms"), fmt_ms),
+            (case + "-tls", f"TLS fanout {desc}: server CPU-s per million deliveries "
+             "(target ≤ 1.3× plain)", "—", None, field("cpu_seconds_per_million"), fmt_2),
+        ]
     return r
 
 

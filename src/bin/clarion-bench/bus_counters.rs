@@ -5,24 +5,17 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use crate::http_client::get_plain;
 
-/// `GET /metrics` on `127.0.0.1:port`; the value of the first `*_redis_received_total` series.
+/// The value of the first `*_redis_received_total` series on `127.0.0.1:port`'s `/metrics`.
 pub async fn received(port: u16) -> Option<f64> {
-    let read = async {
-        let mut s = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
-            .await
-            .ok()?;
-        let mut body = String::new();
-        s.read_to_string(&mut body).await.ok()?;
-        Some(body)
-    };
-    let body = tokio::time::timeout(Duration::from_secs(5), read)
+    let read = get_plain("127.0.0.1", port, "/metrics");
+    let (_, body) = tokio::time::timeout(Duration::from_secs(5), read)
         .await
-        .ok()??;
-    body.lines()
+        .ok()?
+        .ok()?;
+    String::from_utf8_lossy(&body)
+        .lines()
         .find(|l| !l.starts_with('#') && l.contains("redis_received_total "))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())

@@ -183,10 +183,8 @@ pub async fn run(t: Target, o: Fanout) {
     let cpu_after = proc_stats::sample(o.pid).cpu;
     let others = others_before.since(&proc_stats::mark(&o.watched));
     let elapsed = started.elapsed().as_secs_f64();
-    let bus = crate::bus_counters::deltas(
-        &bus_before,
-        &crate::bus_counters::all(&o.bus_metrics).await,
-    );
+    let bus =
+        crate::bus_counters::deltas(&bus_before, &crate::bus_counters::all(&o.bus_metrics).await);
     let got = received.load(Ordering::Relaxed);
     // Stopped readers hand their last samples to the histogram as they are dropped.
     for r in &readers {

@@ -19,6 +19,7 @@ mod reconnect_storm;
 mod recovering;
 mod report;
 mod signin_storm;
+mod stream;
 mod target;
 mod trigger;
 mod write_floor;
@@ -47,6 +48,10 @@ struct Cli {
     /// App secret (signs HTTP requests and channel auth).
     #[arg(long, default_value = "app-secret", global = true)]
     secret: String,
+    /// Connect with TLS (`wss://`, `https://`; the server's certificate is not checked, no
+    /// session is resumed: every connection is a full handshake).
+    #[arg(long, global = true)]
+    tls: bool,
     /// The server's PID, to read its RSS and CPU time from /proc.
     #[arg(long, global = true)]
     pid: Option<u32>,
@@ -201,6 +206,7 @@ fn main() {
         app_id: cli.app_id,
         key: cli.key,
         secret: cli.secret,
+        tls: cli.tls,
     };
     let pid = cli.pid;
     let watched = cli.watch;

@@ -11,8 +11,8 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
+use crate::stream::Stream;
 use crate::target::{find, Target};
 use crate::ws_client;
 
@@ -81,7 +81,7 @@ pub fn parse_frame(buf: &[u8]) -> Result<Option<Frame>, String> {
 
 /// A client connection reading frames from its own buffer.
 pub struct RawWs {
-    stream: TcpStream,
+    stream: Stream,
     buf: Vec<u8>,
     /// Unconsumed bytes are `buf[start..end]`.
     start: usize,
@@ -93,7 +93,7 @@ pub struct RawWs {
 impl RawWs {
     /// Connects, upgrades and reads `connection_established`; returns the socket id too.
     pub async fn connect(t: &Target, source: Option<IpAddr>) -> Result<(RawWs, String), String> {
-        let mut stream = ws_client::open_tcp(t, source).await?;
+        let mut stream = ws_client::open(t, source).await?;
         let key = rand::random::<u128>().to_be_bytes();
         let request = format!(
             "GET {} HTTP/1.1\r\nHost: {}:{}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\

@@ -10,6 +10,8 @@ pub struct Target {
     pub app_id: String,
     pub key: String,
     pub secret: String,
+    /// `wss://` and `https://`: the server terminates TLS itself (`stream`).
+    pub tls: bool,
 }
 
 impl Target {

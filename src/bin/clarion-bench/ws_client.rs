@@ -9,14 +9,15 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
+use crate::stream::Stream;
 use crate::target::Target;
 
-pub type Ws = WebSocketStream<TcpStream>;
+pub type Ws = WebSocketStream<Stream>;
 
 /// Opens a connection (from `source` when given, to spread over 127.0.0.x addresses) and reads
 /// `connection_established`; returns the stream and its socket id.
 pub async fn connect(t: &Target, source: Option<IpAddr>) -> Result<(Ws, String), String> {
-    let stream = open_tcp(t, source).await?;
+    let stream = open(t, source).await?;
     let url = format!("ws://{}:{}{}", t.host, t.port, t.ws_path());
     let cfg = WebSocketConfig::default()
         .read_buffer_size(4096)
@@ -39,6 +40,11 @@ pub fn socket_id_of(first: &Value) -> Result<String, String> {
         .as_str()
         .ok_or("no socket_id")?
         .to_string())
+}
+
+/// A connection to the server (from `source` when given), TLS when the target is.
+pub async fn open(t: &Target, source: Option<IpAddr>) -> Result<Stream, String> {
+    crate::stream::wrap(t, open_tcp(t, source).await?).await
 }
 
 /// A TCP connection to the server (from `source` when given), with Nagle off.
