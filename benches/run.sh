@@ -14,7 +14,7 @@
 # Redis history, the Redis adapter alone, two nodes over Redis, a reconnect storm, the memory
 # history's size), ISSUE16_CASES (watchlist sign-ins, subscription-count churn) and
 # ISSUE18_CASES (the connect rate with 1,000 apps in the file or in PostgreSQL). Name them
-# in CASES one by one, or as the groups "recovery", "issue16", "issue18", "tls" (and "all" for ALL_CASES). The
+# in CASES one by one, or as the groups "recovery", "issue16", "issue18", "tls", "issue19" (and "all" for ALL_CASES). The
 # Redis cases start their own redis-server (no persistence) on a free port for each run, and
 # the 2-node cases a second Clarion node on the same Redis; both are stopped after the run.
 #
@@ -51,7 +51,10 @@ ISSUE18_CASES="connect-1k-apps-file connect-1k-apps-postgres"
 # with openssl for the run), each case beside its plain twin: memory per idle connection and the
 # connect rate with full handshakes (idle-19k), fan-out CPU per delivery and p99.
 TLS_CASES="idle-19k idle-19k-tls fanout-10k-1ch-10eps fanout-10k-1ch-10eps-tls fanout-1k-1ch-500eps fanout-1k-1ch-500eps-tls"
-KNOWN_CASES="$ALL_CASES $RECOVERY_CASES $ISSUE16_CASES $ISSUE18_CASES $TLS_CASES"
+# Issue 19's reconnect storm: 19,000 connections (a third in presence channels) through a
+# restart of their server (a node that benches/node.sh restarts), back as pusher-js comes back.
+ISSUE19_CASES="$TLS_CASES restart-storm-19k"
+KNOWN_CASES="$ALL_CASES $RECOVERY_CASES $ISSUE16_CASES $ISSUE18_CASES $ISSUE19_CASES"
 RUNS=${RUNS:-3}
 SMOKE=${SMOKE:-0}
 CASES=${CASES:-$ALL_CASES}
@@ -63,6 +66,7 @@ for c in $CASES; do
     issue16) expanded+=" $ISSUE16_CASES" ;;
     issue18) expanded+=" $ISSUE18_CASES" ;;
     tls) expanded+=" $TLS_CASES" ;;
+    issue19) expanded+=" $ISSUE19_CASES" ;;
     *) expanded+=" $c" ;;
     esac
 done
@@ -108,7 +112,7 @@ log() { echo "[$(date +%H:%M:%S)] $*"; }
 [[ $START_TIMEOUT =~ ^[1-9][0-9]*$ ]] || die "START_TIMEOUT must be a positive integer"
 [[ $STOP_TIMEOUT =~ ^[1-9][0-9]*$ ]] || die "STOP_TIMEOUT must be a positive integer"
 for c in $CASES; do
-    [[ " $KNOWN_CASES " == *" $c "* ]] || die "unknown case '$c' (known: $KNOWN_CASES; groups: all recovery issue16 issue18 tls)"
+    [[ " $KNOWN_CASES " == *" $c "* ]] || die "unknown case '$c' (known: $KNOWN_CASES; groups: all recovery issue16 issue18 tls issue19)"
     if [[ -n $SERVER_CMD && " $ALL_CASES " != *" $c "* ]]; then
         die "case '$c' is Clarion-only (recorded channels, Redis, watchlists, app stores): not with SERVER_CMD"
     fi
@@ -178,6 +182,7 @@ case_args() {
     signin-storm-redis-2nodes-2k) echo "signin-storm --connections $(sz 2000 300) --also-port $NODE2_PORT" ;;
     count-churn-10k | count-churn-10k-off) echo "count-churn --subscribers $(sz 10000 1000) --rate 500 --churners 50 --duration $DURATION" ;;
     idle-19k) echo "idle --connections 19000 --channels 100 --concurrency 256" ;;
+    restart-storm-19k) echo "restart-storm --connections $(sz 19000 2000) --channels 100 --storm-port $NODE2_PORT --restart-cmd $WORK/node2-restart --pid-file $NODE_PIDFILE" ;;
     connect-1k-apps-*) echo "idle --connections $(sz 10000 1000) --channels 100 --concurrency 256" ;;
     fanout-10k-1ch-10eps) echo "fanout --subscribers 10000 --channels 1 --rate 10 --duration $DURATION" ;;
     fanout-10k-100ch-100eps) echo "fanout --subscribers 10000 --channels 100 --rate 100 --duration $DURATION" ;;
@@ -204,7 +209,7 @@ case_timeout() {
     client-events) echo $((120 + 2 * DURATION)) ;;
     write-floor-*) echo $((60 + 2 * DURATION)) ;;
     recorded-*) echo $((120 + 3 * DURATION)) ;;
-    reconnect-storm-* | history-memory-*) echo 400 ;;
+    reconnect-storm-* | history-memory-* | restart-storm-*) echo 400 ;;
     signin-storm-*) echo 240 ;;
     count-churn-*) echo $((180 + 2 * DURATION)) ;;
     esac
@@ -212,7 +217,8 @@ case_timeout() {
 
 # Whether a case runs on the Redis adapter, on two nodes, with recorded channels.
 case_redis() { [[ $1 == *redis* ]]; }
-case_2nodes() { [[ $1 == *2nodes* ]]; }
+# restart-storm's server is the node benches/node.sh manages (so the bench can restart it).
+case_2nodes() { [[ $1 == *2nodes* || $1 == restart-storm-* ]]; }
 case_recorded() {
     case $1 in
     recorded-* | trigger-recorded-* | reconnect-storm-* | history-memory-*) return 0 ;;

@@ -313,6 +313,24 @@ def extra_rows():
             (case, f"Connect failures, {desc}", "0",
              ("<=", 0), field("failures"), fmt_int),
         ]
+    r += [
+        ("restart-storm-19k", "Restart storm, 19k connections (a third in presence): seconds "
+         "from the restart until all are subscribed again", "—",
+         None, field("seconds_from_restart"), fmt_2),
+        ("restart-storm-19k", "Restart storm: seconds from the server being back", "—",
+         None, field("seconds_from_server_back"), fmt_2),
+        ("restart-storm-19k", "Restart storm: first to last connection back (s; the burst, "
+         "compare with the connect rate)", "—", None, field("burst_seconds"), fmt_2),
+        ("restart-storm-19k", "Restart storm: connections not back", "0",
+         ("<=", 0), lambda rec: None if get(rec, "connections") is None else
+         get(rec, "connections") - (get(rec, "subscribed_again") or 0), fmt_int),
+        ("restart-storm-19k", "Restart storm: restarted server's peak RSS (MB)", "—",
+         None, megabytes("server_rss_peak"), fmt_2),
+        ("restart-storm-19k", "Restart storm: member_added frames sent", "—",
+         None, field("member_added"), fmt_int),
+        ("restart-storm-19k", "Restart storm: refused connect attempts", "—",
+         None, field("refused_attempts"), fmt_int),
+    ]
     # Issue 19: each TLS case beside its plain twin (the rows of the twin are above).
     r += [
         ("idle-19k-tls", "TLS: memory per idle subscribed connection (KB; target ≤ 2× plain)",

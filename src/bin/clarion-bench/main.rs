@@ -18,6 +18,7 @@ mod raw_ws;
 mod reconnect_storm;
 mod recovering;
 mod report;
+mod restart_storm;
 mod signin_storm;
 mod stream;
 mod target;
@@ -137,6 +138,9 @@ enum Scenario {
     /// Connections signing in with 100-id watchlists: sign-ins/s, sign-in → first
     /// watchlist_events latency.
     SigninStorm(signin_storm::Args),
+    /// N connections (a third in presence channels) through a server restart, coming back
+    /// as pusher-js does: time until all are subscribed again, peak RSS, member events.
+    RestartStorm(restart_storm::Args),
     /// Subscribe/unsubscribe churn on a big channel: server CPU per operation and subscribe
     /// latency (with the app's subscription count on or off).
     CountChurn(count_churn::Args),
@@ -270,6 +274,7 @@ fn main() {
             Scenario::ReconnectStorm(a) => reconnect_storm::run(t, a, pid, watched).await,
             Scenario::HistoryMemory(a) => history_memory::run(t, a, pid).await,
             Scenario::SigninStorm(a) => signin_storm::run(t, a, pid, watched).await,
+            Scenario::RestartStorm(a) => restart_storm::run(t, a).await,
             Scenario::CountChurn(a) => count_churn::run(t, a, pid, watched).await,
             Scenario::Trigger {
                 concurrency,
