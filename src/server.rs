@@ -19,6 +19,7 @@ use crate::config::{Config, Validated};
 use crate::metrics::Metrics;
 use crate::net::coalesce_101::Coalesce101;
 use crate::net::open_sockets::Counted;
+use crate::net::tls_stream;
 use crate::protocol::codes::Fatal;
 use crate::state::State;
 use crate::webhooks::Event;
@@ -193,11 +194,11 @@ impl Server {
                         let state = self.state.clone();
                         match &self.state.tls {
                             Some(tls) => {
-                                let acceptor = tls.acceptor();
+                                let config = tls.config();
                                 let limit = Duration::from_secs(state.config.handshake_timeout);
                                 tokio::spawn(async move {
                                     // A client that never finishes the handshake is dropped.
-                                    match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+                                    match tokio::time::timeout(limit, tls_stream::accept(config, stream)).await {
                                         Ok(Ok(tls_stream)) => serve_connection(state, tls_stream, peer).await,
                                         Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                                         Err(_) => tracing::debug!("TLS handshake timed out"),

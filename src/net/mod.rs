@@ -10,3 +10,4 @@ pub(crate) mod listener;
 pub(crate) mod open_sockets;
 pub mod redis_servers;
 pub mod tls;
+pub(crate) mod tls_stream;

@@ -6,40 +6,40 @@ use std::sync::{Arc, RwLock};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio_rustls::TlsAcceptor;
+use rustls::ServerConfig;
 
-/// The current acceptor and where its certificate came from.
+/// The current server configuration and where its certificate came from.
 pub struct Tls {
     cert: String,
     key: String,
-    acceptor: RwLock<TlsAcceptor>,
+    config: RwLock<Arc<ServerConfig>>,
 }
 
 impl Tls {
     /// Loads the pair; the error names the key (`tls_cert` / `tls_key`) and the problem.
     pub fn load(cert: &str, key: &str) -> Result<Tls, String> {
         Ok(Tls {
-            acceptor: RwLock::new(acceptor(cert, key)?),
+            config: RwLock::new(server_config(cert, key)?),
             cert: cert.to_string(),
             key: key.to_string(),
         })
     }
 
-    /// The acceptor for a new connection.
-    pub fn acceptor(&self) -> TlsAcceptor {
-        crate::sync::read(&self.acceptor).clone()
+    /// The configuration for a new connection's handshake (`tls_stream::accept`).
+    pub fn config(&self) -> Arc<ServerConfig> {
+        crate::sync::read(&self.config).clone()
     }
 
     /// Re-reads the files; on error the current certificate stays.
     pub fn reload(&self) -> Result<(), String> {
-        let fresh = acceptor(&self.cert, &self.key)?;
-        let mut g = crate::sync::write(&self.acceptor);
+        let fresh = server_config(&self.cert, &self.key)?;
+        let mut g = crate::sync::write(&self.config);
         *g = fresh;
         Ok(())
     }
 }
 
-fn acceptor(cert: &str, key: &str) -> Result<TlsAcceptor, String> {
+fn server_config(cert: &str, key: &str) -> Result<Arc<ServerConfig>, String> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .map_err(|e| format!("tls_cert: cannot read {cert:?}: {e}"))?
         .collect::<Result<_, _>>()
@@ -56,5 +56,5 @@ fn acceptor(cert: &str, key: &str) -> Result<TlsAcceptor, String> {
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .map_err(|e| format!("tls_key: does not match tls_cert or is unusable: {e}"))?;
-    Ok(TlsAcceptor::from(Arc::new(config)))
+    Ok(Arc::new(config))
 }
