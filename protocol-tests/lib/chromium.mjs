@@ -4,8 +4,9 @@ import { chromium } from 'playwright-core';
 
 export const CHROMIUM = '/usr/bin/chromium';
 
-/** Launches headless Chromium: {browser} or {error} (a message saying what is missing). */
-export async function launchChromium() {
+/** Launches headless Chromium (with `extraArgs` too): {browser} or {error} (a message saying
+ * what is missing). */
+export async function launchChromium(extraArgs = []) {
   if (!fs.existsSync(CHROMIUM)) {
     return { error: `${CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium)` };
   }
@@ -22,6 +23,7 @@ export async function launchChromium() {
         '--disable-background-networking',
         '--disable-component-update',
         '--disable-sync',
+        ...extraArgs,
       ],
     });
     return { browser };
