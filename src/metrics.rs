@@ -25,6 +25,10 @@ pub struct Snapshot {
     pub webhooks: WebhookStats,
     /// The cluster bus's totals since start (zeros on one node).
     pub bus: BusStats,
+    /// Frames waiting in all connections' outbound queues, summed at scrape time.
+    pub queued_frames: u64,
+    /// Tasks alive in the server's tokio runtime (one per connection, plus the fixed ones).
+    pub runtime_tasks: u64,
 }
 
 /// Every metric of one server.
@@ -63,6 +67,12 @@ pub struct Metrics {
     pub broadcast_seconds: Histogram,
     /// 1 while the app store's database cannot be read (the last good apps are served).
     pub app_store_unreachable: IntGauge,
+    /// Frames waiting in outbound queues: a leak of queued frames, or many clients near 4100,
+    /// shows here before it shows in RSS.
+    pub queued_frames: IntGauge,
+    /// Tokio tasks alive: a task that outlives its connection shows as a climb under steady
+    /// load.
+    pub runtime_tasks: IntGauge,
 }
 
 fn app_label() -> &'static [&'static str] {
@@ -121,7 +131,19 @@ impl Metrics {
             "Channels whose cluster bus subscription this node holds (interest-based fan-out)",
         )?;
         registry.register(Box::new(redis_subscriptions.clone()))?;
+        let queued_frames = IntGauge::new(
+            name("queued_frames"),
+            "Frames waiting in all connections' outbound queues (counted at scrape time)",
+        )?;
+        registry.register(Box::new(queued_frames.clone()))?;
+        let runtime_tasks = IntGauge::new(
+            name("runtime_tasks"),
+            "Tasks alive in the server's tokio runtime",
+        )?;
+        registry.register(Box::new(runtime_tasks.clone()))?;
         Ok(Metrics {
+            queued_frames,
+            runtime_tasks,
             app_store_unreachable,
             connected: gauge("connected", "Open WebSocket connections")?,
             open_sockets,
@@ -229,6 +251,8 @@ impl Metrics {
         catch_up(&self.redis_received, now.bus.received);
         catch_up(&self.redis_errors, now.bus.errors);
         self.redis_subscriptions.set(now.bus.subscriptions as i64);
+        self.queued_frames.set(now.queued_frames as i64);
+        self.runtime_tasks.set(now.runtime_tasks as i64);
         let mut out = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()
@@ -282,6 +306,8 @@ mod tests {
                 history_bytes: 512,
             }],
             open_sockets: 4,
+            queued_frames: 12,
+            runtime_tasks: 9,
             ..Snapshot::default()
         };
         let text = m.render(&busy);
@@ -294,6 +320,8 @@ mod tests {
             Some("t_channels{app_id=\"a1\"} 2")
         );
         assert_eq!(line(&text, "t_open_sockets "), Some("t_open_sockets 4"));
+        assert_eq!(line(&text, "t_queued_frames "), Some("t_queued_frames 12"));
+        assert_eq!(line(&text, "t_runtime_tasks "), Some("t_runtime_tasks 9"));
         assert_eq!(
             line(&text, "t_history_bytes{"),
             Some("t_history_bytes{app_id=\"a1\"} 512")
@@ -302,6 +330,7 @@ mod tests {
         let text = m.render(&Snapshot::default());
         assert_eq!(line(&text, "t_connected{"), None);
         assert_eq!(line(&text, "t_open_sockets "), Some("t_open_sockets 0"));
+        assert_eq!(line(&text, "t_queued_frames "), Some("t_queued_frames 0"));
     }
 
     #[test]

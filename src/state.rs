@@ -145,6 +145,12 @@ impl State {
         Snapshot {
             apps: self.adapter.local().stats(),
             open_sockets: self.open_sockets.load(Ordering::Relaxed),
+            queued_frames: self.adapter.local().queued_frames(),
+            // Tokio counts its live tasks anyway (stable `RuntimeMetrics`); outside a runtime
+            // (never the case for a scrape) there are none to count.
+            runtime_tasks: tokio::runtime::Handle::try_current()
+                .map(|h| h.metrics().num_alive_tasks() as u64)
+                .unwrap_or(0),
             webhooks: self.webhooks.stats(),
             bus: self
                 .adapter

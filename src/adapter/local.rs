@@ -174,6 +174,15 @@ impl LocalAdapter {
             .sum()
     }
 
+    /// Frames waiting in every connection's outbound queue on this node, counted now (a
+    /// walk over the connections, so only for the metrics' scrape, never per message).
+    pub fn queued_frames(&self) -> u64 {
+        self.namespaces()
+            .iter()
+            .map(|(_, ns)| ns.queued_frames() as u64)
+            .sum()
+    }
+
     /// Per-app figures of this node, for the metrics and `/usage`.
     pub fn stats(&self) -> Vec<LocalStats> {
         self.namespaces()

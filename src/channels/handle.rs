@@ -121,6 +121,12 @@ impl ConnHandle {
     pub fn pending_close(&self) -> Option<Fatal> {
         self.shared.lock().close
     }
+
+    /// Frames waiting in the queue now. For the metrics, which add these up at scrape time:
+    /// a shared running count would be one more atomic touched by every frame of a broadcast.
+    pub fn queued(&self) -> usize {
+        self.shared.lock().frames.len()
+    }
 }
 
 impl Receiver {

@@ -190,6 +190,14 @@ impl Namespace {
         self.channels.len()
     }
 
+    /// Frames waiting in the outbound queues of this app's connections (authorized or not),
+    /// walked now: see `ConnHandle::queued`.
+    pub fn queued_frames(&self) -> usize {
+        let open = self.connections.iter().map(|c| c.value().queued());
+        let pending = self.pending.iter().map(|c| c.value().queued());
+        open.chain(pending).sum()
+    }
+
     /// Presence members over all channels.
     pub fn member_count(&self) -> usize {
         self.channels.iter().map(|c| c.members.len()).sum()

@@ -20,6 +20,7 @@ mod recovering;
 mod report;
 mod restart_storm;
 mod signin_storm;
+mod soak;
 mod stream;
 mod target;
 mod trigger;
@@ -141,6 +142,9 @@ enum Scenario {
     /// N connections (a third in presence channels) through a server restart, coming back
     /// as pusher-js does: time until all are subscribed again, peak RSS, member events.
     RestartStorm(restart_storm::Args),
+    /// An hour (by default) of mixed load, sampled every minute: RSS, open fds, tasks, queued
+    /// frames, lost events; the verdict is whether anything drifted or was lost.
+    Soak(soak::Args),
     /// Subscribe/unsubscribe churn on a big channel: server CPU per operation and subscribe
     /// latency (with the app's subscription count on or off).
     CountChurn(count_churn::Args),
@@ -276,6 +280,7 @@ fn main() {
             Scenario::SigninStorm(a) => signin_storm::run(t, a, pid, watched).await,
             Scenario::RestartStorm(a) => restart_storm::run(t, a).await,
             Scenario::CountChurn(a) => count_churn::run(t, a, pid, watched).await,
+            Scenario::Soak(a) => soak::run(t, a, pid).await,
             Scenario::Trigger {
                 concurrency,
                 duration,

@@ -93,7 +93,12 @@ pub struct RawWs {
 impl RawWs {
     /// Connects, upgrades and reads `connection_established`; returns the socket id too.
     pub async fn connect(t: &Target, source: Option<IpAddr>) -> Result<(RawWs, String), String> {
-        let mut stream = ws_client::open(t, source).await?;
+        RawWs::connect_over(t, ws_client::open(t, source).await?).await
+    }
+
+    /// Like `connect`, over a connection the caller opened (e.g. with a small receive buffer,
+    /// for a client that stops reading).
+    pub async fn connect_over(t: &Target, mut stream: Stream) -> Result<(RawWs, String), String> {
         let key = rand::random::<u128>().to_be_bytes();
         let request = format!(
             "GET {} HTTP/1.1\r\nHost: {}:{}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
