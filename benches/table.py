@@ -354,6 +354,51 @@ def extra_rows():
     return r
 
 
+def ratio_rows():
+    """Figures that are one case's figure over another's, run by run (the cases of one run
+    ran one after the other on the same machine): (figure, target, check, numerator case,
+    its extractor, denominator case, its extractor)."""
+    cpu = field("cpu_seconds_per_million")
+    p99 = field("latency", "p99_ms")
+    r = [
+        ("Issue 19: 10k/1-channel CPU per delivery ÷ the kernel floor's CPU per write",
+         "≤ 1.25", ("<=", 1.25), "fanout-10k-1ch-10eps", cpu, "write-floor-10k", cpu),
+        ("Issue 19: 10k/1-channel p99 ÷ the kernel floor's round p99", "≤ 1.1", ("<=", 1.1),
+         "fanout-10k-1ch-10eps", p99, "write-floor-10k", field("round_ms", "p99")),
+        ("Issue 19: TLS ÷ plain memory per idle connection", "≤ 2", ("<=", 2.0),
+         "idle-19k-tls", kb, "idle-19k", kb),
+    ]
+    for case, desc, _, _ in FANOUT_CASES:
+        if case != "fanout-10k-100ch-100eps":
+            r.append((f"Issue 19: TLS ÷ plain CPU per delivery, fanout {desc}", "≤ 1.3",
+                      ("<=", 1.3), case + "-tls", cpu, case, cpu))
+    return r
+
+
+def ratio_table_rows(runs, run_numbers):
+    """Markdown rows of ratio_rows() for the cases present."""
+    out = []
+    for figure, target, check, num, num_of, den, den_of in ratio_rows():
+        if num not in runs or den not in runs:
+            continue
+        cells, values = [], []
+        for r in run_numbers:
+            a, b = runs[num].get(r), runs[den].get(r)
+            va = None if a is None or "error" in a else num_of(a)
+            vb = None if b is None or "error" in b else den_of(b)
+            if va is None or not vb:
+                cells.append("n/a")
+                continue
+            values.append(va / vb)
+            cells.append(fmt_2(va / vb))
+        measured = "n/a"
+        if values:
+            med = statistics.median(values)
+            measured = fmt_2(med) + (" ✅" if meets(check, med) else " ❌")
+        out.append("| " + " | ".join([figure, target, measured] + cells) + " |")
+    return out
+
+
 def meets(check, v):
     op, bound = check
     return v <= bound if op == "<=" else v >= bound
@@ -448,6 +493,7 @@ def main():
         else:
             measured = "n/a"
         out.append("| " + " | ".join([figure, target, measured] + cells) + " |")
+    out += ratio_table_rows(runs, run_numbers)
     for case, by_run in runs.items():
         for r, rec in sorted(by_run.items()):
             if "error" in rec:
