@@ -85,9 +85,15 @@ pub fn now_micros() -> u64 {
 /// event data, which reaches us inside a JSON string (`{\"t\":123,…}`), or as an object for
 /// client events (`{"t":123,…}`). A scan is much cheaper than parsing the frame twice.
 pub fn extract_timestamp(frame: &[u8]) -> Option<u64> {
-    let at = find(frame, b"\"t\\\":")
-        .map(|i| i + 5)
-        .or_else(|| find(frame, b"\"t\":").map(|i| i + 4))?;
+    number_after(frame, b"\"t\\\":", b"\"t\":")
+}
+
+/// The unsigned number right after the first of two spellings of a JSON key in a frame: as it
+/// reads inside a JSON string (`escaped`, `\"key\":`) or in an object (`plain`, `"key":`).
+pub fn number_after(frame: &[u8], escaped: &[u8], plain: &[u8]) -> Option<u64> {
+    let at = find(frame, escaped)
+        .map(|i| i + escaped.len())
+        .or_else(|| find(frame, plain).map(|i| i + plain.len()))?;
     let digits = frame.get(at..)?;
     let end = digits
         .iter()

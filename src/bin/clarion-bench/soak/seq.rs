@@ -138,19 +138,7 @@ impl Tracker {
 /// data, which arrives inside a JSON string for triggered events (`{\"seq\":N`) and as an object
 /// for client events. A scan, because parsing every frame would take CPU from the server.
 pub fn extract_seq(frame: &[u8]) -> Option<u64> {
-    let at = find(frame, br#"\"seq\":"#)
-        .map(|i| i + 8)
-        .or_else(|| find(frame, br#""seq":"#).map(|i| i + 6))?;
-    let digits = frame.get(at..)?;
-    let end = digits
-        .iter()
-        .position(|c| !c.is_ascii_digit())
-        .unwrap_or(digits.len());
-    std::str::from_utf8(digits.get(..end)?).ok()?.parse().ok()
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
+    crate::target::number_after(frame, br#"\"seq\":"#, br#""seq":"#)
 }
 
 #[cfg(test)]
