@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use crate::adapter::redis::RedisAdapter;
 use crate::adapter::{Adapter, ClusterEvent, LocalAdapter};
 use crate::app_store::{AppStore, Dialect};
+use crate::channels::direct::SocketFd;
 use crate::config::{Config, Validated};
 use crate::metrics::Metrics;
 use crate::net::coalesce_101::Coalesce101;
@@ -23,6 +24,7 @@ use crate::net::tls_stream;
 use crate::protocol::codes::Fatal;
 use crate::state::State;
 use crate::webhooks::Event;
+use std::os::fd::AsRawFd;
 
 /// Largest request head (request line and headers) hyper buffers; bigger ones get 431. Browsers
 /// send a few KB at most, cookies included; the bound keeps a flood of huge heads cheap.
@@ -190,6 +192,7 @@ impl Server {
                 accepted = self.listener.accept() => match accepted {
                     Ok((stream, peer)) => {
                         let _ = stream.set_nodelay(true);
+                        let fd = SocketFd(stream.as_raw_fd());
                         let stream = Counted::new(stream, self.state.open_sockets.clone());
                         let state = self.state.clone();
                         match &self.state.tls {
@@ -199,14 +202,14 @@ impl Server {
                                 tokio::spawn(async move {
                                     // A client that never finishes the handshake is dropped.
                                     match tokio::time::timeout(limit, tls_stream::accept(config, stream)).await {
-                                        Ok(Ok(tls_stream)) => serve_connection(state, tls_stream, peer).await,
+                                        Ok(Ok(tls_stream)) => serve_connection(state, tls_stream, peer, None).await,
                                         Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                                         Err(_) => tracing::debug!("TLS handshake timed out"),
                                     }
                                 });
                             }
                             None => {
-                                tokio::spawn(serve_connection(state, stream, peer));
+                                tokio::spawn(serve_connection(state, stream, peer, Some(fd)));
                             }
                         }
                     }
@@ -367,12 +370,19 @@ async fn drain(state: &Arc<State>, accept: impl Future<Output = ()>) {
 /// Serves HTTP/1.1 on one connection. `handshake_timeout` bounds each request head — from the
 /// moment the server starts waiting for it, so a silent connection, a slowloris dribbling bytes
 /// and an idle keep-alive connection are all closed after it.
-async fn serve_connection<S>(state: Arc<State>, stream: S, peer: SocketAddr)
+///
+/// `fd` is the plain TCP socket's descriptor (none on TLS): a WebSocket upgrade hands it to the
+/// connection, whose broadcasters may then write to an idle socket themselves
+/// (`channels::direct`).
+async fn serve_connection<S>(state: Arc<State>, stream: S, peer: SocketAddr, fd: Option<SocketFd>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let head_timeout = Duration::from_secs(state.config.handshake_timeout);
-    let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+    let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+        if let Some(fd) = fd {
+            req.extensions_mut().insert(fd);
+        }
         let state = state.clone();
         async move { Ok::<_, std::convert::Infallible>(crate::http::route(state, req, peer).await) }
     });

@@ -11,20 +11,33 @@
 //! entries in the profile of that case. Here one small lock guards the frames and the close
 //! request, and one waker serves both; the queue's memory is allocated on first use (tokio's
 //! channel allocates a 32-slot block per connection up front).
+//!
+//! On a plain TCP connection whose task is idle (waiting in `poll_frame` with nothing
+//! unwritten) and that was not written to in the last `HOT`, `send` writes the frame to the
+//! socket itself under this lock (`direct.rs`), and the task is not woken at all. The rules
+//! that keep one writer at a time and frames in order live here: the task marks itself idle
+//! only when its queue is empty, takes the socket back (`busy`) before writing anything that
+//! did not come from `poll_frame`, and gets first whatever part of a frame the socket refused.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use futures_util::task::AtomicWaker;
 
+use super::direct::{Socket, Wrote};
 use crate::protocol::codes::Fatal;
 use crate::protocol::frames::Frame;
 use crate::protocol::socket_id::SocketId;
 
 /// A queue that grew in a burst gives its memory back once drained, down to this many slots.
 const KEEP_SLOTS: usize = 16;
+/// A connection written to less than this long ago is left to its task even when idle: on a
+/// busy channel the task batches the frames that arrive while it is scheduled into one write,
+/// which costs less than a write per frame from the sender (docs/performance.md).
+const HOT: Duration = Duration::from_millis(5);
 
 /// Handle to one live connection.
 #[derive(Debug)]
@@ -54,6 +67,24 @@ struct Queue {
     capacity: usize,
     close: Option<Fatal>,
     receiver_gone: bool,
+    /// The plain TCP socket, for senders to write to while `idle` (`direct.rs`).
+    socket: Option<Box<Socket>>,
+    /// The task has written everything it was given and waits: a sender may write a frame to
+    /// `socket` itself, holding this lock. Never true while frames or `rest` wait.
+    idle: bool,
+    /// When the task last went idle after doing something, or a sender last wrote (`HOT`).
+    last_active: Option<Instant>,
+    /// A frame a sender could write only part of, and how many bytes of it went: the task
+    /// writes the rest before anything else.
+    rest: Option<Box<(Frame, usize)>>,
+}
+
+/// What the connection task is to write next.
+#[derive(Debug)]
+pub enum Outbound {
+    Frame(Frame),
+    /// The rest of a frame from this byte of its framed form (header included) on.
+    Rest(Frame, usize),
 }
 
 impl Shared {
@@ -71,6 +102,10 @@ impl ConnHandle {
                 capacity: queue.max(1),
                 close: None,
                 receiver_gone: false,
+                socket: None,
+                idle: false,
+                last_active: None,
+                rest: None,
             }),
             closing: AtomicBool::new(false),
             waker: AtomicWaker::new(),
@@ -90,6 +125,29 @@ impl ConnHandle {
         let mut state = self.shared.lock();
         if state.receiver_gone || state.close.is_some() {
             return false;
+        }
+        if state.idle {
+            // The task cannot be writing: put the frame on the socket here, unless the
+            // connection is busy enough that its task batches better.
+            state.idle = false;
+            let now = Instant::now();
+            let cold = state
+                .last_active
+                .is_none_or(|t| now.duration_since(t) >= HOT);
+            if let Some(socket) = state.socket.as_ref().filter(|_| cold) {
+                match socket.write(frame.as_bytes()) {
+                    Wrote::All => {
+                        state.idle = true;
+                        state.last_active = Some(now);
+                        return true;
+                    }
+                    Wrote::Part(n) => state.rest = Some(Box::new((frame, n))),
+                    Wrote::Nothing => state.frames.push_back(frame),
+                }
+                drop(state);
+                self.shared.waker.wake();
+                return true;
+            }
         }
         if state.frames.len() >= state.capacity {
             drop(state);
@@ -122,6 +180,13 @@ impl ConnHandle {
         self.shared.lock().close
     }
 
+    /// Lets senders write to this plain TCP socket while the connection is idle. The socket
+    /// is given up when the `Receiver` is dropped, which the connection task does before it
+    /// drops the stream that owns the file descriptor.
+    pub fn allow_direct(&self, socket: Socket) {
+        self.shared.lock().socket = Some(Box::new(socket));
+    }
+
     /// Frames waiting in the queue now. For the metrics, which add these up at scrape time:
     /// a shared running count would be one more atomic touched by every frame of a broadcast.
     pub fn queued(&self) -> usize {
@@ -149,19 +214,41 @@ impl Receiver {
         self.poll_close()
     }
 
-    /// The next queued frame, or Pending (the task is woken when one arrives or a close is
-    /// requested).
-    pub fn poll_frame(&self, cx: &mut Context<'_>) -> Poll<Frame> {
+    /// What to write next, or Pending (the task is woken when a frame arrives or a close is
+    /// requested). Pending also marks the connection idle, so senders may write to the socket
+    /// themselves: the task polls this only when it has nothing unwritten, and calls `busy`
+    /// before it writes anything else.
+    pub fn poll_frame(&self, cx: &mut Context<'_>) -> Poll<Outbound> {
         self.shared.waker.register(cx.waker());
-        match self.try_recv() {
-            Some(f) => Poll::Ready(f),
-            None => Poll::Pending,
+        let mut state = self.shared.lock();
+        if let Some(rest) = state.rest.take() {
+            let (frame, done) = *rest;
+            return Poll::Ready(Outbound::Rest(frame, done));
         }
+        match Self::pop(&mut state) {
+            Some(f) => Poll::Ready(Outbound::Frame(f)),
+            None => {
+                if state.socket.is_some() && !state.idle && state.close.is_none() {
+                    state.idle = true;
+                    state.last_active = Some(Instant::now());
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Takes the socket back from senders before the task writes to it outside `poll_frame`'s
+    /// frames (a pong, a close).
+    pub fn busy(&self) {
+        self.shared.lock().idle = false;
     }
 
     /// The next queued frame, without waiting.
     pub fn try_recv(&self) -> Option<Frame> {
-        let mut state = self.shared.lock();
+        Self::pop(&mut self.shared.lock())
+    }
+
+    fn pop(state: &mut Queue) -> Option<Frame> {
         let frame = state.frames.pop_front();
         if frame.is_none() && state.frames.capacity() > KEEP_SLOTS {
             state.frames.shrink_to(KEEP_SLOTS);
@@ -175,6 +262,10 @@ impl Drop for Receiver {
         let mut state = self.shared.lock();
         state.receiver_gone = true;
         state.frames = VecDeque::new();
+        // No sender may touch the file descriptor once the stream that owns it can close it.
+        state.idle = false;
+        state.socket = None;
+        state.rest = None;
     }
 }
 
@@ -195,7 +286,9 @@ mod tests {
         let task = tokio::spawn(async move {
             let mut got = Vec::new();
             for _ in 0..3 {
-                got.push(poll_fn(|cx| rx.poll_frame(cx)).await.to_string());
+                if let Outbound::Frame(f) = poll_fn(|cx| rx.poll_frame(cx)).await {
+                    got.push(f.to_string());
+                }
             }
             got
         });
@@ -265,3 +358,7 @@ mod tests {
         assert!(h.shared.lock().frames.capacity() <= KEEP_SLOTS);
     }
 }
+
+#[cfg(test)]
+#[path = "direct_tests.rs"]
+mod direct_tests;

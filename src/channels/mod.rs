@@ -2,6 +2,7 @@
 //! what each cache channel last carried. The adapter layer builds cluster behaviour on top.
 
 pub mod cache;
+pub mod direct;
 pub mod handle;
 pub(crate) mod history;
 pub mod namespace;

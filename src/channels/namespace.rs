@@ -102,6 +102,10 @@ struct Present {
     connections: u32,
 }
 
+/// Subscribers a broadcast sends to while it holds the channel map's lock; above this, it
+/// takes their handles and sends after letting go (see `fan_out`).
+const SEND_UNDER_LOCK_UP_TO: usize = 64;
+
 #[derive(Debug)]
 pub(super) struct Subscriber {
     pub(super) handle: Arc<ConnHandle>,
@@ -308,18 +312,36 @@ impl Namespace {
             return 0;
         };
         let mut sent = 0;
+        // A send to an idle socket is a write (`handle.rs`): on a large channel those happen
+        // after the channel map's lock is let go, so subscribing to the channels that share
+        // its shard never waits for thousands of system calls.
+        let defer = ch.subscribers.len() > SEND_UNDER_LOCK_UP_TO;
+        let mut later: Vec<(Arc<ConnHandle>, &'f Frame)> = Vec::new();
+        if defer {
+            later.reserve(ch.subscribers.len());
+        }
         for (id, sub) in ch.subscribers.iter() {
             if Some(*id) == except {
                 continue;
             }
-            let frame = pick(sub).clone();
+            let frame = pick(sub);
             let queued = match &sub.follow {
                 // A frame outside the cluster's numbering (a whisper, a presence change) waits
                 // behind a recovering subscriber's replay like everything else.
-                Follow::Ordered(o) => crate::sync::lock(o).pass(&sub.handle, frame),
-                _ => sub.handle.send(frame),
+                Follow::Ordered(o) => crate::sync::lock(o).pass(&sub.handle, frame.clone()),
+                _ if defer => {
+                    later.push((sub.handle.clone(), frame));
+                    continue;
+                }
+                _ => sub.handle.send(frame.clone()),
             };
             if queued {
+                sent += 1;
+            }
+        }
+        drop(ch);
+        for (handle, frame) in later {
+            if handle.send(frame.clone()) {
                 sent += 1;
             }
         }

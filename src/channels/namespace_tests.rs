@@ -97,6 +97,33 @@ fn broadcast_skips_the_excluded_socket() {
 }
 
 #[test]
+fn a_large_channel_sent_to_after_the_lock_is_let_go_gets_the_same_deliveries_and_counts() {
+    let ns = Namespace::default();
+    let n = SEND_UNDER_LOCK_UP_TO as u64 + 36;
+    let conns: Vec<_> = (1..=n).map(conn).collect();
+    for (h, _) in &conns {
+        ns.subscribe("big", h, None, 0).expect("public");
+    }
+    // The first subscriber is full: its send fails and is not counted.
+    let (small, _rs) = {
+        let (h, rx) = ConnHandle::new(SocketId(999, 999), 1);
+        (Arc::new(h), rx)
+    };
+    ns.subscribe("big", &small, None, 0).expect("public");
+    assert!(small.send(Frame::from("filler")));
+    let sent = ns.broadcast("big", &Frame::from("y"), Some(conns[0].0.socket_id));
+    assert_eq!(
+        sent,
+        n as usize - 1,
+        "all but the excluded and the full one"
+    );
+    assert!(conns[0].1.try_recv().is_none());
+    for (_, rx) in &conns[1..] {
+        assert_eq!(rx.try_recv().map(|f| f.to_string()), Some("y".into()));
+    }
+}
+
+#[test]
 fn the_connection_limit_holds_and_removal_is_idempotent() {
     let ns = Namespace::default();
     let (a, _ra) = conn(1);

@@ -80,6 +80,11 @@ pub fn upgrade(
         .get(header::ORIGIN)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     let within_rate = state.connection_rate.allow(ip, std::time::Instant::now());
+    // The plain TCP socket's descriptor, which the accept loop put here (none on TLS).
+    let socket = req
+        .extensions()
+        .get::<crate::channels::direct::SocketFd>()
+        .copied();
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         match on_upgrade.await {
@@ -98,7 +103,7 @@ pub fn upgrade(
                 )
                 .await;
                 if within_rate {
-                    crate::ws::connection::run(state, ws, app_key, protocol, origin).await;
+                    crate::ws::connection::run(state, ws, app_key, protocol, origin, socket).await;
                 } else {
                     crate::ws::connection::refuse_over_rate(&state, ws, &app_key).await;
                 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -15,10 +15,11 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use super::session::Session;
-use crate::channels::handle::{ConnHandle, Receiver};
+use crate::channels::direct::{self, Socket, SocketFd};
+use crate::channels::handle::{ConnHandle, Outbound, Receiver};
 use crate::metrics::ConnCounters;
 use crate::protocol::codes::{self, Fatal};
-use crate::protocol::frames::{self, Frame};
+use crate::protocol::frames;
 use crate::protocol::socket_id::SocketId;
 use crate::state::State;
 
@@ -42,6 +43,7 @@ pub async fn run<S>(
     app_key: String,
     protocol: Option<String>,
     origin: Option<String>,
+    socket: Option<SocketFd>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -82,7 +84,7 @@ pub async fn run<S>(
     let mut session = Session::new(state, app, handle, admitted);
     // A panic in a handler must not leave the connection registered: catch it, then clean up
     // exactly as for a normal disconnect.
-    let outcome = AssertUnwindSafe(event_loop(&mut session, &mut ws, rx))
+    let outcome = AssertUnwindSafe(event_loop(&mut session, &mut ws, rx, socket))
         .catch_unwind()
         .await;
     if outcome.is_err() {
@@ -159,16 +161,30 @@ where
 enum Step {
     Close(Fatal),
     Inbound(Option<Result<Message, WsError>>),
-    Outbound(Frame),
+    Outbound(Outbound),
     Timer,
 }
 
-async fn event_loop<S>(session: &mut Session, ws: &mut WebSocketStream<S>, rx: Receiver)
-where
+async fn event_loop<S>(
+    session: &mut Session,
+    ws: &mut WebSocketStream<S>,
+    rx: Receiver,
+    socket: Option<SocketFd>,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let handle = session.handle.clone();
     let counters = ConnCounters::new(&session.state.metrics, &session.app.id);
+    if let Some(SocketFd(fd)) = socket {
+        let (messages, bytes) = (counters.sent_messages.clone(), counters.sent_bytes.clone());
+        handle.allow_direct(Socket::new(
+            fd,
+            Arc::new(move |len| {
+                messages.inc();
+                bytes.inc_by(len as u64);
+            }),
+        ));
+    }
     let activity = Duration::from_secs(session.state.config.activity_timeout);
     let pong_wait = Duration::from_secs(session.state.config.pong_timeout);
     let connected_at = Instant::now();
@@ -206,14 +222,37 @@ where
             f = std::future::poll_fn(|cx| rx.poll_frame(cx)) => Step::Outbound(f),
             () = &mut timer => Step::Timer,
         };
+        // Senders write to the socket only while the task waits for frames (`poll_frame`);
+        // anything else the task does may write (a pong, a close) and takes the socket back.
+        if !matches!(step, Step::Outbound(_)) {
+            rx.busy();
+        }
         match step {
             // Over quota at authorization is announced like over quota at connect.
             Step::Close(Fatal::OverQuota) => return fatal(ws, Fatal::OverQuota).await,
             Step::Close(why) => return close(ws, why).await,
-            Step::Outbound(first) => {
+            Step::Outbound(next) => {
+                let first = match &next {
+                    Outbound::Frame(f) | Outbound::Rest(f, _) => f,
+                };
                 let (mut frames_out, mut bytes_out) = (1u64, first.len() as u64);
                 let write = async {
-                    ws.feed(Message::Text(first)).await?;
+                    match next {
+                        Outbound::Frame(f) => ws.feed(Message::Text(f)).await?,
+                        // What a sender could not write of its frame goes first, as raw bytes:
+                        // tungstenite has nothing buffered while the connection was idle.
+                        Outbound::Rest(f, done) => {
+                            let (head, used) = direct::header(f.len());
+                            let (h, p) = direct::framed_from(
+                                head.get(..used).unwrap_or_default(),
+                                f.as_bytes(),
+                                done,
+                            );
+                            let raw = ws.get_mut();
+                            raw.write_all(h).await?;
+                            raw.write_all(p).await?;
+                        }
+                    }
                     for _ in 0..WRITE_BATCH {
                         match rx.try_recv() {
                             Some(f) => {
