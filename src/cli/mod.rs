@@ -55,6 +55,11 @@ pub struct Cli {
     #[arg(long, env = "CLARION_OUTBOUND_QUEUE_SIZE")]
     pub outbound_queue_size: Option<usize>,
 
+    /// Write broadcasts straight to idle plain-TCP sockets: less CPU on large channels, higher
+    /// fan-out p99 [default: false].
+    #[arg(long, env = "CLARION_DIRECT_WRITES", value_name = "BOOL")]
+    pub direct_writes: Option<bool>,
+
     /// Largest HTTP API request body in bytes; larger ones get 413 [default: 262144].
     #[arg(long, env = "CLARION_MAX_HTTP_BODY_SIZE")]
     pub max_http_body_size: Option<usize>,

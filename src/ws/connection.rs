@@ -175,7 +175,7 @@ async fn event_loop<S>(
 {
     let handle = session.handle.clone();
     let counters = ConnCounters::new(&session.state.metrics, &session.app.id);
-    if let Some(SocketFd(fd)) = socket {
+    if let Some(SocketFd(fd)) = socket.filter(|_| session.state.config.direct_writes) {
         let (messages, bytes) = (counters.sent_messages.clone(), counters.sent_bytes.clone());
         handle.allow_direct(Socket::new(
             fd,

@@ -16,6 +16,7 @@ mod cli;
 mod cli_client;
 mod client_events;
 mod connection_rate;
+mod direct_writes;
 mod docs;
 mod examples;
 mod grafana;
