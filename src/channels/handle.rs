@@ -12,7 +12,7 @@
 //! request, and one waker serves both; the queue's memory is allocated on first use (tokio's
 //! channel allocates a 32-slot block per connection up front).
 //!
-//! On a plain TCP connection whose task is idle (waiting in `poll_frame` with nothing
+//! With `direct_writes` on, on a plain TCP connection whose task is idle (waiting in `poll_frame` with nothing
 //! unwritten) and that was not written to in the last `HOT`, `send` writes the frame to the
 //! socket itself under this lock (`direct.rs`), and the task is not woken at all. The rules
 //! that keep one writer at a time and frames in order live here: the task marks itself idle
