@@ -209,7 +209,10 @@ impl Server {
                                 });
                             }
                             None => {
-                                tokio::spawn(serve_connection(state, stream, peer, Some(fd)));
+                                // Only handed on when used: the request's extension map is
+                                // an allocation of its own.
+                                let fd = state.config.direct_writes.then_some(fd);
+                                tokio::spawn(serve_connection(state, stream, peer, fd));
                             }
                         }
                     }

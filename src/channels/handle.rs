@@ -67,8 +67,15 @@ struct Queue {
     capacity: usize,
     close: Option<Fatal>,
     receiver_gone: bool,
+    /// What senders need to write to the socket themselves: only plain TCP connections with
+    /// `direct_writes` have it, so every other connection carries one pointer for it.
+    direct: Option<Box<Direct>>,
+}
+
+#[derive(Debug)]
+struct Direct {
     /// The plain TCP socket, for senders to write to while `idle` (`direct.rs`).
-    socket: Option<Box<Socket>>,
+    socket: Socket,
     /// The task has written everything it was given and waits: a sender may write a frame to
     /// `socket` itself, holding this lock. Never true while frames or `rest` wait.
     idle: bool,
@@ -76,7 +83,7 @@ struct Queue {
     last_active: Option<Instant>,
     /// A frame a sender could write only part of, and how many bytes of it went: the task
     /// writes the rest before anything else.
-    rest: Option<Box<(Frame, usize)>>,
+    rest: Option<(Frame, usize)>,
 }
 
 /// What the connection task is to write next.
@@ -102,10 +109,7 @@ impl ConnHandle {
                 capacity: queue.max(1),
                 close: None,
                 receiver_gone: false,
-                socket: None,
-                idle: false,
-                last_active: None,
-                rest: None,
+                direct: None,
             }),
             closing: AtomicBool::new(false),
             waker: AtomicWaker::new(),
@@ -122,41 +126,42 @@ impl ConnHandle {
     /// Queues a frame. Returns false when the connection is gone, is closing, or was just
     /// closed as a slow consumer.
     pub fn send(&self, frame: Frame) -> bool {
-        let mut state = self.shared.lock();
+        let mut guard = self.shared.lock();
+        let state = &mut *guard;
         if state.receiver_gone || state.close.is_some() {
             return false;
         }
-        if state.idle {
+        if let Some(direct) = state.direct.as_deref_mut().filter(|d| d.idle) {
             // The task cannot be writing: put the frame on the socket here, unless the
             // connection is busy enough that its task batches better.
-            state.idle = false;
+            direct.idle = false;
             let now = Instant::now();
-            let cold = state
+            let cold = direct
                 .last_active
                 .is_none_or(|t| now.duration_since(t) >= HOT);
-            if let Some(socket) = state.socket.as_ref().filter(|_| cold) {
-                match socket.write(frame.as_bytes()) {
+            if cold {
+                match direct.socket.write(frame.as_bytes()) {
                     Wrote::All => {
-                        state.idle = true;
-                        state.last_active = Some(now);
+                        direct.idle = true;
+                        direct.last_active = Some(now);
                         return true;
                     }
-                    Wrote::Part(n) => state.rest = Some(Box::new((frame, n))),
+                    Wrote::Part(n) => direct.rest = Some((frame, n)),
                     Wrote::Nothing => state.frames.push_back(frame),
                 }
-                drop(state);
+                drop(guard);
                 self.shared.waker.wake();
                 return true;
             }
         }
         if state.frames.len() >= state.capacity {
-            drop(state);
+            drop(guard);
             self.close(Fatal::SlowConsumer);
             return false;
         }
         let was_empty = state.frames.is_empty();
         state.frames.push_back(frame);
-        drop(state);
+        drop(guard);
         // A non-empty queue means the task was already woken and will drain it all.
         if was_empty {
             self.shared.waker.wake();
@@ -184,7 +189,18 @@ impl ConnHandle {
     /// is given up when the `Receiver` is dropped, which the connection task does before it
     /// drops the stream that owns the file descriptor.
     pub fn allow_direct(&self, socket: Socket) {
-        self.shared.lock().socket = Some(Box::new(socket));
+        self.shared.lock().direct = Some(Box::new(Direct {
+            socket,
+            idle: false,
+            last_active: None,
+            rest: None,
+        }));
+    }
+
+    /// Whether senders may write to this connection's socket (`allow_direct` was called and
+    /// the task has not ended).
+    pub fn writes_direct(&self) -> bool {
+        self.shared.lock().direct.is_some()
     }
 
     /// Frames waiting in the queue now. For the metrics, which add these up at scrape time:
@@ -221,16 +237,16 @@ impl Receiver {
     pub fn poll_frame(&self, cx: &mut Context<'_>) -> Poll<Outbound> {
         self.shared.waker.register(cx.waker());
         let mut state = self.shared.lock();
-        if let Some(rest) = state.rest.take() {
-            let (frame, done) = *rest;
+        if let Some((frame, done)) = state.direct.as_mut().and_then(|d| d.rest.take()) {
             return Poll::Ready(Outbound::Rest(frame, done));
         }
         match Self::pop(&mut state) {
             Some(f) => Poll::Ready(Outbound::Frame(f)),
             None => {
-                if state.socket.is_some() && !state.idle && state.close.is_none() {
-                    state.idle = true;
-                    state.last_active = Some(Instant::now());
+                let open = state.close.is_none();
+                if let Some(direct) = state.direct.as_deref_mut().filter(|d| open && !d.idle) {
+                    direct.idle = true;
+                    direct.last_active = Some(Instant::now());
                 }
                 Poll::Pending
             }
@@ -240,7 +256,9 @@ impl Receiver {
     /// Takes the socket back from senders before the task writes to it outside `poll_frame`'s
     /// frames (a pong, a close).
     pub fn busy(&self) {
-        self.shared.lock().idle = false;
+        if let Some(direct) = self.shared.lock().direct.as_deref_mut() {
+            direct.idle = false;
+        }
     }
 
     /// The next queued frame, without waiting.
@@ -263,9 +281,7 @@ impl Drop for Receiver {
         state.receiver_gone = true;
         state.frames = VecDeque::new();
         // No sender may touch the file descriptor once the stream that owns it can close it.
-        state.idle = false;
-        state.socket = None;
-        state.rest = None;
+        state.direct = None;
     }
 }
 

@@ -9,6 +9,7 @@ pub mod namespace;
 mod ordered;
 mod recorded;
 mod signins;
+mod spread;
 mod watchers;
 
 pub use namespace::Namespace;

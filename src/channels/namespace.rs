@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use super::cache::CachedEvent;
 use super::history::{Budget, History};
 pub use super::ordered::Follow;
+use super::spread::{spread, Delivery};
 use super::watchers::Watchers;
 use crate::channels::handle::ConnHandle;
 use crate::protocol::codes::Fatal;
@@ -102,8 +103,8 @@ struct Present {
     connections: u32,
 }
 
-/// Subscribers a broadcast sends to while it holds the channel map's lock; above this, it
-/// takes their handles and sends after letting go (see `fan_out`).
+/// Subscribers a broadcast sends to while it holds the channel map's lock; above this, the
+/// sends that may be socket writes (`direct_writes`) happen after letting go (see `fan_out`).
 const SEND_UNDER_LOCK_UP_TO: usize = 64;
 
 #[derive(Debug)]
@@ -112,6 +113,9 @@ pub(super) struct Subscriber {
     member_key: Option<String>,
     /// Plain frames, or stamped ones for an opted-in subscription of a recorded channel.
     pub(super) follow: Follow,
+    /// A send to this connection may be a socket write (`ConnHandle::writes_direct`), kept
+    /// here because the fan-out loop reads this entry anyway.
+    direct: bool,
 }
 
 #[derive(Debug, Default)]
@@ -312,14 +316,12 @@ impl Namespace {
             return 0;
         };
         let mut sent = 0;
-        // A send to an idle socket is a write (`handle.rs`): on a large channel those happen
-        // after the channel map's lock is let go, so subscribing to the channels that share
-        // its shard never waits for thousands of system calls.
+        // A send to an idle socket may be a write (`direct_writes`, `handle.rs`): on a large
+        // channel those happen after the channel map's lock is let go, so subscribing to the
+        // channels that share its shard never waits for thousands of system calls, and they
+        // are spread over the cores (`spread.rs`). Without `direct_writes` the list stays empty.
         let defer = ch.subscribers.len() > SEND_UNDER_LOCK_UP_TO;
-        let mut later: Vec<(Arc<ConnHandle>, &'f Frame)> = Vec::new();
-        if defer {
-            later.reserve(ch.subscribers.len());
-        }
+        let mut later: Vec<Delivery> = Vec::new();
         for (id, sub) in ch.subscribers.iter() {
             if Some(*id) == except {
                 continue;
@@ -329,8 +331,11 @@ impl Namespace {
                 // A frame outside the cluster's numbering (a whisper, a presence change) waits
                 // behind a recovering subscriber's replay like everything else.
                 Follow::Ordered(o) => crate::sync::lock(o).pass(&sub.handle, frame.clone()),
-                _ if defer => {
-                    later.push((sub.handle.clone(), frame));
+                _ if defer && sub.direct => {
+                    if later.is_empty() {
+                        later.reserve(ch.subscribers.len());
+                    }
+                    later.push((sub.handle.clone(), frame.clone()));
                     continue;
                 }
                 _ => sub.handle.send(frame.clone()),
@@ -340,12 +345,7 @@ impl Namespace {
             }
         }
         drop(ch);
-        for (handle, frame) in later {
-            if handle.send(frame.clone()) {
-                sent += 1;
-            }
-        }
-        sent
+        sent + spread(later)
     }
 
     /// Counts for a channel (zeros when nobody is subscribed).
@@ -485,6 +485,7 @@ fn subscribe_in(
                 handle: conn.clone(),
                 member_key,
                 follow,
+                direct: conn.writes_direct(),
             },
         );
         if let Some(m) = member.as_ref() {

@@ -1,6 +1,6 @@
 //! `direct_writes = true` (`src/channels/direct.rs`): broadcasters write frames straight to idle
-//! plain sockets. Through the real server: a channel larger than the in-lock limit (64) and
-//! a small one get every event, whole and in order, with events spaced so that most go out by
+//! plain sockets. Through the real server: a channel large enough for its writes to be spread
+//! over helper threads (`spread.rs`, from 256) and a small one get every event, whole and in order, with events spaced so that most go out by
 //! direct writes and some close together so that the task path takes over.
 
 use crate::common::*;
@@ -12,7 +12,7 @@ async fn every_subscriber_gets_every_event_in_order_with_direct_writes() {
     let server = TestServer::start("direct_writes = true").await;
     assert!(server.config.direct_writes);
     let mut big = Vec::new();
-    for _ in 0..80 {
+    for _ in 0..300 {
         let (mut c, _) = server.connect("app-key").await;
         let ok = c.subscribe("big", Some(""), None).await;
         assert_eq!(ok["event"], "pusher_internal:subscription_succeeded");
