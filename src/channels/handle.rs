@@ -12,9 +12,10 @@
 //! request, and one waker serves both; the queue's memory is allocated on first use (tokio's
 //! channel allocates a 32-slot block per connection up front).
 //!
-//! With `direct_writes` on, on a plain TCP connection whose task is idle (waiting in `poll_frame` with nothing
-//! unwritten) and that was not written to in the last `HOT`, `send` writes the frame to the
-//! socket itself under this lock (`direct.rs`), and the task is not woken at all. The rules
+//! With `direct_writes` on, on a plain TCP connection whose task is idle (waiting in
+//! `poll_frame` with nothing unwritten) and that was not written to in the last `HOT`, `send`
+//! writes the frame to the socket itself under this lock (`direct.rs`), and the task is not
+//! woken at all; a large broadcast spreads those writes over the cores (`spread.rs`). The rules
 //! that keep one writer at a time and frames in order live here: the task marks itself idle
 //! only when its queue is empty, takes the socket back (`busy`) before writing anything that
 //! did not come from `poll_frame`, and gets first whatever part of a frame the socket refused.

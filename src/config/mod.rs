@@ -44,8 +44,9 @@ pub struct Config {
     /// Outbound frames queued per connection before it is closed as a slow consumer (4100).
     pub outbound_queue_size: usize,
     /// Broadcasters write a frame straight to an idle plain-TCP socket instead of waking its
-    /// connection task (`channels::direct`): less CPU on large channels, a higher p99 (the
-    /// writes of one broadcast run one after another). Off by default (docs/performance.md).
+    /// connection task (`channels::direct`, spread over the cores by `channels::spread`): less
+    /// CPU on large channels, higher p99s on busy mid-sized ones. Off by default
+    /// (docs/performance.md).
     pub direct_writes: bool,
     /// Largest HTTP API request body, in bytes (413 above it).
     pub max_http_body_size: usize,
