@@ -10,8 +10,11 @@
 //! The broadcast is still over when `spread` returns, as when one thread did it all, so each
 //! connection gets a channel's frames in order without anything more. A part no helper has
 //! started by the time the broadcaster is through with its own is taken back and written by
-//! the broadcaster: a busy or descheduled helper costs no more than doing it alone. Nothing
-//! here runs, and no thread is started, unless a broadcast reaches `SPREAD_FROM` direct sends.
+//! the broadcaster: a busy or descheduled helper costs no more than doing it alone. Waiting
+//! for a helper blocks the broadcaster's runtime thread (a Condvar, no await), as its own
+//! writes do; it is bounded because every send is non-blocking (a full socket hands the frame
+//! to the connection's task). Nothing here runs, and no thread is started, unless a broadcast
+//! reaches `SPREAD_FROM` direct sends.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -84,9 +87,10 @@ impl Drop for Finish<'_> {
     }
 }
 
-/// Sends each frame to its connection; returns how many were queued or written.
+/// Sends each frame to its connection; returns how many were queued or written. The frames
+/// are moved, not cloned again: each delivery already holds its own reference.
 fn send_all(sends: Vec<Delivery>) -> usize {
-    sends.into_iter().filter(|(h, f)| h.send(f.clone())).count()
+    sends.into_iter().map(|(h, f)| usize::from(h.send(f))).sum()
 }
 
 /// The helpers' queues, started on first use: one fewer than the cores, up to `MAX_PARTS - 1`.
