@@ -38,7 +38,7 @@ const KEEP_SLOTS: usize = 16;
 /// A connection written to less than this long ago is left to its task even when idle: on a
 /// busy channel the task batches the frames that arrive while it is scheduled into one write,
 /// which costs less than a write per frame from the sender (docs/performance.md).
-const HOT: Duration = Duration::from_millis(5);
+pub(super) const HOT: Duration = Duration::from_millis(5);
 
 /// Handle to one live connection.
 #[derive(Debug)]

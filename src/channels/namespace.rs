@@ -12,6 +12,7 @@ use dashmap::DashMap;
 use serde_json::{Map, Value};
 
 use super::cache::CachedEvent;
+use super::handle::HOT;
 use super::history::{Budget, History};
 pub use super::ordered::Follow;
 use super::spread::{spread, Delivery};
@@ -122,6 +123,24 @@ pub(super) struct Subscriber {
 pub(super) struct Channel {
     pub(super) subscribers: HashMap<SocketId, Subscriber>,
     members: HashMap<String, Present>,
+    /// When this (large) channel last had a broadcast. Within `HOT` of it every subscriber
+    /// was written to recently, so `send` queues rather than writes: deferring and spreading
+    /// those sends would only move the wake-ups to helper threads (`fan_out`).
+    broadcast_at: Mutex<Option<Instant>>,
+}
+
+impl Channel {
+    /// Whether a broadcast at `now` sends to the direct subscribers after the lock is let go:
+    /// only on a large channel not broadcast to within `HOT` (`broadcast_at`).
+    pub(super) fn defers(&self, now: Instant) -> bool {
+        if self.subscribers.len() <= SEND_UNDER_LOCK_UP_TO {
+            return false;
+        }
+        let mut at = crate::sync::lock(&self.broadcast_at);
+        let cold = at.is_none_or(|t| now.saturating_duration_since(t) >= HOT);
+        *at = Some(now);
+        cold
+    }
 }
 
 /// One app's connections, channels, signed-in users and cache on this node.
@@ -319,8 +338,9 @@ impl Namespace {
         // A send to an idle socket may be a write (`direct_writes`, `handle.rs`): on a large
         // channel those happen after the channel map's lock is let go, so subscribing to the
         // channels that share its shard never waits for thousands of system calls, and they
-        // are spread over the cores (`spread.rs`). Without `direct_writes` the list stays empty.
-        let defer = ch.subscribers.len() > SEND_UNDER_LOCK_UP_TO;
+        // are spread over the cores (`spread.rs`). Without `direct_writes` the list stays empty;
+        // on a channel broadcast to within `HOT` (every subscriber recently written) it is skipped.
+        let defer = ch.defers(Instant::now());
         let mut later: Vec<Delivery> = Vec::new();
         for (id, sub) in ch.subscribers.iter() {
             if Some(*id) == except {

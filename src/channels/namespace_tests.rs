@@ -124,6 +124,27 @@ fn a_large_channel_sent_to_after_the_lock_is_let_go_gets_the_same_deliveries_and
 }
 
 #[test]
+fn only_a_large_channel_not_broadcast_to_within_hot_defers() {
+    let ns = Namespace::default();
+    let conns: Vec<_> = (1..=SEND_UNDER_LOCK_UP_TO as u64).map(conn).collect();
+    for (h, _) in &conns {
+        ns.subscribe("big", h, None, 0).expect("public");
+    }
+    let t = Instant::now();
+    let defers = |at| ns.channels.get("big").is_some_and(|c| c.defers(at));
+    assert!(!defers(t), "at the threshold the sends stay under the lock");
+    let (extra, _rx) = conn(SEND_UNDER_LOCK_UP_TO as u64 + 1);
+    ns.subscribe("big", &extra, None, 0).expect("public");
+    assert!(defers(t), "large and not broadcast to yet: deferred");
+    assert!(
+        !defers(t + HOT / 2),
+        "broadcast to within HOT: sent under the lock"
+    );
+    assert!(!defers(t + HOT), "each broadcast keeps it hot");
+    assert!(defers(t + HOT * 2), "quiet for HOT: deferred again");
+}
+
+#[test]
 fn the_connection_limit_holds_and_removal_is_idempotent() {
     let ns = Namespace::default();
     let (a, _ra) = conn(1);
