@@ -113,3 +113,23 @@ fn write_frame(fd: RawFd, payload: &[u8], skip: usize) -> io::Result<usize> {
         Ok(n as usize)
     }
 }
+
+/// Milliseconds on the kernel's coarse monotonic clock (wrapping), for the `HOT` rule.
+///
+/// Why not `Instant::now()`: the rule reads the clock twice per delivery on a busy channel
+/// (the task going idle, the sender checking), where a full clock read and the 16-byte
+/// `Instant` it is stored as were measurable; the coarse clock is a memory read in the vDSO,
+/// and its resolution (one timer tick, 1–4 ms) is fine for a threshold of a few milliseconds.
+pub fn coarse_ms() -> u32 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid, writable timespec; CLOCK_MONOTONIC_COARSE exists on every Linux
+    // since 2.6.32 and the call cannot fail with a valid pointer (on failure `t` stays zero).
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut t) };
+    let ms = (t.tv_sec as u64)
+        .wrapping_mul(1000)
+        .wrapping_add(t.tv_nsec as u64 / 1_000_000);
+    ms as u32
+}

@@ -8,7 +8,7 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::task::noop_waker;
 
@@ -41,11 +41,14 @@ fn direct_handle(server: &TcpStream) -> (ConnHandle, Receiver, Arc<AtomicUsize>)
     (h, rx, counted)
 }
 
-/// Pretends the connection was last active at `at` (None: long enough ago to be cold).
-fn set_last_active(h: &ConnHandle, at: Option<Instant>) {
-    if let Some(d) = h.shared.lock().direct.as_deref_mut() {
-        d.last_active = at;
-    }
+/// Pretends the connection was last active just now (`recently`) or `HOT` ago (cold).
+fn set_last_active(h: &ConnHandle, recently: bool) {
+    let now = super::coarse_ms();
+    h.shared.lock().last_active = if recently {
+        now
+    } else {
+        now.wrapping_sub(super::HOT_MS)
+    };
 }
 
 /// The task's side: polls for the next thing to write (Pending marks the connection idle).
@@ -87,10 +90,10 @@ fn an_idle_connection_gets_the_frame_from_the_sender_and_its_task_is_not_woken()
     let (h, rx, counted) = direct_handle(&server);
     assert!(poll(&rx).is_pending(), "the task waits: idle");
     let big = "x".repeat(300); // a 16-bit length header
-    set_last_active(&h, None); // as if 5 ms had passed since the task's last write
+    set_last_active(&h, false); // as if HOT had passed since the task's last write
     assert!(h.send(text("hello")));
     assert_eq!(read_frame(&mut client), "hello");
-    set_last_active(&h, None); // as if 5 ms had passed
+    set_last_active(&h, false); // as if HOT had passed
     assert!(h.send(text(&big)));
     assert_eq!(read_frame(&mut client), big);
     assert_eq!(counted.load(AtomicOrdering::Relaxed), 2);
@@ -102,10 +105,28 @@ fn a_connection_written_to_moments_ago_is_left_to_its_task() {
     let (server, _client) = pair();
     let (h, rx, counted) = direct_handle(&server);
     assert!(poll(&rx).is_pending());
-    set_last_active(&h, Some(Instant::now()));
+    set_last_active(&h, true);
     assert!(h.send(text("batched")));
     assert!(matches!(poll(&rx), Poll::Ready(Outbound::Frame(f)) if f.as_str() == "batched"));
     assert_eq!(counted.load(AtomicOrdering::Relaxed), 0);
+}
+
+#[test]
+fn a_busy_channels_frame_is_queued_even_for_an_idle_cold_connection() {
+    let (server, _client) = pair();
+    let (h, rx, counted) = direct_handle(&server);
+    assert!(poll(&rx).is_pending());
+    set_last_active(&h, false);
+    assert!(h.send_queued(text("from a busy channel")));
+    assert!(
+        matches!(poll(&rx), Poll::Ready(Outbound::Frame(f)) if f.as_str() == "from a busy channel")
+    );
+    assert_eq!(counted.load(AtomicOrdering::Relaxed), 0, "nothing written");
+    // Idle again: a plain send writes.
+    assert!(poll(&rx).is_pending());
+    set_last_active(&h, false);
+    assert!(h.send(text("quiet")));
+    assert_eq!(counted.load(AtomicOrdering::Relaxed), 1);
 }
 
 #[test]
@@ -125,7 +146,7 @@ fn no_direct_write_while_the_task_is_busy_or_frames_wait_or_after_it_is_gone() {
     assert_eq!(counted.load(AtomicOrdering::Relaxed), 0);
     // Idle again, then the task ends: the socket is no longer the senders'.
     assert!(poll(&rx).is_pending());
-    set_last_active(&h, None);
+    set_last_active(&h, false);
     drop(rx);
     assert!(!h.send(text("late")));
     client
@@ -140,7 +161,7 @@ fn a_frame_the_socket_takes_only_part_of_is_finished_by_the_task_before_later_fr
     let (server, mut client) = pair();
     let (h, rx, counted) = direct_handle(&server);
     assert!(poll(&rx).is_pending());
-    set_last_active(&h, None);
+    set_last_active(&h, false);
     // Larger than what loopback buffers take while the client does not read.
     let huge = "y".repeat(16 << 20);
     assert!(h.send(text(&huge)));

@@ -13,7 +13,7 @@
 //! channel allocates a 32-slot block per connection up front).
 //!
 //! With `direct_writes` on, on a plain TCP connection whose task is idle (waiting in
-//! `poll_frame` with nothing unwritten) and that was not written to in the last `HOT`, `send`
+//! `poll_frame` with nothing unwritten) and that was not written to in the last `HOT_MS`, `send`
 //! writes the frame to the socket itself under this lock (`direct.rs`), and the task is not
 //! woken at all; a large broadcast spreads those writes over the cores (`spread.rs`). The rules
 //! that keep one writer at a time and frames in order live here: the task marks itself idle
@@ -24,21 +24,21 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
 
 use futures_util::task::AtomicWaker;
 
-use super::direct::{Socket, Wrote};
+use super::direct::{coarse_ms, Socket, Wrote};
 use crate::protocol::codes::Fatal;
 use crate::protocol::frames::Frame;
 use crate::protocol::socket_id::SocketId;
 
 /// A queue that grew in a burst gives its memory back once drained, down to this many slots.
 const KEEP_SLOTS: usize = 16;
-/// A connection written to less than this long ago is left to its task even when idle: on a
-/// busy channel the task batches the frames that arrive while it is scheduled into one write,
-/// which costs less than a write per frame from the sender (docs/performance.md).
-pub(super) const HOT: Duration = Duration::from_millis(5);
+/// A connection written to less than this long ago (milliseconds on `direct::coarse_ms`) is
+/// left to its task even when idle: a connection busy with frames from several channels is
+/// batched by its task into fewer writes. A busy channel never has its sends written by the
+/// sender at all (`send_queued`, `pace.rs`).
+const HOT_MS: u32 = 5;
 
 /// Handle to one live connection.
 #[derive(Debug)]
@@ -68,6 +68,16 @@ struct Queue {
     capacity: usize,
     close: Option<Fatal>,
     receiver_gone: bool,
+    /// The task has written everything it was given and waits: a sender may write a frame to
+    /// the socket itself, holding this lock. Only with `direct`; never true while frames or a
+    /// `rest` wait. Kept here, not in `direct`, as are `rest` and `last_active`: every send on
+    /// a busy channel reads them, and the box would be one more cache line per send.
+    idle: bool,
+    /// `direct.rest` holds a partly written frame.
+    rest: bool,
+    /// When (`coarse_ms`) the task last went idle after doing something, or a sender last
+    /// wrote (`HOT_MS`).
+    last_active: u32,
     /// What senders need to write to the socket themselves: only plain TCP connections with
     /// `direct_writes` have it, so every other connection carries one pointer for it.
     direct: Option<Box<Direct>>,
@@ -77,11 +87,6 @@ struct Queue {
 struct Direct {
     /// The plain TCP socket, for senders to write to while `idle` (`direct.rs`).
     socket: Socket,
-    /// The task has written everything it was given and waits: a sender may write a frame to
-    /// `socket` itself, holding this lock. Never true while frames or `rest` wait.
-    idle: bool,
-    /// When the task last went idle after doing something, or a sender last wrote (`HOT`).
-    last_active: Option<Instant>,
     /// A frame a sender could write only part of, and how many bytes of it went: the task
     /// writes the rest before anything else.
     rest: Option<(Frame, usize)>,
@@ -110,6 +115,9 @@ impl ConnHandle {
                 capacity: queue.max(1),
                 close: None,
                 receiver_gone: false,
+                idle: false,
+                rest: false,
+                last_active: 0,
                 direct: None,
             }),
             closing: AtomicBool::new(false),
@@ -124,30 +132,46 @@ impl ConnHandle {
         )
     }
 
-    /// Queues a frame. Returns false when the connection is gone, is closing, or was just
-    /// closed as a slow consumer.
+    /// Queues a frame, or writes it to the socket when the connection may take that
+    /// (`direct_writes`, idle, not written to within `HOT_MS`). Returns false when the connection is gone, is
+    /// closing, or was just closed as a slow consumer.
     pub fn send(&self, frame: Frame) -> bool {
+        self.push(frame, true)
+    }
+
+    /// Queues a frame for the connection's task, never writing it here: for a busy channel's
+    /// broadcast (`pace.rs`). Returns what `send` does.
+    pub fn send_queued(&self, frame: Frame) -> bool {
+        self.push(frame, false)
+    }
+
+    fn push(&self, frame: Frame, may_write: bool) -> bool {
         let mut guard = self.shared.lock();
         let state = &mut *guard;
         if state.receiver_gone || state.close.is_some() {
             return false;
         }
-        if let Some(direct) = state.direct.as_deref_mut().filter(|d| d.idle) {
+        if state.idle {
             // The task cannot be writing: put the frame on the socket here, unless the
-            // connection is busy enough that its task batches better.
-            direct.idle = false;
-            let now = Instant::now();
-            let cold = direct
-                .last_active
-                .is_none_or(|t| now.duration_since(t) >= HOT);
-            if cold {
+            // connection or the channel is busy enough that the task does better.
+            state.idle = false;
+            let now = if may_write {
+                coarse_ms()
+            } else {
+                state.last_active
+            };
+            let cold = now.wrapping_sub(state.last_active) >= HOT_MS;
+            if let Some(direct) = state.direct.as_deref_mut().filter(|_| cold) {
                 match direct.socket.write(frame.as_bytes()) {
                     Wrote::All => {
-                        direct.idle = true;
-                        direct.last_active = Some(now);
+                        state.idle = true;
+                        state.last_active = now;
                         return true;
                     }
-                    Wrote::Part(n) => direct.rest = Some((frame, n)),
+                    Wrote::Part(n) => {
+                        direct.rest = Some((frame, n));
+                        state.rest = true;
+                    }
                     Wrote::Nothing => state.frames.push_back(frame),
                 }
                 drop(guard);
@@ -190,12 +214,7 @@ impl ConnHandle {
     /// is given up when the `Receiver` is dropped, which the connection task does before it
     /// drops the stream that owns the file descriptor.
     pub fn allow_direct(&self, socket: Socket) {
-        self.shared.lock().direct = Some(Box::new(Direct {
-            socket,
-            idle: false,
-            last_active: None,
-            rest: None,
-        }));
+        self.shared.lock().direct = Some(Box::new(Direct { socket, rest: None }));
     }
 
     /// Whether senders may write to this connection's socket (`allow_direct` was called and
@@ -237,17 +256,20 @@ impl Receiver {
     /// before it writes anything else.
     pub fn poll_frame(&self, cx: &mut Context<'_>) -> Poll<Outbound> {
         self.shared.waker.register(cx.waker());
-        let mut state = self.shared.lock();
-        if let Some((frame, done)) = state.direct.as_mut().and_then(|d| d.rest.take()) {
-            return Poll::Ready(Outbound::Rest(frame, done));
+        let mut guard = self.shared.lock();
+        let state = &mut *guard;
+        if state.rest {
+            state.rest = false;
+            if let Some((frame, done)) = state.direct.as_mut().and_then(|d| d.rest.take()) {
+                return Poll::Ready(Outbound::Rest(frame, done));
+            }
         }
-        match Self::pop(&mut state) {
+        match Self::pop(state) {
             Some(f) => Poll::Ready(Outbound::Frame(f)),
             None => {
-                let open = state.close.is_none();
-                if let Some(direct) = state.direct.as_deref_mut().filter(|d| open && !d.idle) {
-                    direct.idle = true;
-                    direct.last_active = Some(Instant::now());
+                if state.direct.is_some() && state.close.is_none() && !state.idle {
+                    state.idle = true;
+                    state.last_active = coarse_ms();
                 }
                 Poll::Pending
             }
@@ -257,9 +279,7 @@ impl Receiver {
     /// Takes the socket back from senders before the task writes to it outside `poll_frame`'s
     /// frames (a pong, a close).
     pub fn busy(&self) {
-        if let Some(direct) = self.shared.lock().direct.as_deref_mut() {
-            direct.idle = false;
-        }
+        self.shared.lock().idle = false;
     }
 
     /// The next queued frame, without waiting.
@@ -283,6 +303,7 @@ impl Drop for Receiver {
         state.frames = VecDeque::new();
         // No sender may touch the file descriptor once the stream that owns it can close it.
         state.direct = None;
+        state.idle = false;
     }
 }
 

@@ -7,6 +7,7 @@ pub mod handle;
 pub(crate) mod history;
 pub mod namespace;
 mod ordered;
+mod pace;
 mod recorded;
 mod signins;
 mod spread;

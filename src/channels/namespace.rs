@@ -12,9 +12,10 @@ use dashmap::DashMap;
 use serde_json::{Map, Value};
 
 use super::cache::CachedEvent;
-use super::handle::HOT;
+use super::direct::coarse_ms;
 use super::history::{Budget, History};
 pub use super::ordered::Follow;
+use super::pace::Pace;
 use super::spread::{spread, Delivery};
 use super::watchers::Watchers;
 use crate::channels::handle::ConnHandle;
@@ -123,23 +124,21 @@ pub(super) struct Subscriber {
 pub(super) struct Channel {
     pub(super) subscribers: HashMap<SocketId, Subscriber>,
     members: HashMap<String, Present>,
-    /// When this (large) channel last had a broadcast. Within `HOT` of it every subscriber
-    /// was written to recently, so `send` queues rather than writes: deferring and spreading
-    /// those sends would only move the wake-ups to helper threads (`fan_out`).
-    broadcast_at: Mutex<Option<Instant>>,
+    /// How often it is broadcast to: a busy channel's sends go to the connection tasks,
+    /// a quiet one's may be socket writes (`pace.rs`).
+    pace: Pace,
 }
 
 impl Channel {
-    /// Whether a broadcast at `now` sends to the direct subscribers after the lock is let go:
-    /// only on a large channel not broadcast to within `HOT` (`broadcast_at`).
-    pub(super) fn defers(&self, now: Instant) -> bool {
-        if self.subscribers.len() <= SEND_UNDER_LOCK_UP_TO {
-            return false;
-        }
-        let mut at = crate::sync::lock(&self.broadcast_at);
-        let cold = at.is_none_or(|t| now.saturating_duration_since(t) >= HOT);
-        *at = Some(now);
-        cold
+    /// Records a broadcast at `now` (`coarse_ms`): whether its sends may be socket writes,
+    /// and whether those happen after the lock is let go (a quiet channel of more than
+    /// `SEND_UNDER_LOCK_UP_TO` subscribers).
+    pub(super) fn broadcast(&self, now: u32) -> (bool, bool) {
+        let quiet = self.pace.broadcast(now);
+        (
+            quiet,
+            quiet && self.subscribers.len() > SEND_UNDER_LOCK_UP_TO,
+        )
     }
 }
 
@@ -339,8 +338,8 @@ impl Namespace {
         // channel those happen after the channel map's lock is let go, so subscribing to the
         // channels that share its shard never waits for thousands of system calls, and they
         // are spread over the cores (`spread.rs`). Without `direct_writes` the list stays empty;
-        // on a channel broadcast to within `HOT` (every subscriber recently written) it is skipped.
-        let defer = ch.defers(Instant::now());
+        // on a busy channel (`pace.rs`) nothing is written by the sender at all.
+        let (quiet, defer) = ch.broadcast(coarse_ms());
         let mut later: Vec<Delivery> = Vec::new();
         for (id, sub) in ch.subscribers.iter() {
             if Some(*id) == except {
@@ -358,7 +357,8 @@ impl Namespace {
                     later.push((sub.handle.clone(), frame.clone()));
                     continue;
                 }
-                _ => sub.handle.send(frame.clone()),
+                _ if quiet => sub.handle.send(frame.clone()),
+                _ => sub.handle.send_queued(frame.clone()),
             };
             if queued {
                 sent += 1;

@@ -124,24 +124,36 @@ fn a_large_channel_sent_to_after_the_lock_is_let_go_gets_the_same_deliveries_and
 }
 
 #[test]
-fn only_a_large_channel_not_broadcast_to_within_hot_defers() {
+fn only_a_large_quiet_channel_defers_and_a_busy_one_is_never_written_by_the_sender() {
     let ns = Namespace::default();
     let conns: Vec<_> = (1..=SEND_UNDER_LOCK_UP_TO as u64).map(conn).collect();
     for (h, _) in &conns {
         ns.subscribe("big", h, None, 0).expect("public");
     }
-    let t = Instant::now();
-    let defers = |at| ns.channels.get("big").is_some_and(|c| c.defers(at));
-    assert!(!defers(t), "at the threshold the sends stay under the lock");
+    let broadcast = |at| ns.channels.get("big").map(|c| c.broadcast(at));
+    let mut t = 1_000u32;
+    assert_eq!(
+        broadcast(t),
+        Some((true, false)),
+        "at the threshold the sends stay under the lock"
+    );
     let (extra, _rx) = conn(SEND_UNDER_LOCK_UP_TO as u64 + 1);
     ns.subscribe("big", &extra, None, 0).expect("public");
-    assert!(defers(t), "large and not broadcast to yet: deferred");
-    assert!(
-        !defers(t + HOT / 2),
-        "broadcast to within HOT: sent under the lock"
+    t += 1_000;
+    assert_eq!(
+        broadcast(t),
+        Some((true, true)),
+        "large and quiet: deferred"
     );
-    assert!(!defers(t + HOT), "each broadcast keeps it hot");
-    assert!(defers(t + HOT * 2), "quiet for HOT: deferred again");
+    for _ in 0..50 {
+        t += 2;
+        broadcast(t);
+    }
+    assert_eq!(
+        broadcast(t + 2),
+        Some((false, false)),
+        "busy: sent under the lock, queued for the tasks"
+    );
 }
 
 #[test]

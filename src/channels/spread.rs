@@ -29,7 +29,10 @@ pub type Delivery = (Arc<ConnHandle>, Frame);
 
 /// Below this many sends a broadcast stays on its own thread: handing a part over costs a
 /// thread wake-up and the cache misses of another core, a few dozen writes' worth at most.
-pub const SPREAD_FROM: usize = 256;
+/// 64 (it was 256) so that every deferred broadcast (`namespace.rs`, more than 64
+/// subscribers) is spread: the 100-subscriber channels' p99 with `direct_writes` was above
+/// the setting-off figure when one thread wrote all 100 (docs/performance.md).
+pub const SPREAD_FROM: usize = 64;
 /// At most this many parts (cores used) per broadcast.
 const MAX_PARTS: usize = 4;
 
