@@ -114,12 +114,14 @@ fn write_frame(fd: RawFd, payload: &[u8], skip: usize) -> io::Result<usize> {
     }
 }
 
-/// Milliseconds on the kernel's coarse monotonic clock (wrapping), for the `HOT` rule.
+/// Milliseconds on the kernel's coarse monotonic clock (wrapping), for the rules that decide
+/// whether a sender writes: a connection's `HOT_MS` (`handle.rs`) and a channel's pace
+/// (`pace.rs`).
 ///
-/// Why not `Instant::now()`: the rule reads the clock twice per delivery on a busy channel
-/// (the task going idle, the sender checking), where a full clock read and the 16-byte
-/// `Instant` it is stored as were measurable; the coarse clock is a memory read in the vDSO,
-/// and its resolution (one timer tick, 1–4 ms) is fine for a threshold of a few milliseconds.
+/// Why not `Instant::now()`: the clock is read once or twice per delivery (the task going
+/// idle, the sender checking), where a full clock read and the 16-byte `Instant` it is stored
+/// as were measurable; the coarse clock is a memory read in the vDSO, and its resolution (one
+/// timer tick, 1–4 ms) is fine for thresholds of a few milliseconds.
 pub fn coarse_ms() -> u32 {
     let mut t = libc::timespec {
         tv_sec: 0,

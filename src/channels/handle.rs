@@ -133,8 +133,8 @@ impl ConnHandle {
     }
 
     /// Queues a frame, or writes it to the socket when the connection may take that
-    /// (`direct_writes`, idle, not written to within `HOT_MS`). Returns false when the connection is gone, is
-    /// closing, or was just closed as a slow consumer.
+    /// (`direct_writes`, idle, not written to within `HOT_MS`). Returns false when the
+    /// connection is gone, is closing, or was just closed as a slow consumer.
     pub fn send(&self, frame: Frame) -> bool {
         self.push(frame, true)
     }
@@ -155,13 +155,11 @@ impl ConnHandle {
             // The task cannot be writing: put the frame on the socket here, unless the
             // connection or the channel is busy enough that the task does better.
             state.idle = false;
-            let now = if may_write {
-                coarse_ms()
-            } else {
-                state.last_active
-            };
-            let cold = now.wrapping_sub(state.last_active) >= HOT_MS;
-            if let Some(direct) = state.direct.as_deref_mut().filter(|_| cold) {
+            // The time, when the sender may write: its channel is quiet, the connection cold.
+            let cold = may_write
+                .then(coarse_ms)
+                .filter(|now| now.wrapping_sub(state.last_active) >= HOT_MS);
+            if let (Some(now), Some(direct)) = (cold, state.direct.as_deref_mut()) {
                 match direct.socket.write(frame.as_bytes()) {
                     Wrote::All => {
                         state.idle = true;

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// A channel whose mean gap between broadcasts is shorter than this is busy: its sends are
 /// queued for the connection tasks. 50 broadcasts a second and more; the 10k-subscriber
 /// channel at 10 a second and a user's own channel stay quiet.
-pub(super) const BUSY_BELOW_MS: u32 = 20;
+const BUSY_BELOW_MS: u32 = 20;
 /// A gap counts at most this much, so a busy channel back from a pause is busy again after
 /// a handful of quick broadcasts rather than dozens.
 const GAP_CAP_MS: u32 = 250;
