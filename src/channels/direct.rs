@@ -14,14 +14,30 @@ use std::io;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 
-/// Counts a frame a sender wrote itself (its payload length): the connection task counts the
-/// frames it writes into the same metrics.
-pub type CountSent = Arc<dyn Fn(usize) + Send + Sync>;
+/// Counts a frame a sender wrote itself (its payload length) into the metrics the connection
+/// task counts its own writes in.
+///
+/// One per app, shared by its connections (`Namespace::count_sent`), behind a thin `Arc`: a
+/// closure per connection was a heap block of its own, and a fat pointer would not fit the
+/// queue's cache-line budget (`handle.rs`).
+pub struct CountSent(Box<dyn Fn(usize) + Send + Sync>);
 
-/// A connection's socket as senders may use it.
+impl CountSent {
+    pub fn new(count: impl Fn(usize) + Send + Sync + 'static) -> CountSent {
+        CountSent(Box::new(count))
+    }
+}
+
+impl std::fmt::Debug for CountSent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CountSent")
+    }
+}
+
+/// A connection's socket as senders may use it: 16 bytes, kept inline in the queue.
 pub struct Socket {
+    count: Arc<CountSent>,
     fd: RawFd,
-    count: CountSent,
 }
 
 impl std::fmt::Debug for Socket {
@@ -39,8 +55,9 @@ pub struct SocketFd(pub RawFd);
 #[derive(Debug, PartialEq, Eq)]
 pub enum Wrote {
     All,
-    /// This many bytes of the framed message (header included); the rest is the task's.
-    Part(usize),
+    /// This many bytes of the framed message (header included); the rest is the task's. A
+    /// `u32`, so the queue keeps it in its padding: one write offers at most `MAX_WRITE` bytes.
+    Part(u32),
     /// Nothing: the socket's buffer is full or the socket failed; the task finds out which.
     Nothing,
 }
@@ -48,8 +65,8 @@ pub enum Wrote {
 impl Socket {
     /// A socket for senders. The caller guarantees `fd` stays open for as long as the
     /// `Socket` may be used (`handle.rs` drops it before the connection's stream).
-    pub fn new(fd: RawFd, count: CountSent) -> Socket {
-        Socket { fd, count }
+    pub fn new(fd: RawFd, count: Arc<CountSent>) -> Socket {
+        Socket { count, fd }
     }
 
     /// Writes `payload` as one server-to-client text frame.
@@ -57,11 +74,12 @@ impl Socket {
         let total = header(payload.len()).1 + payload.len();
         match write_frame(self.fd, payload, 0) {
             Ok(n) if n == total => {
-                (self.count)(payload.len());
+                (self.count.0)(payload.len());
                 Wrote::All
             }
             Ok(0) | Err(_) => Wrote::Nothing,
-            Ok(n) => Wrote::Part(n),
+            // At most `MAX_WRITE` was offered, so the fallback is never taken.
+            Ok(n) => Wrote::Part(u32::try_from(n).unwrap_or(MAX_WRITE)),
         }
     }
 }
@@ -89,10 +107,18 @@ pub fn framed_from<'a>(head: &'a [u8], payload: &'a [u8], skip: usize) -> (&'a [
     (h, p)
 }
 
-/// One non-blocking `writev` of the framed message from byte `skip` on.
+/// The most one write offers the kernel (Linux takes at most about 2 GiB per call anyway), so
+/// what went out always fits a `u32`.
+const MAX_WRITE: u32 = i32::MAX as u32;
+
+/// One non-blocking `writev` of the framed message from byte `skip` on, at most `MAX_WRITE`
+/// bytes of it.
 fn write_frame(fd: RawFd, payload: &[u8], skip: usize) -> io::Result<usize> {
     let (head, used) = header(payload.len());
     let (h, p) = framed_from(head.get(..used).unwrap_or_default(), payload, skip);
+    let p = p
+        .get(..(MAX_WRITE as usize - h.len()).min(p.len()))
+        .unwrap_or_default();
     let iov = [
         libc::iovec {
             iov_base: h.as_ptr() as *mut libc::c_void,

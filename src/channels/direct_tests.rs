@@ -34,9 +34,9 @@ fn direct_handle(server: &TcpStream) -> (ConnHandle, Receiver, Arc<AtomicUsize>)
     let c = counted.clone();
     h.allow_direct(Socket::new(
         server.as_raw_fd(),
-        Arc::new(move |_| {
+        Arc::new(direct::CountSent::new(move |_| {
             c.fetch_add(1, AtomicOrdering::Relaxed);
-        }),
+        })),
     ));
     (h, rx, counted)
 }
@@ -166,6 +166,10 @@ fn a_frame_the_socket_takes_only_part_of_is_finished_by_the_task_before_later_fr
     let huge = "y".repeat(16 << 20);
     assert!(h.send(text(&huge)));
     assert!(h.send(text("after")), "queued behind the rest");
+    assert!(
+        rx.try_recv().is_none(),
+        "the rest goes out only through poll_frame"
+    );
     let Poll::Ready(Outbound::Rest(f, done)) = poll(&rx) else {
         panic!("the task is given the rest of the frame first");
     };

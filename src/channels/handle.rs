@@ -62,34 +62,27 @@ struct Shared {
     waker: AtomicWaker,
 }
 
+/// Kept to 64 bytes, so the connection's whole shared part stays in the allocator's 128-byte
+/// class with `direct_writes` on or off (a test holds it there): what senders need to write
+/// lives here inline, not behind a box of its own per connection.
 #[derive(Debug)]
 struct Queue {
     frames: VecDeque<Frame>,
-    capacity: usize,
-    close: Option<Fatal>,
-    receiver_gone: bool,
-    /// The task has written everything it was given and waits: a sender may write a frame to
-    /// the socket itself, holding this lock. Only with `direct`; never true while frames or a
-    /// `rest` wait. Kept here, not in `direct`, as are `rest` and `last_active`: every send on
-    /// a busy channel reads them, and the box would be one more cache line per send.
-    idle: bool,
-    /// `direct.rest` holds a partly written frame.
-    rest: bool,
+    /// The plain TCP socket, for senders to write to while `idle` (`direct.rs`): only plain
+    /// TCP connections with `direct_writes` have it.
+    socket: Option<Socket>,
+    /// How many bytes of the first frame a sender already wrote (0: none): the task writes
+    /// the rest before anything else.
+    rest: u32,
+    capacity: u32,
     /// When (`coarse_ms`) the task last went idle after doing something, or a sender last
     /// wrote (`HOT_MS`).
     last_active: u32,
-    /// What senders need to write to the socket themselves: only plain TCP connections with
-    /// `direct_writes` have it, so every other connection carries one pointer for it.
-    direct: Option<Box<Direct>>,
-}
-
-#[derive(Debug)]
-struct Direct {
-    /// The plain TCP socket, for senders to write to while `idle` (`direct.rs`).
-    socket: Socket,
-    /// A frame a sender could write only part of, and how many bytes of it went: the task
-    /// writes the rest before anything else.
-    rest: Option<(Frame, usize)>,
+    close: Option<Fatal>,
+    receiver_gone: bool,
+    /// The task has written everything it was given and waits: a sender may write a frame to
+    /// the socket itself, holding this lock. Only with `socket`; never true while frames wait.
+    idle: bool,
 }
 
 /// What the connection task is to write next.
@@ -112,13 +105,13 @@ impl ConnHandle {
         let shared = Arc::new(Shared {
             state: Mutex::new(Queue {
                 frames: VecDeque::new(),
-                capacity: queue.max(1),
+                socket: None,
+                rest: 0,
+                capacity: u32::try_from(queue.max(1)).unwrap_or(u32::MAX),
+                last_active: 0,
                 close: None,
                 receiver_gone: false,
                 idle: false,
-                rest: false,
-                last_active: 0,
-                direct: None,
             }),
             closing: AtomicBool::new(false),
             waker: AtomicWaker::new(),
@@ -159,16 +152,17 @@ impl ConnHandle {
             let cold = may_write
                 .then(coarse_ms)
                 .filter(|now| now.wrapping_sub(state.last_active) >= HOT_MS);
-            if let (Some(now), Some(direct)) = (cold, state.direct.as_deref_mut()) {
-                match direct.socket.write(frame.as_bytes()) {
+            if let (Some(now), Some(socket)) = (cold, &state.socket) {
+                // The queue is empty while idle: a part-written frame goes first.
+                match socket.write(frame.as_bytes()) {
                     Wrote::All => {
                         state.idle = true;
                         state.last_active = now;
                         return true;
                     }
                     Wrote::Part(n) => {
-                        direct.rest = Some((frame, n));
-                        state.rest = true;
+                        state.frames.push_back(frame);
+                        state.rest = n;
                     }
                     Wrote::Nothing => state.frames.push_back(frame),
                 }
@@ -177,7 +171,7 @@ impl ConnHandle {
                 return true;
             }
         }
-        if state.frames.len() >= state.capacity {
+        if state.frames.len() >= state.capacity as usize {
             drop(guard);
             self.close(Fatal::SlowConsumer);
             return false;
@@ -212,13 +206,13 @@ impl ConnHandle {
     /// is given up when the `Receiver` is dropped, which the connection task does before it
     /// drops the stream that owns the file descriptor.
     pub fn allow_direct(&self, socket: Socket) {
-        self.shared.lock().direct = Some(Box::new(Direct { socket, rest: None }));
+        self.shared.lock().socket = Some(socket);
     }
 
     /// Whether senders may write to this connection's socket (`allow_direct` was called and
     /// the task has not ended).
     pub fn writes_direct(&self) -> bool {
-        self.shared.lock().direct.is_some()
+        self.shared.lock().socket.is_some()
     }
 
     /// Frames waiting in the queue now. For the metrics, which add these up at scrape time:
@@ -256,16 +250,16 @@ impl Receiver {
         self.shared.waker.register(cx.waker());
         let mut guard = self.shared.lock();
         let state = &mut *guard;
-        if state.rest {
-            state.rest = false;
-            if let Some((frame, done)) = state.direct.as_mut().and_then(|d| d.rest.take()) {
+        if state.rest > 0 {
+            let done = std::mem::take(&mut state.rest) as usize;
+            if let Some(frame) = state.frames.pop_front() {
                 return Poll::Ready(Outbound::Rest(frame, done));
             }
         }
         match Self::pop(state) {
             Some(f) => Poll::Ready(Outbound::Frame(f)),
             None => {
-                if state.direct.is_some() && state.close.is_none() && !state.idle {
+                if state.socket.is_some() && state.close.is_none() && !state.idle {
                     state.idle = true;
                     state.last_active = coarse_ms();
                 }
@@ -280,9 +274,14 @@ impl Receiver {
         self.shared.lock().idle = false;
     }
 
-    /// The next queued frame, without waiting.
+    /// The next queued frame, without waiting. None while a part-written frame waits: only
+    /// `poll_frame` hands that out, as `Outbound::Rest`.
     pub fn try_recv(&self) -> Option<Frame> {
-        Self::pop(&mut self.shared.lock())
+        let mut state = self.shared.lock();
+        if state.rest > 0 {
+            return None;
+        }
+        Self::pop(&mut state)
     }
 
     fn pop(state: &mut Queue) -> Option<Frame> {
@@ -299,8 +298,9 @@ impl Drop for Receiver {
         let mut state = self.shared.lock();
         state.receiver_gone = true;
         state.frames = VecDeque::new();
+        state.rest = 0;
         // No sender may touch the file descriptor once the stream that owns it can close it.
-        state.direct = None;
+        state.socket = None;
         state.idle = false;
     }
 }
@@ -382,6 +382,15 @@ mod tests {
         } else {
             2
         }
+    }
+
+    #[test]
+    fn a_connections_shared_part_fits_one_128_byte_heap_block() {
+        // The `Arc`'s block holds two counts and `Shared`; glibc adds 8 bytes of its own and
+        // rounds to 16, so up to 120 bytes stay in the 128-byte class. An idle connection's
+        // memory is a measured figure (docs/performance.md): growing this grows it.
+        assert!(std::mem::size_of::<Queue>() <= 64);
+        assert!(2 * std::mem::size_of::<usize>() + std::mem::size_of::<Shared>() <= 120);
     }
 
     #[test]

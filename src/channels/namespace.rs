@@ -5,14 +5,14 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use dashmap::DashMap;
 use serde_json::{Map, Value};
 
 use super::cache::CachedEvent;
-use super::direct::coarse_ms;
+use super::direct::{coarse_ms, CountSent};
 use super::history::{Budget, History};
 pub use super::ordered::Follow;
 use super::pace::Pace;
@@ -162,6 +162,8 @@ pub struct Namespace {
     pub(super) history: DashMap<String, Arc<Mutex<History>>>,
     /// The node's budget for memory history, shared by every app's namespace.
     pub(super) budget: Arc<Budget>,
+    /// The app's count of frames senders wrote themselves, shared by its connections.
+    count_sent: OnceLock<Arc<CountSent>>,
 }
 
 impl Namespace {
@@ -171,6 +173,12 @@ impl Namespace {
             budget,
             ..Namespace::default()
         }
+    }
+
+    /// The app's counter for frames senders write themselves (`direct.rs`), made by `make` the
+    /// first time: one for all its connections rather than one each.
+    pub fn count_sent(&self, make: impl FnOnce() -> CountSent) -> Arc<CountSent> {
+        self.count_sent.get_or_init(|| Arc::new(make())).clone()
     }
 
     /// Registers a connection unless that would exceed `max` (0 = unlimited).

@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use super::session::Session;
-use crate::channels::direct::{self, Socket, SocketFd};
+use crate::channels::direct::{self, CountSent, Socket, SocketFd};
 use crate::channels::handle::{ConnHandle, Outbound, Receiver};
 use crate::metrics::ConnCounters;
 use crate::protocol::codes::{self, Fatal};
@@ -176,14 +176,15 @@ async fn event_loop<S>(
     let handle = session.handle.clone();
     let counters = ConnCounters::new(&session.state.metrics, &session.app.id);
     if let Some(SocketFd(fd)) = socket.filter(|_| session.state.config.direct_writes) {
-        let (messages, bytes) = (counters.sent_messages.clone(), counters.sent_bytes.clone());
-        handle.allow_direct(Socket::new(
-            fd,
-            Arc::new(move |len| {
+        let ns = session.state.adapter.local().namespace(&session.app.id);
+        let count = ns.count_sent(|| {
+            let (messages, bytes) = (counters.sent_messages.clone(), counters.sent_bytes.clone());
+            CountSent::new(move |len| {
                 messages.inc();
                 bytes.inc_by(len as u64);
-            }),
-        ));
+            })
+        });
+        handle.allow_direct(Socket::new(fd, count));
     }
     let activity = Duration::from_secs(session.state.config.activity_timeout);
     let pong_wait = Duration::from_secs(session.state.config.pong_timeout);

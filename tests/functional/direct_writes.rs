@@ -1,15 +1,17 @@
 //! `direct_writes = true` (`src/channels/direct.rs`): broadcasters write frames straight to idle
 //! plain sockets. Through the real server: a channel large enough for its writes to be spread
-//! over helper threads (`spread.rs`, from 256) and a small one get every event, whole and in order, with events spaced so that most go out by
-//! direct writes and some close together so that the task path takes over.
+//! over helper threads (`spread.rs`) and a small one get every event, whole and in order, with
+//! events spaced so that most go out by direct writes and some close together so that the task
+//! path takes over; and the metrics count every frame, whoever wrote it.
 
+use crate::common::process::wait_for_metrics;
 use crate::common::*;
 use serde_json::json;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_subscriber_gets_every_event_in_order_with_direct_writes() {
-    let server = TestServer::start("direct_writes = true").await;
+    let (server, metrics) = TestServer::start_with_metrics("direct_writes = true").await;
     assert!(server.config.direct_writes);
     let mut big = Vec::new();
     for _ in 0..300 {
@@ -43,4 +45,13 @@ async fn every_subscriber_gets_every_event_in_order_with_direct_writes() {
             );
         }
     }
+    // Each connection got `connection_established`, `subscription_succeeded` and 30 events,
+    // counted once each whether its task or a broadcaster wrote them (`CountSent`).
+    let frames = 301.0 * 32.0;
+    wait_for_metrics(
+        metrics,
+        Duration::from_secs(5),
+        &[("clarion_ws_messages_sent_total{app_id=\"app-id\"}", frames)],
+    )
+    .await;
 }
