@@ -1,8 +1,9 @@
-//! `direct_writes = true` (`src/channels/direct.rs`): broadcasters write frames straight to idle
-//! plain sockets. Through the real server: a channel large enough for its writes to be spread
-//! over helper threads (`spread.rs`) and a small one get every event, whole and in order, with
-//! events spaced so that most go out by direct writes and some close together so that the task
-//! path takes over; and the metrics count every frame, whoever wrote it.
+//! `direct_writes` (`src/channels/direct.rs`), on by default: broadcasters write frames straight
+//! to idle plain sockets; with it off, the connection tasks write everything. Through the real
+//! server, either way: a channel large enough for its writes to be spread over helper threads
+//! (`spread.rs`) and a small one get every event, whole and in order, with events spaced so
+//! that most go out by direct writes and some close together so that the task path takes over;
+//! and the metrics count every frame, whoever wrote it.
 
 use crate::common::process::wait_for_metrics;
 use crate::common::*;
@@ -11,8 +12,18 @@ use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_subscriber_gets_every_event_in_order_with_direct_writes() {
-    let (server, metrics) = TestServer::start_with_metrics("direct_writes = true").await;
-    assert!(server.config.direct_writes);
+    // On by default.
+    every_event_whole_in_order_and_counted("", true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn and_without_them() {
+    every_event_whole_in_order_and_counted("direct_writes = false", false).await;
+}
+
+async fn every_event_whole_in_order_and_counted(config: &str, direct: bool) {
+    let (server, metrics) = TestServer::start_with_metrics(config).await;
+    assert_eq!(server.config.direct_writes, direct);
     let mut big = Vec::new();
     for _ in 0..300 {
         let (mut c, _) = server.connect("app-key").await;
