@@ -112,8 +112,7 @@ mod tests {
 
     fn subscriber(ns: &Namespace, n: u64) -> Receiver {
         let (h, rx) = ConnHandle::new(SocketId(n, n), 1000);
-        ns.subscribe("c", &Arc::new(h), None, 0)
-            .expect("subscribes");
+        ns.subscribe("c", &h, None, 0).expect("subscribes");
         rx
     }
 

@@ -205,7 +205,7 @@ impl Adapter for LocalAdapter {
         self
     }
 
-    async fn add_connection(&self, app: &App, conn: Arc<ConnHandle>) -> bool {
+    async fn add_connection(&self, app: &App, conn: ConnHandle) -> bool {
         self.namespace(&app.id)
             .add_connection(conn, app.max_connections)
     }
@@ -235,7 +235,7 @@ impl Adapter for LocalAdapter {
         &self,
         app: &App,
         channel: &str,
-        conn: &Arc<ConnHandle>,
+        conn: &ConnHandle,
         member: Option<Member>,
     ) -> Result<Subscribed, SubscribeError> {
         self.namespace(&app.id).subscribe(
@@ -324,7 +324,7 @@ impl Adapter for LocalAdapter {
         &self,
         app: &App,
         channel: &str,
-        conn: &Arc<ConnHandle>,
+        conn: &ConnHandle,
         member: Option<Member>,
         request: &Request,
         rec: &Recording,
@@ -353,9 +353,8 @@ mod tests {
         }
     }
 
-    async fn connect(adapter: &LocalAdapter, app: &App, n: u64) -> (Arc<ConnHandle>, Receiver) {
+    async fn connect(adapter: &LocalAdapter, app: &App, n: u64) -> (ConnHandle, Receiver) {
         let (h, rx) = ConnHandle::new(SocketId(n, n), 10);
-        let h = Arc::new(h);
         assert!(adapter.add_connection(app, h.clone()).await);
         (h, rx)
     }

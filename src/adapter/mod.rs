@@ -9,8 +9,6 @@ pub(crate) mod live_count;
 pub(crate) mod local;
 pub(crate) mod redis;
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use serde_json::Value;
 
@@ -40,7 +38,7 @@ pub trait Adapter: Send + Sync + 'static {
         None
     }
     /// Registers a connection; false when the app is over `max_connections`.
-    async fn add_connection(&self, app: &App, conn: Arc<ConnHandle>) -> bool;
+    async fn add_connection(&self, app: &App, conn: ConnHandle) -> bool;
     /// Forgets a connection and its sign-in (channels are left by `unsubscribe` first); the
     /// user's last connection anywhere is `offline` for its watchers.
     async fn remove_connection(&self, app: &App, socket_id: SocketId, user_id: Option<&str>);
@@ -66,7 +64,7 @@ pub trait Adapter: Send + Sync + 'static {
         &self,
         app: &App,
         channel: &str,
-        conn: &Arc<ConnHandle>,
+        conn: &ConnHandle,
         member: Option<Member>,
     ) -> Result<Subscribed, SubscribeError>;
     /// Unsubscribes a connection.
@@ -125,7 +123,7 @@ pub trait Adapter: Send + Sync + 'static {
         &self,
         app: &App,
         channel: &str,
-        conn: &Arc<ConnHandle>,
+        conn: &ConnHandle,
         member: Option<Member>,
         request: &Request,
         rec: &Recording,

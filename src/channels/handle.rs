@@ -40,8 +40,11 @@ const KEEP_SLOTS: usize = 16;
 /// sender at all (`send_queued`, `pace.rs`).
 const HOT_MS: u32 = 5;
 
-/// Handle to one live connection.
-#[derive(Debug)]
+/// Handle to one live connection. Held by value (the connection map, every subscription, a
+/// broadcast's deferred sends): a clone is one reference count on the shared queue, and a
+/// send reaches the queue through one pointer, not through a block of its own first — on a
+/// 10,000-subscriber broadcast that was one cache miss per delivery more.
+#[derive(Debug, Clone)]
 pub struct ConnHandle {
     pub socket_id: SocketId,
     shared: Arc<Shared>,
@@ -213,6 +216,20 @@ impl ConnHandle {
     /// the task has not ended).
     pub fn writes_direct(&self) -> bool {
         self.shared.lock().socket.is_some()
+    }
+
+    /// Starts loading this connection's queue into the cache, for a sender that will `send`
+    /// to it next: a broadcast's writes go to one connection after another, each queue a
+    /// cache miss of its own, and a hint given one delivery ahead overlaps that miss with the
+    /// previous delivery's system call. Only a hint: no effect on other architectures.
+    pub fn prefetch(&self) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch never faults and reads nothing the program sees; the pointer is
+        // the live queue this handle keeps alive.
+        unsafe {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            _mm_prefetch::<_MM_HINT_T0>(Arc::as_ptr(&self.shared).cast());
+        }
     }
 
     /// Frames waiting in the queue now. For the metrics, which add these up at scrape time:

@@ -111,7 +111,7 @@ const SEND_UNDER_LOCK_UP_TO: usize = 64;
 
 #[derive(Debug)]
 pub(super) struct Subscriber {
-    pub(super) handle: Arc<ConnHandle>,
+    pub(super) handle: ConnHandle,
     member_key: Option<String>,
     /// Plain frames, or stamped ones for an opted-in subscription of a recorded channel.
     pub(super) follow: Follow,
@@ -145,11 +145,11 @@ impl Channel {
 /// One app's connections, channels, signed-in users and cache on this node.
 #[derive(Debug, Default)]
 pub struct Namespace {
-    pub(super) connections: DashMap<SocketId, Arc<ConnHandle>>,
+    pub(super) connections: DashMap<SocketId, ConnHandle>,
     connection_count: AtomicU64,
     /// Connections that have not authorized themselves yet (`authorized_connections_timeout`):
     /// closable like the others, but not counted toward `max_connections`.
-    pending: DashMap<SocketId, Arc<ConnHandle>>,
+    pending: DashMap<SocketId, ConnHandle>,
     /// Numbers subscription changes on this node (`Subscribed::count_version`).
     count_seq: AtomicU64,
     pub(super) channels: DashMap<String, Channel>,
@@ -182,7 +182,7 @@ impl Namespace {
     }
 
     /// Registers a connection unless that would exceed `max` (0 = unlimited).
-    pub fn add_connection(&self, conn: Arc<ConnHandle>, max: u64) -> bool {
+    pub fn add_connection(&self, conn: ConnHandle, max: u64) -> bool {
         let n = self.connection_count.fetch_add(1, Ordering::SeqCst) + 1;
         if max != 0 && n > max {
             self.connection_count.fetch_sub(1, Ordering::SeqCst);
@@ -193,7 +193,7 @@ impl Namespace {
     }
 
     /// Holds a connection that does not count yet (docs/protocol.md §10.3).
-    pub fn add_pending(&self, conn: Arc<ConnHandle>) {
+    pub fn add_pending(&self, conn: ConnHandle) {
         self.pending.insert(conn.socket_id, conn);
     }
 
@@ -245,7 +245,7 @@ impl Namespace {
     pub fn subscribe(
         &self,
         channel: &str,
-        conn: &Arc<ConnHandle>,
+        conn: &ConnHandle,
         member: Option<Member>,
         max_members: u64,
     ) -> Result<Subscribed, SubscribeError> {
@@ -256,7 +256,7 @@ impl Namespace {
     pub fn subscribe_with(
         &self,
         channel: &str,
-        conn: &Arc<ConnHandle>,
+        conn: &ConnHandle,
         member: Option<Member>,
         max_members: u64,
         follow: Follow,
@@ -488,7 +488,7 @@ fn stats(c: &Channel) -> ChannelStats {
 
 fn subscribe_in(
     ch: &mut Channel,
-    conn: &Arc<ConnHandle>,
+    conn: &ConnHandle,
     member: Option<Member>,
     max_members: u64,
     follow: Follow,

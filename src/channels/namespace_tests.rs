@@ -3,9 +3,9 @@ use super::*;
 use crate::channels::handle::Receiver;
 use serde_json::json;
 
-fn conn(n: u64) -> (Arc<ConnHandle>, Receiver) {
+fn conn(n: u64) -> (ConnHandle, Receiver) {
     let (h, rx) = ConnHandle::new(SocketId(n, n), 10);
-    (Arc::new(h), rx)
+    (h, rx)
 }
 
 fn member(id: &str) -> Option<Member> {
@@ -107,7 +107,7 @@ fn a_large_channel_sent_to_after_the_lock_is_let_go_gets_the_same_deliveries_and
     // The first subscriber is full: its send fails and is not counted.
     let (small, _rs) = {
         let (h, rx) = ConnHandle::new(SocketId(999, 999), 1);
-        (Arc::new(h), rx)
+        (h, rx)
     };
     ns.subscribe("big", &small, None, 0).expect("public");
     assert!(small.send(Frame::from("filler")));

@@ -2,13 +2,12 @@
 use super::*;
 use crate::channels::handle::Receiver;
 use serde_json::Value;
-use std::sync::Arc;
 
 const CH: &str = "private-a";
 
-fn conn(n: u64) -> (Arc<ConnHandle>, Receiver) {
+fn conn(n: u64) -> (ConnHandle, Receiver) {
     let (h, rx) = ConnHandle::new(SocketId(n, n), 2000);
-    (Arc::new(h), rx)
+    (h, rx)
 }
 
 fn at(offset: u64) -> Position {
@@ -36,7 +35,7 @@ fn drain(rx: &Receiver) -> Vec<(String, String, Option<u64>)> {
         .collect()
 }
 
-fn reading(ns: &Namespace, c: &Arc<ConnHandle>) {
+fn reading(ns: &Namespace, c: &ConnHandle) {
     ns.subscribe_with(CH, c, None, 0, Follow::reading())
         .expect("subscribes");
 }

@@ -101,7 +101,7 @@ impl Namespace {
     pub fn subscribe_recovering(
         &self,
         channel: &str,
-        conn: &Arc<ConnHandle>,
+        conn: &ConnHandle,
         member: Option<Member>,
         max_members: u64,
         request: &Request,
@@ -160,9 +160,9 @@ mod tests {
         }
     }
 
-    fn conn(n: u64) -> (Arc<ConnHandle>, Receiver) {
+    fn conn(n: u64) -> (ConnHandle, Receiver) {
         let (h, rx) = ConnHandle::new(SocketId(n, n), 100);
-        (Arc::new(h), rx)
+        (h, rx)
     }
 
     fn drain(rx: &Receiver) -> Vec<Value> {

@@ -1,6 +1,6 @@
 //! One large broadcast's sends, spread over the broadcaster's thread and helper threads.
 //!
-//! Why: with `direct_writes`, a send to an idle socket is a `writev` made by the sender
+//! Why: with `direct_writes`, a send to an idle socket is a `sendmsg` made by the sender
 //! (`direct.rs`). A broadcast to 10,000 idle sockets was then 10,000 system calls on one
 //! thread, and the last subscriber waited for all of them: the 10k/1-channel p99 was 2.3× the
 //! kernel floor's, whose two writers share each round. Here the list is cut into one part per
@@ -25,7 +25,7 @@ use crate::protocol::frames::Frame;
 use crate::sync::lock;
 
 /// One send of a broadcast: the connection and its frame.
-pub type Delivery = (Arc<ConnHandle>, Frame);
+pub type Delivery = (ConnHandle, Frame);
 
 /// Below this many sends a broadcast stays on its own thread: handing a part over costs a
 /// thread wake-up and the cache misses of another core, a few dozen writes' worth at most.
@@ -93,7 +93,15 @@ impl Drop for Finish<'_> {
 /// Sends each frame to its connection; returns how many were queued or written. The frames
 /// are moved, not cloned again: each delivery already holds its own reference.
 fn send_all(sends: Vec<Delivery>) -> usize {
-    sends.into_iter().map(|(h, f)| usize::from(h.send(f))).sum()
+    let mut sent = 0;
+    let mut sends = sends.into_iter().peekable();
+    while let Some((handle, frame)) = sends.next() {
+        if let Some((next, _)) = sends.peek() {
+            next.prefetch();
+        }
+        sent += usize::from(handle.send(frame));
+    }
+    sent
 }
 
 /// The helpers' queues, started on first use: one fewer than the cores, up to `MAX_PARTS - 1`.

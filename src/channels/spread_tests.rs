@@ -4,11 +4,11 @@ use super::*;
 use crate::channels::handle::Receiver;
 use crate::protocol::socket_id::SocketId;
 
-fn connections(n: u64) -> Vec<(Arc<ConnHandle>, Receiver)> {
+fn connections(n: u64) -> Vec<(ConnHandle, Receiver)> {
     (0..n)
         .map(|i| {
             let (h, rx) = ConnHandle::new(SocketId(i, i), 100);
-            (Arc::new(h), rx)
+            (h, rx)
         })
         .collect()
 }
@@ -37,7 +37,7 @@ fn every_send_is_done_when_spread_returns_and_closed_connections_are_not_counted
         .into_iter()
         .enumerate()
         .partition(|(i, _)| i % 100 != 0);
-    let gone: Vec<Arc<ConnHandle>> = gone.into_iter().map(|(_, (h, _))| h).collect();
+    let gone: Vec<ConnHandle> = gone.into_iter().map(|(_, (h, _))| h).collect();
     let sends: Vec<Delivery> = live
         .iter()
         .map(|(i, (h, _))| (h.clone(), frame(format!("to {i}"))))

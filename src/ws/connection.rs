@@ -61,7 +61,6 @@ pub async fn run<S>(
         return fatal(&mut ws, Fatal::UnsupportedProtocol).await;
     }
     let (handle, rx) = ConnHandle::new(SocketId::random(), state.config.outbound_queue_size);
-    let handle = Arc::new(handle);
     // With `authorized_connections_timeout`, a connection counts toward `max_connections` only
     // once it has authorized itself (`Session::admit`): strangers holding connections with the
     // public key cannot use up the quota.

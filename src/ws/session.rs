@@ -25,7 +25,7 @@ pub struct SignedIn {
 pub struct Session {
     pub state: Arc<State>,
     pub app: Arc<App>,
-    pub handle: Arc<ConnHandle>,
+    pub handle: ConnHandle,
     /// `socket_id` as the string that signatures cover.
     pub socket_id: String,
     /// Subscribed channels; for presence channels, the member's `user_id` as raw JSON text
@@ -39,12 +39,7 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(
-        state: Arc<State>,
-        app: Arc<App>,
-        handle: Arc<ConnHandle>,
-        admitted: bool,
-    ) -> Session {
+    pub fn new(state: Arc<State>, app: Arc<App>, handle: ConnHandle, admitted: bool) -> Session {
         let client_events = RateLimiter::per_second(app.max_client_events_per_second);
         Session {
             socket_id: handle.socket_id.to_string(),

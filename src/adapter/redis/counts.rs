@@ -4,7 +4,6 @@
 //! the app's slot (`keys`).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use super::RedisAdapter;
 use crate::app::App;
@@ -14,7 +13,7 @@ use crate::protocol::socket_id::SocketId;
 impl RedisAdapter {
     /// Registers a connection here and in this node's count; false when the app would be over
     /// `max_connections` here or over the live nodes.
-    pub(super) async fn count_connection(&self, app: &App, conn: Arc<ConnHandle>) -> bool {
+    pub(super) async fn count_connection(&self, app: &App, conn: ConnHandle) -> bool {
         let ns = self.local.namespace(&app.id);
         let socket = conn.socket_id;
         let _counting = self.counts_guard.read().await;

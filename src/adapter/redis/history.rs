@@ -12,7 +12,6 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{bus, RedisAdapter};
@@ -200,7 +199,7 @@ impl RedisAdapter {
         &self,
         app: &App,
         channel: &str,
-        conn: &Arc<ConnHandle>,
+        conn: &ConnHandle,
         member: Option<Member>,
         request: &Request,
         rec: &Recording,

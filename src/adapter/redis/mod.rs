@@ -192,7 +192,7 @@ impl RedisAdapter {
         &self,
         app: &App,
         channel: &str,
-        conn: &Arc<ConnHandle>,
+        conn: &ConnHandle,
         member: Option<Member>,
         follow: Follow,
     ) -> Result<Subscribed, SubscribeError> {
@@ -247,7 +247,7 @@ impl Adapter for RedisAdapter {
         Some(self)
     }
 
-    async fn add_connection(&self, app: &App, conn: Arc<ConnHandle>) -> bool {
+    async fn add_connection(&self, app: &App, conn: ConnHandle) -> bool {
         self.count_connection(app, conn).await
     }
 
@@ -274,7 +274,7 @@ impl Adapter for RedisAdapter {
         &self,
         app: &App,
         channel: &str,
-        conn: &Arc<ConnHandle>,
+        conn: &ConnHandle,
         member: Option<Member>,
     ) -> Result<Subscribed, SubscribeError> {
         self.subscribe_as(app, channel, conn, member, Follow::Plain)
@@ -424,7 +424,7 @@ impl Adapter for RedisAdapter {
         &self,
         app: &App,
         channel: &str,
-        conn: &Arc<ConnHandle>,
+        conn: &ConnHandle,
         member: Option<Member>,
         request: &Request,
         rec: &Recording,

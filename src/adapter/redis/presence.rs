@@ -7,7 +7,6 @@
 //! announced to the other nodes) once Redis is back.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
@@ -43,7 +42,7 @@ impl RedisAdapter {
         &self,
         app: &App,
         channel: &str,
-        conn: &Arc<ConnHandle>,
+        conn: &ConnHandle,
         member: Member,
         follow: Follow,
     ) -> Result<(Subscribed, Option<Joined>), SubscribeError> {
