@@ -4,8 +4,7 @@ use crate::channels::handle::Receiver;
 use serde_json::json;
 
 fn conn(n: u64) -> (ConnHandle, Receiver) {
-    let (h, rx) = ConnHandle::new(SocketId(n, n), 10);
-    (h, rx)
+    ConnHandle::new(SocketId(n, n), 10)
 }
 
 fn member(id: &str) -> Option<Member> {
@@ -105,10 +104,7 @@ fn a_large_channel_sent_to_after_the_lock_is_let_go_gets_the_same_deliveries_and
         ns.subscribe("big", h, None, 0).expect("public");
     }
     // The first subscriber is full: its send fails and is not counted.
-    let (small, _rs) = {
-        let (h, rx) = ConnHandle::new(SocketId(999, 999), 1);
-        (h, rx)
-    };
+    let (small, _rs) = ConnHandle::new(SocketId(999, 999), 1);
     ns.subscribe("big", &small, None, 0).expect("public");
     assert!(small.send(Frame::from("filler")));
     let sent = ns.broadcast("big", &Frame::from("y"), Some(conns[0].0.socket_id));

@@ -6,8 +6,7 @@ use serde_json::Value;
 const CH: &str = "private-a";
 
 fn conn(n: u64) -> (ConnHandle, Receiver) {
-    let (h, rx) = ConnHandle::new(SocketId(n, n), 2000);
-    (h, rx)
+    ConnHandle::new(SocketId(n, n), 2000)
 }
 
 fn at(offset: u64) -> Position {

@@ -161,8 +161,7 @@ mod tests {
     }
 
     fn conn(n: u64) -> (ConnHandle, Receiver) {
-        let (h, rx) = ConnHandle::new(SocketId(n, n), 100);
-        (h, rx)
+        ConnHandle::new(SocketId(n, n), 100)
     }
 
     fn drain(rx: &Receiver) -> Vec<Value> {

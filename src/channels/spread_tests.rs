@@ -6,10 +6,7 @@ use crate::protocol::socket_id::SocketId;
 
 fn connections(n: u64) -> Vec<(ConnHandle, Receiver)> {
     (0..n)
-        .map(|i| {
-            let (h, rx) = ConnHandle::new(SocketId(i, i), 100);
-            (h, rx)
-        })
+        .map(|i| ConnHandle::new(SocketId(i, i), 100))
         .collect()
 }
 
