@@ -117,7 +117,7 @@ fn a_busy_channels_frame_is_queued_even_for_an_idle_cold_connection() {
     let (h, rx, counted) = direct_handle(&server);
     assert!(poll(&rx).is_pending());
     set_last_active(&h, false);
-    assert!(h.send_queued(text("from a busy channel")));
+    assert!(h.send_queued(&text("from a busy channel")));
     assert!(
         matches!(poll(&rx), Poll::Ready(Outbound::Frame(f)) if f.as_str() == "from a busy channel")
     );

@@ -20,6 +20,7 @@
 //! only when its queue is empty, takes the socket back (`busy`) before writing anything that
 //! did not come from `poll_frame`, and gets first whatever part of a frame the socket refused.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -132,16 +133,24 @@ impl ConnHandle {
     /// (`direct_writes`, idle, not written to within `HOT_MS`). Returns false when the
     /// connection is gone, is closing, or was just closed as a slow consumer.
     pub fn send(&self, frame: Frame) -> bool {
-        self.push(frame, true)
+        self.push(Cow::Owned(frame), true)
+    }
+
+    /// `send` for a frame that many connections share (a broadcast's): it is cloned only if
+    /// it has to wait in the queue. A frame written straight to the socket is never cloned,
+    /// so a broadcast's writes do not all count references on the one shared frame — an
+    /// atomic on a single cache line that both writing threads would pass back and forth.
+    pub fn send_ref(&self, frame: &Frame) -> bool {
+        self.push(Cow::Borrowed(frame), true)
     }
 
     /// Queues a frame for the connection's task, never writing it here: for a busy channel's
     /// broadcast (`pace.rs`). Returns what `send` does.
-    pub fn send_queued(&self, frame: Frame) -> bool {
-        self.push(frame, false)
+    pub fn send_queued(&self, frame: &Frame) -> bool {
+        self.push(Cow::Borrowed(frame), false)
     }
 
-    fn push(&self, frame: Frame, may_write: bool) -> bool {
+    fn push(&self, frame: Cow<'_, Frame>, may_write: bool) -> bool {
         let mut guard = self.shared.lock();
         let state = &mut *guard;
         if state.receiver_gone || state.close.is_some() {
@@ -164,10 +173,10 @@ impl ConnHandle {
                         return true;
                     }
                     Wrote::Part(n) => {
-                        state.frames.push_back(frame);
+                        state.frames.push_back(frame.into_owned());
                         state.rest = n;
                     }
-                    Wrote::Nothing => state.frames.push_back(frame),
+                    Wrote::Nothing => state.frames.push_back(frame.into_owned()),
                 }
                 drop(guard);
                 self.shared.waker.wake();
@@ -180,7 +189,7 @@ impl ConnHandle {
             return false;
         }
         let was_empty = state.frames.is_empty();
-        state.frames.push_back(frame);
+        state.frames.push_back(frame.into_owned());
         drop(guard);
         // A non-empty queue means the task was already woken and will drain it all.
         if was_empty {

@@ -349,6 +349,8 @@ impl Namespace {
         // on a busy channel (`pace.rs`) nothing is written by the sender at all.
         let (quiet, defer) = ch.broadcast(coarse_ms());
         let mut later: Vec<Delivery> = Vec::new();
+        // The distinct frames of `later` (one, or two on a recorded channel).
+        let mut frames: Vec<&Frame> = Vec::new();
         for (id, sub) in ch.subscribers.iter() {
             if Some(*id) == except {
                 continue;
@@ -362,18 +364,25 @@ impl Namespace {
                     if later.is_empty() {
                         later.reserve(ch.subscribers.len());
                     }
-                    later.push((sub.handle.clone(), frame.clone()));
+                    let i = match frames.iter().position(|f| std::ptr::eq(*f, frame)) {
+                        Some(i) => i,
+                        None => {
+                            frames.push(frame);
+                            frames.len() - 1
+                        }
+                    };
+                    later.push((sub.handle.clone(), i as u32));
                     continue;
                 }
-                _ if quiet => sub.handle.send(frame.clone()),
-                _ => sub.handle.send_queued(frame.clone()),
+                _ if quiet => sub.handle.send_ref(frame),
+                _ => sub.handle.send_queued(frame),
             };
             if queued {
                 sent += 1;
             }
         }
         drop(ch);
-        sent + spread(later)
+        sent + spread(later, &frames)
     }
 
     /// Counts for a channel (zeros when nobody is subscribed).

@@ -16,6 +16,7 @@
 //! to the connection's task). Nothing here runs, and no thread is started, unless a broadcast
 //! reaches `SPREAD_FROM` direct sends.
 
+use std::borrow::Borrow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
@@ -24,8 +25,11 @@ use super::handle::ConnHandle;
 use crate::protocol::frames::Frame;
 use crate::sync::lock;
 
-/// One send of a broadcast: the connection and its frame.
-pub type Delivery = (ConnHandle, Frame);
+/// One send of a broadcast: the connection, and which of the broadcast's frames it gets (an
+/// index into the list `spread` is given). An index, not a clone of the frame: the frame's
+/// reference count is one cache line shared by every delivery, which both writing threads
+/// would otherwise update once per send.
+pub type Delivery = (ConnHandle, u32);
 
 /// Below this many sends a broadcast stays on its own thread: handing a part over costs a
 /// thread wake-up and the cache misses of another core, a few dozen writes' worth at most.
@@ -47,6 +51,8 @@ enum State {
 
 /// A part handed to a helper: whoever takes it first writes it.
 struct Part {
+    /// The broadcast's frames, for the helper (one clone of each per part).
+    frames: Vec<Frame>,
     state: Mutex<State>,
     done: Condvar,
 }
@@ -90,16 +96,18 @@ impl Drop for Finish<'_> {
     }
 }
 
-/// Sends each frame to its connection; returns how many were queued or written. The frames
-/// are moved, not cloned again: each delivery already holds its own reference.
-fn send_all(sends: Vec<Delivery>) -> usize {
+/// Sends each delivery's frame to its connection; returns how many were queued or written.
+/// A frame is cloned only for a connection whose task has to queue it (`ConnHandle::send_ref`).
+fn send_all<F: Borrow<Frame>>(sends: Vec<Delivery>, frames: &[F]) -> usize {
     let mut sent = 0;
     let mut sends = sends.into_iter().peekable();
-    while let Some((handle, frame)) = sends.next() {
+    while let Some((handle, i)) = sends.next() {
         if let Some((next, _)) = sends.peek() {
             next.prefetch();
         }
-        sent += usize::from(handle.send(frame));
+        if let Some(frame) = frames.get(i as usize) {
+            sent += usize::from(handle.send_ref(frame.borrow()));
+        }
     }
     sent
 }
@@ -121,7 +129,7 @@ fn helpers() -> &'static [mpsc::Sender<Arc<Part>>] {
                                     part: &part,
                                     sent: 0,
                                 };
-                                finish.sent = send_all(sends);
+                                finish.sent = send_all(sends, &part.frames);
                                 HELPED.fetch_add(1, Ordering::Relaxed);
                             }
                         }
@@ -133,9 +141,9 @@ fn helpers() -> &'static [mpsc::Sender<Arc<Part>>] {
     })
 }
 
-/// Sends every delivery, spreading a large list over the helpers, and returns once all are
-/// done: how many were queued or written.
-pub fn spread(mut mine: Vec<Delivery>) -> usize {
+/// Sends every delivery (`frames` holds the frames its indices name), spreading a large list
+/// over the helpers, and returns once all are done: how many were queued or written.
+pub fn spread(mut mine: Vec<Delivery>, frames: &[&Frame]) -> usize {
     let lanes = if mine.len() >= SPREAD_FROM {
         helpers()
     } else {
@@ -148,6 +156,7 @@ pub fn spread(mut mine: Vec<Delivery>) -> usize {
             break;
         }
         let part = Arc::new(Part {
+            frames: frames.iter().map(|f| (*f).clone()).collect(),
             state: Mutex::new(State::Waiting(mine.split_off(mine.len() - size))),
             done: Condvar::new(),
         });
@@ -157,10 +166,10 @@ pub fn spread(mut mine: Vec<Delivery>) -> usize {
             Err(_) => mine.extend(part.take().unwrap_or_default()),
         }
     }
-    let mut sent = send_all(mine);
+    let mut sent = send_all(mine, frames);
     for part in handed {
         sent += match part.take() {
-            Some(sends) => send_all(sends),
+            Some(sends) => send_all(sends, frames),
             None => part.wait(),
         };
     }
