@@ -19,17 +19,58 @@ use std::io;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 
-/// Counts a frame a sender wrote itself (its payload length) into the metrics the connection
-/// task counts its own writes in.
+/// Counts frames senders wrote themselves (how many, and their payload bytes) into the
+/// metrics the connection task counts its own writes in.
 ///
 /// One per app, shared by its connections (`Namespace::count_sent`), behind a thin `Arc`: a
 /// closure per connection was a heap block of its own, and a fat pointer would not fit the
 /// queue's cache-line budget (`handle.rs`).
-pub struct CountSent(Box<dyn Fn(usize) + Send + Sync>);
+pub struct CountSent(Box<dyn Fn(u64, u64) + Send + Sync>);
 
 impl CountSent {
-    pub fn new(count: impl Fn(usize) + Send + Sync + 'static) -> CountSent {
+    /// `count(messages, bytes)` adds to the app's metrics.
+    pub fn new(count: impl Fn(u64, u64) + Send + Sync + 'static) -> CountSent {
         CountSent(Box::new(count))
+    }
+}
+
+/// The frames senders wrote themselves over a run of sends (a broadcast's part), counted into
+/// the app's metrics once, when the tally is dropped or written to another app's counter.
+///
+/// Why: the metrics are one pair of counters per app, so counting each write was two atomic
+/// additions on lines that every writing thread shares; during a large broadcast two threads
+/// write at once and those lines went back and forth between the cores on every delivery.
+#[derive(Default)]
+pub struct Tally {
+    into: Option<Arc<CountSent>>,
+    messages: u64,
+    bytes: u64,
+}
+
+impl Tally {
+    fn add(&mut self, count: &Arc<CountSent>, len: usize) {
+        if !self.into.as_ref().is_some_and(|c| Arc::ptr_eq(c, count)) {
+            self.flush();
+            self.into = Some(count.clone());
+        }
+        self.messages += 1;
+        self.bytes += len as u64;
+    }
+
+    fn flush(&mut self) {
+        if let Some(count) = &self.into {
+            if self.messages > 0 {
+                (count.0)(self.messages, self.bytes);
+            }
+        }
+        self.messages = 0;
+        self.bytes = 0;
+    }
+}
+
+impl Drop for Tally {
+    fn drop(&mut self) {
+        self.flush();
     }
 }
 
@@ -74,12 +115,13 @@ impl Socket {
         Socket { count, fd }
     }
 
-    /// Writes `payload` as one server-to-client text frame.
-    pub fn write(&self, payload: &[u8]) -> Wrote {
+    /// Writes `payload` as one server-to-client text frame; a whole frame is counted in
+    /// `tally`.
+    pub fn write(&self, payload: &[u8], tally: &mut Tally) -> Wrote {
         let total = header(payload.len()).1 + payload.len();
         match write_frame(self.fd, payload, 0) {
             Ok(n) if n == total => {
-                (self.count.0)(payload.len());
+                tally.add(&self.count, payload.len());
                 Wrote::All
             }
             Ok(0) | Err(_) => Wrote::Nothing,

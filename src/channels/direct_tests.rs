@@ -34,8 +34,8 @@ fn direct_handle(server: &TcpStream) -> (ConnHandle, Receiver, Arc<AtomicUsize>)
     let c = counted.clone();
     h.allow_direct(Socket::new(
         server.as_raw_fd(),
-        Arc::new(direct::CountSent::new(move |_| {
-            c.fetch_add(1, AtomicOrdering::Relaxed);
+        Arc::new(direct::CountSent::new(move |n, _| {
+            c.fetch_add(n as usize, AtomicOrdering::Relaxed);
         })),
     ));
     (h, rx, counted)
@@ -230,4 +230,35 @@ fn headers_follow_rfc_6455_lengths() {
     );
     let (h, p) = direct::framed_from(&[1, 2], &[3, 4, 5], 3);
     assert_eq!((h, p), (&[][..], &[4, 5][..]));
+}
+
+#[test]
+fn a_broadcasts_writes_are_counted_once_when_its_tally_is_dropped() {
+    let (server, mut client) = pair();
+    let (h, rx) = ConnHandle::new(SocketId(1, 1), 100);
+    // (calls, messages, bytes) of the app's counter.
+    let seen = Arc::new(std::sync::Mutex::new((0, 0, 0)));
+    let s = seen.clone();
+    h.allow_direct(Socket::new(
+        server.as_raw_fd(),
+        Arc::new(direct::CountSent::new(move |n, bytes| {
+            if let Ok(mut s) = s.lock() {
+                *s = (s.0 + 1, s.1 + n, s.2 + bytes);
+            }
+        })),
+    ));
+    let shared = text("shared");
+    let mut tally = direct::Tally::default();
+    for _ in 0..3 {
+        assert!(poll(&rx).is_pending());
+        set_last_active(&h, false);
+        assert!(h.send_shared(&shared, &mut tally));
+        assert_eq!(read_frame(&mut client), "shared");
+    }
+    assert_eq!(*seen.lock().expect("lock"), (0, 0, 0), "counted at the end");
+    drop(tally);
+    assert_eq!(*seen.lock().expect("lock"), (1, 3, 18), "once, all three");
+    // Written, not queued: the connection holds no copy of the broadcast's frame.
+    let b: bytes::Bytes = shared.into();
+    assert!(b.is_unique());
 }

@@ -28,7 +28,7 @@ use std::task::{Context, Poll};
 
 use futures_util::task::AtomicWaker;
 
-use super::direct::{coarse_ms, Socket, Wrote};
+use super::direct::{coarse_ms, Socket, Tally, Wrote};
 use crate::protocol::codes::Fatal;
 use crate::protocol::frames::Frame;
 use crate::protocol::socket_id::SocketId;
@@ -133,24 +133,25 @@ impl ConnHandle {
     /// (`direct_writes`, idle, not written to within `HOT_MS`). Returns false when the
     /// connection is gone, is closing, or was just closed as a slow consumer.
     pub fn send(&self, frame: Frame) -> bool {
-        self.push(Cow::Owned(frame), true)
+        self.push(Cow::Owned(frame), true, &mut Tally::default())
     }
 
-    /// `send` for a frame that many connections share (a broadcast's): it is cloned only if
-    /// it has to wait in the queue. A frame written straight to the socket is never cloned,
-    /// so a broadcast's writes do not all count references on the one shared frame — an
-    /// atomic on a single cache line that both writing threads would pass back and forth.
-    pub fn send_ref(&self, frame: &Frame) -> bool {
-        self.push(Cow::Borrowed(frame), true)
+    /// `send` for a frame that many connections share (a broadcast's), counting what it
+    /// writes in the broadcast's `tally`. The frame is cloned only if it has to wait in the
+    /// queue: a frame written straight to the socket is not, so a broadcast's writes do not
+    /// all count references on the one shared frame — an atomic on a single cache line that
+    /// both writing threads would pass back and forth.
+    pub fn send_shared(&self, frame: &Frame, tally: &mut Tally) -> bool {
+        self.push(Cow::Borrowed(frame), true, tally)
     }
 
     /// Queues a frame for the connection's task, never writing it here: for a busy channel's
     /// broadcast (`pace.rs`). Returns what `send` does.
     pub fn send_queued(&self, frame: &Frame) -> bool {
-        self.push(Cow::Borrowed(frame), false)
+        self.push(Cow::Borrowed(frame), false, &mut Tally::default())
     }
 
-    fn push(&self, frame: Cow<'_, Frame>, may_write: bool) -> bool {
+    fn push(&self, frame: Cow<'_, Frame>, may_write: bool, tally: &mut Tally) -> bool {
         let mut guard = self.shared.lock();
         let state = &mut *guard;
         if state.receiver_gone || state.close.is_some() {
@@ -166,7 +167,7 @@ impl ConnHandle {
                 .filter(|now| now.wrapping_sub(state.last_active) >= HOT_MS);
             if let (Some(now), Some(socket)) = (cold, &state.socket) {
                 // The queue is empty while idle: a part-written frame goes first.
-                match socket.write(frame.as_bytes()) {
+                match socket.write(frame.as_bytes(), tally) {
                     Wrote::All => {
                         state.idle = true;
                         state.last_active = now;

@@ -12,7 +12,7 @@ use dashmap::DashMap;
 use serde_json::{Map, Value};
 
 use super::cache::CachedEvent;
-use super::direct::{coarse_ms, CountSent};
+use super::direct::{coarse_ms, CountSent, Tally};
 use super::history::{Budget, History};
 pub use super::ordered::Follow;
 use super::pace::Pace;
@@ -351,6 +351,7 @@ impl Namespace {
         let mut later: Vec<Delivery> = Vec::new();
         // The distinct frames of `later` (one, or two on a recorded channel).
         let mut frames: Vec<&Frame> = Vec::new();
+        let mut tally = Tally::default();
         for (id, sub) in ch.subscribers.iter() {
             if Some(*id) == except {
                 continue;
@@ -374,7 +375,7 @@ impl Namespace {
                     later.push((sub.handle.clone(), i as u32));
                     continue;
                 }
-                _ if quiet => sub.handle.send_ref(frame),
+                _ if quiet => sub.handle.send_shared(frame, &mut tally),
                 _ => sub.handle.send_queued(frame),
             };
             if queued {

@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
+use super::direct::Tally;
 use super::handle::ConnHandle;
 use crate::protocol::frames::Frame;
 use crate::sync::lock;
@@ -97,16 +98,18 @@ impl Drop for Finish<'_> {
 }
 
 /// Sends each delivery's frame to its connection; returns how many were queued or written.
-/// A frame is cloned only for a connection whose task has to queue it (`ConnHandle::send_ref`).
+/// A frame is cloned only for a connection whose task has to queue it, and the writes are
+/// counted into the metrics once, at the end (`ConnHandle::send_shared`).
 fn send_all<F: Borrow<Frame>>(sends: Vec<Delivery>, frames: &[F]) -> usize {
     let mut sent = 0;
+    let mut tally = Tally::default();
     let mut sends = sends.into_iter().peekable();
     while let Some((handle, i)) = sends.next() {
         if let Some((next, _)) = sends.peek() {
             next.prefetch();
         }
         if let Some(frame) = frames.get(i as usize) {
-            sent += usize::from(handle.send_ref(frame.borrow()));
+            sent += usize::from(handle.send_shared(frame.borrow(), &mut tally));
         }
     }
     sent

@@ -178,9 +178,9 @@ async fn event_loop<S>(
         let ns = session.state.adapter.local().namespace(&session.app.id);
         let count = ns.count_sent(|| {
             let (messages, bytes) = (counters.sent_messages.clone(), counters.sent_bytes.clone());
-            CountSent::new(move |len| {
-                messages.inc();
-                bytes.inc_by(len as u64);
+            CountSent::new(move |n, len| {
+                messages.inc_by(n);
+                bytes.inc_by(len);
             })
         });
         handle.allow_direct(Socket::new(fd, count));
