@@ -455,6 +455,8 @@ def main():
         f"generator (clarion-bench) runs on the same machine"
         + (f"; {m['duration']} s of load per timed case" if m.get("duration") else "")
     )
+    if m.get("note"):
+        out.append(f"- Note: {m['note']}")
     if m.get("smoke"):
         out.append("- **SMOKE=1: shrunk cases (fewer connections, shorter load); a check that "
                    "the cases run, not figures to compare**")
