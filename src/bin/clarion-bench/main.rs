@@ -193,6 +193,10 @@ enum Scenario {
         /// TCP congestion control of the writing sockets (default: the system's).
         #[arg(long)]
         congestion: Option<String>,
+        /// Threads of the reader's runtime: 1 (the default) is a current-thread runtime; more
+        /// is a multi-thread runtime with that many workers, as `fanout`'s subscribers run.
+        #[arg(long, default_value_t = 1)]
+        reader_threads: usize,
     },
 }
 
@@ -336,6 +340,7 @@ fn main() {
                 writers,
                 per_round,
                 congestion,
+                reader_threads,
             } => {
                 let o = write_floor::WriteFloor {
                     sockets,
@@ -345,6 +350,7 @@ fn main() {
                     writers,
                     per_round,
                     congestion,
+                    reader_threads,
                 };
                 if let Err(e) = write_floor::run(o) {
                     eprintln!("clarion-bench: write-floor: {e}");

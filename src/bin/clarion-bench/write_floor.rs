@@ -3,9 +3,11 @@
 //! A server that delivers one message to each of N sockets makes at least one `write` per
 //! socket, and on loopback that write also runs the receiving side's TCP stack and wakes the
 //! reader, all charged to the writer. This scenario measures that floor on this machine: it opens
-//! N loopback connections inside this process, a reader thread drains them (a tokio runtime with
-//! one task per socket, as `fanout` reads), and writer threads send one WebSocket-framed message
-//! to every socket, R rounds per second, with plain blocking `write` calls and nothing else.
+//! N loopback connections inside this process, a reader thread drains them (a current-thread
+//! tokio runtime with one task per socket; `fanout` reads its subscribers on the multi-thread
+//! runtime, which `--reader-threads` reproduces), and writer threads send one WebSocket-framed
+//! message to every socket, R rounds per second, with plain blocking `write` calls and nothing
+//! else.
 //! The writers' CPU per million writes is the least any server can spend per delivery here when
 //! each message goes out alone; a round's time to the last byte is the least fan-out latency.
 
@@ -30,6 +32,8 @@ pub struct WriteFloor {
     pub per_round: Option<usize>,
     /// TCP congestion control of the writing sockets (default: the system's).
     pub congestion: Option<String>,
+    /// Worker threads of the reader's runtime (1: a current-thread runtime).
+    pub reader_threads: usize,
 }
 
 pub fn run(o: WriteFloor) -> Result<(), String> {
@@ -69,7 +73,7 @@ pub fn run(o: WriteFloor) -> Result<(), String> {
         started: (0..rounds).map(|_| AtomicU64::new(0)).collect(),
         done: std::sync::Mutex::new(Vec::with_capacity(rounds as usize)),
     });
-    start_reader(client_side, clock.clone())?;
+    start_reader(client_side, clock.clone(), o.reader_threads)?;
 
     // Each writer thread writes its share of every round when told to, and reports its CPU.
     let mut go = Vec::new();
@@ -156,6 +160,7 @@ pub fn run(o: WriteFloor) -> Result<(), String> {
         "per_round": per_round,
         "frame_bytes": frame.len(),
         "writers": writers,
+        "reader_threads": o.reader_threads.max(1),
         "write_errors": errors,
         "cpu_seconds_per_million": per_million,
         "incomplete_rounds": incomplete,
@@ -244,12 +249,25 @@ impl RoundClock {
     }
 }
 
-/// Drains every client socket on one thread (a current-thread runtime), counting bytes.
-fn start_reader(sockets: Vec<TcpStream>, clock: Arc<RoundClock>) -> Result<(), String> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()
-        .map_err(|e| e.to_string())?;
+/// Drains every client socket, counting bytes: on one thread (a current-thread runtime), or
+/// on a multi-thread runtime of `threads` workers (how `fanout`'s subscribers are read, whose
+/// wake-up pattern the writers pay for; `--reader-threads`).
+fn start_reader(
+    sockets: Vec<TcpStream>,
+    clock: Arc<RoundClock>,
+    threads: usize,
+) -> Result<(), String> {
+    let rt = if threads > 1 {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_io()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+    }
+    .map_err(|e| e.to_string())?;
     std::thread::spawn(move || {
         rt.block_on(async move {
             let mut tasks = Vec::with_capacity(sockets.len());
