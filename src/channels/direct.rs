@@ -45,10 +45,27 @@ pub struct Tally {
     into: Option<Arc<CountSent>>,
     messages: u64,
     bytes: u64,
+    /// Count each write at once instead (`Tally::now`).
+    now: bool,
 }
 
 impl Tally {
+    /// A tally for one send: it counts the write at once, without keeping a reference to the
+    /// app's counter (which would be two more shared atomics per send).
+    pub fn now() -> Tally {
+        Tally {
+            into: None,
+            messages: 0,
+            bytes: 0,
+            now: true,
+        }
+    }
+
     fn add(&mut self, count: &Arc<CountSent>, len: usize) {
+        if self.now {
+            (count.0)(1, len as u64);
+            return;
+        }
         if !self.into.as_ref().is_some_and(|c| Arc::ptr_eq(c, count)) {
             self.flush();
             self.into = Some(count.clone());

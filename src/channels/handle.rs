@@ -133,7 +133,7 @@ impl ConnHandle {
     /// (`direct_writes`, idle, not written to within `HOT_MS`). Returns false when the
     /// connection is gone, is closing, or was just closed as a slow consumer.
     pub fn send(&self, frame: Frame) -> bool {
-        self.push(Cow::Owned(frame), true, &mut Tally::default())
+        self.push(Cow::Owned(frame), true, &mut Tally::now())
     }
 
     /// `send` for a frame that many connections share (a broadcast's), counting what it
@@ -148,7 +148,7 @@ impl ConnHandle {
     /// Queues a frame for the connection's task, never writing it here: for a busy channel's
     /// broadcast (`pace.rs`). Returns what `send` does.
     pub fn send_queued(&self, frame: &Frame) -> bool {
-        self.push(Cow::Borrowed(frame), false, &mut Tally::default())
+        self.push(Cow::Borrowed(frame), false, &mut Tally::now())
     }
 
     fn push(&self, frame: Cow<'_, Frame>, may_write: bool, tally: &mut Tally) -> bool {
